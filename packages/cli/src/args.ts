@@ -1,0 +1,105 @@
+/**
+ * Docker-style command-line flag parsing: `-t x`, `-tx`, `--tag x`, `--tag=x`, repeated flags,
+ * boolean flags (`-q`, `--no-cache`, `--no-cache=false`), `--` ends flags, `-` is a positional.
+ */
+export interface FlagSpec {
+  /** long name without dashes, e.g. `tag` */
+  name: string;
+  /** one-letter alias, e.g. `t` */
+  short?: string;
+  /** boolean flags take no value */
+  type: 'string' | 'boolean';
+  /** may be given several times (values collected in order) */
+  multiple?: boolean;
+}
+
+export interface ParsedArgs {
+  flags: Map<string, string[]>;
+  positionals: string[];
+}
+
+/** Thrown for unknown flags or missing values; the CLI prints it as a usage error (exit 125 like Docker). */
+export class UsageError extends Error {
+  readonly code = 'E_USAGE';
+  constructor(message: string, readonly hint?: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Parses argv against specs. Throws UsageError on unknown flags or a missing value. */
+export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[]): ParsedArgs {
+  const flags = new Map<string, string[]>();
+  const positionals: string[] = [];
+  const byLong = new Map(specs.map((s) => [s.name, s]));
+  const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short as string, s]));
+  const put = (spec: FlagSpec, value: string): void => {
+    const prev = flags.get(spec.name) ?? [];
+    flags.set(spec.name, spec.multiple ? [...prev, value] : [value]);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg.startsWith('--')) {
+      const eq = arg.indexOf('=');
+      const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+      const spec = byLong.get(name);
+      if (!spec) throw new UsageError(`unknown flag: --${name}`, 'see --help for the flags this command takes');
+      if (spec.type === 'boolean') {
+        put(spec, eq < 0 ? 'true' : arg.slice(eq + 1));
+      } else if (eq >= 0) {
+        put(spec, arg.slice(eq + 1));
+      } else {
+        if (i + 1 >= argv.length) throw new UsageError(`flag needs an argument: --${name}`);
+        put(spec, argv[++i] as string);
+      }
+      continue;
+    }
+    if (arg.startsWith('-') && arg !== '-') {
+      // a cluster of short flags: -qa, or -tvalue / -t value / -t=value
+      for (let j = 1; j < arg.length; j++) {
+        const c = arg[j] as string;
+        const spec = byShort.get(c);
+        if (!spec) throw new UsageError(`unknown shorthand flag: '${c}' in ${arg}`, 'see --help for the flags this command takes');
+        if (spec.type === 'boolean') {
+          put(spec, 'true');
+          continue;
+        }
+        let rest = arg.slice(j + 1);
+        if (rest.startsWith('=')) rest = rest.slice(1);
+        if (rest !== '') put(spec, rest);
+        else {
+          if (i + 1 >= argv.length) throw new UsageError(`flag needs an argument: '${c}' in -${c}`);
+          put(spec, argv[++i] as string);
+        }
+        break;
+      }
+      continue;
+    }
+    positionals.push(arg);
+  }
+  return { flags, positionals };
+}
+
+/** The last value of a string flag, or undefined. */
+export function flagString(args: ParsedArgs, name: string): string | undefined {
+  const v = args.flags.get(name);
+  return v === undefined ? undefined : v[v.length - 1];
+}
+
+/** All values of a repeatable flag (empty when absent). */
+export function flagList(args: ParsedArgs, name: string): string[] {
+  return args.flags.get(name) ?? [];
+}
+
+/** A boolean flag: true when given bare or `=true`/`=1`. */
+export function flagBool(args: ParsedArgs, name: string): boolean {
+  const v = flagString(args, name);
+  if (v === undefined) return false;
+  if (['true', '1', ''].includes(v)) return true;
+  if (['false', '0'].includes(v)) return false;
+  throw new UsageError(`invalid value "${v}" for flag --${name}: expected true or false`);
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+/**
+ * tsbuild's entry point. Keeps start-up lean: only the chosen command's module is loaded.
+ * `tsbuild -t name .` (first argument a flag or a directory) means `tsbuild build -t name .`.
+ */
+import { statSync } from 'node:fs';
+import type { Command, CliContext } from './context.js';
+import { defaultRoot } from './context.js';
+import { renderError } from './errors.js';
+
+/** Each command's module, loaded on demand. Add a line per command. */
+const commands: Record<string, () => Promise<Command>> = {
+  // build: () => import('./commands/build.js'),
+};
+
+const USAGE = `Usage: tsbuild [--root DIR] COMMAND [OPTIONS]
+       tsbuild [OPTIONS] CONTEXT        (same as: tsbuild build [OPTIONS] CONTEXT)
+
+A daemonless Dockerfile to OCI image builder.
+
+Commands:
+  build     Build an image from a Dockerfile
+  images    List images
+  inspect   Show an image's details as JSON
+  history   Show the history of an image
+  tag       Create a tag TARGET that refers to SOURCE
+  rmi       Remove images
+  save      Save images to a tar archive
+  load      Load images from a tar archive
+  export    Export an image's root filesystem as a tar archive
+  import    Import a root filesystem tarball as an image
+  prune     Remove unused data
+  system    system df: show store disk usage
+
+Global options:
+  --root DIR   store directory (default: $TSBUILD_ROOT, /var/lib/tsbuild for root)
+`;
+
+function looksLikeBuild(arg: string): boolean {
+  if (arg.startsWith('-') && arg !== '-') return true;
+  if (arg === '-' || arg === '.') return true;
+  try {
+    return statSync(arg).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Runs tsbuild with argv (without node and script); returns the exit code. */
+export async function main(argv: string[], base: Omit<CliContext, 'root'>): Promise<number> {
+  let args = [...argv];
+  let root: string | undefined;
+  while (args[0] === '--root' || args[0]?.startsWith('--root=')) {
+    const a = args.shift() as string;
+    root = a === '--root' ? args.shift() : a.slice('--root='.length);
+  }
+  const ctx: CliContext = { ...base, root: root ?? defaultRoot(base.env, process.getuid?.() ?? 0) };
+  const first = args[0];
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    ctx.stdout.write(USAGE);
+    return first === undefined ? 1 : 0;
+  }
+  let name = first;
+  if (commands[first] === undefined && looksLikeBuild(first)) name = 'build';
+  else args = args.slice(1);
+  const load = commands[name];
+  if (!load) {
+    ctx.stderr.write(`tsbuild: '${name}' is not a tsbuild command.\nSee 'tsbuild --help'.\n`);
+    return 125;
+  }
+  try {
+    const command = await load();
+    return await command.run(args, ctx);
+  } catch (err) {
+    return renderError(err, ctx.stderr);
+  }
+}
+
+const isEntry = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/^.*\/(?=[^/]*$)/, '/'));
+if (isEntry) {
+  const controller = new AbortController();
+  const stop = (sig: NodeJS.Signals): void => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort(new Error(`interrupted by ${sig}`));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  main(process.argv.slice(2), {
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    signal: controller.signal,
+  }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.exitCode = renderError(err, process.stderr);
+    },
+  );
+}
