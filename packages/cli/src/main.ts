@@ -3,7 +3,8 @@
  * tsbuild's entry point. Keeps start-up lean: only the chosen command's module is loaded.
  * `tsbuild -t name .` (first argument a flag or a directory) means `tsbuild build -t name .`.
  */
-import { statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { Command, CliContext } from './context.js';
 import { defaultRoot } from './context.js';
 import { renderError } from './errors.js';
@@ -76,8 +77,14 @@ export async function main(argv: string[], base: Omit<CliContext, 'root'>): Prom
   }
 }
 
-const isEntry = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/^.*\/(?=[^/]*$)/, '/'));
-if (isEntry) {
+function isEntry(): boolean {
+  try {
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+if (isEntry()) {
   const controller = new AbortController();
   const stop = (sig: NodeJS.Signals): void => {
     if (controller.signal.aborted) process.exit(130);
