@@ -1,1 +1,23 @@
 export * from './types.js';
+export { parseDigest, isDigest, sha256Of, hashing, chainIDOf, chainIDsOf, type HashingStream } from './digest.js';
+export {
+  StoreError,
+  ImageNotFoundError,
+  AmbiguousImageError,
+  DigestMismatchError,
+  InvalidDigestError,
+  UnsafePathError,
+  CorruptLayerError,
+  BlobNotFoundError,
+  LockError,
+} from './errors.js';
+export { parseReference, ReferenceError, type Reference } from './reference.js';
+export { canonicalJSON } from './json.js';
+export {
+  Store,
+  REF_NAME_ANNOTATION,
+  type WriteBlobOptions,
+  type ResolvedImage,
+  type ImageSummary,
+  type CommitImageInput,
+} from './store.js';

@@ -1,0 +1,128 @@
+/**
+ * Image references, normalised exactly as Docker does (github.com/distribution/reference):
+ * `hello` → `docker.io/library/hello:latest`, `user/app` → `docker.io/user/app:latest`,
+ * `localhost:5000/a/b:t`, `name@sha256:…`, `name:tag@sha256:…`.
+ */
+import { StoreError } from './errors.js';
+import type { Digest } from './types.js';
+
+/** A malformed image reference. */
+export class ReferenceError extends StoreError {
+  constructor(readonly input: string, reason: string, hint?: string) {
+    super(`invalid reference "${input}": ${reason}`, {
+      code: 'E_REFERENCE',
+      hint: hint ?? 'a reference looks like name, name:tag, registry:port/path/name:tag or name@sha256:<digest>',
+    });
+  }
+}
+
+/** A parsed, normalised image reference. */
+export interface Reference {
+  /** Registry host (and port), e.g. `docker.io`, `localhost:5000`. */
+  readonly domain: string;
+  /** Repository path inside the registry, e.g. `library/hello`. */
+  readonly path: string;
+  /** Tag, `latest` when neither tag nor digest was given; undefined for a digest-only reference. */
+  readonly tag: string | undefined;
+  readonly digest: Digest | undefined;
+  /** `domain/path`, e.g. `docker.io/library/hello`. */
+  readonly name: string;
+  /** Full form: `docker.io/library/hello:latest` (and `@sha256:…` when it has a digest). */
+  full(): string;
+  /** Docker's short display form: `hello:latest`, `user/app:1`, `localhost:5000/a/b:t`. */
+  familiar(): string;
+  /** Familiar name without tag or digest: `hello`, `user/app`. */
+  familiarName(): string;
+}
+
+const DEFAULT_DOMAIN = 'docker.io';
+const LEGACY_DOMAIN = 'index.docker.io';
+const OFFICIAL_PREFIX = 'library/';
+
+const ALNUM = '[a-z0-9]+';
+const SEPARATOR = '(?:[._]|__|[-]+)';
+const PATH_COMPONENT = `${ALNUM}(?:${SEPARATOR}${ALNUM})*`;
+const PATH_RE = new RegExp(`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
+const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
+const DOMAIN_RE = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?$`);
+const TAG_RE = /^[\w][\w.-]{0,127}$/;
+const DIGEST_RE = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
+const SHA256_RE = /^sha256:[0-9a-f]{64}$/;
+const HEX64_RE = /^[a-f0-9]{64}$/;
+const NAME_TOTAL_LENGTH_MAX = 255;
+
+/**
+ * Parses and normalises an image reference like `docker pull` does. A reference without tag or
+ * digest gets the tag `latest`.
+ * @throws ReferenceError (code E_REFERENCE) for anything Docker rejects: uppercase repository
+ * names, a 64-hex name, bad tags or digests, empty components, names over 255 characters.
+ */
+export function parseReference(input: string): Reference {
+  if (input === '') throw new ReferenceError(input, 'reference is empty');
+  if (HEX64_RE.test(input)) {
+    throw new ReferenceError(input, 'cannot specify 64-byte hexadecimal strings as a repository name', 'to name an image by ID, use sha256:<id>');
+  }
+  let rest = input;
+  let digest: Digest | undefined;
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    const d = rest.slice(at + 1);
+    if (!DIGEST_RE.test(d)) throw new ReferenceError(input, `invalid digest "${d}"`);
+    if (!SHA256_RE.test(d)) throw new ReferenceError(input, `unsupported digest "${d}"`, 'only sha256 digests (sha256:<64 hex>) are supported');
+    digest = d as Digest;
+    rest = rest.slice(0, at);
+  }
+  let tag: string | undefined;
+  const colon = rest.lastIndexOf(':');
+  if (colon > rest.lastIndexOf('/')) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+    if (!TAG_RE.test(tag)) throw new ReferenceError(input, `invalid tag "${tag}"`, 'a tag is up to 128 letters, digits, _, . and -, not starting with . or -');
+  }
+  let domain: string;
+  let path: string;
+  const slash = rest.indexOf('/');
+  const first = slash >= 0 ? rest.slice(0, slash) : '';
+  if (slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase())) {
+    domain = first;
+    path = rest.slice(slash + 1);
+    if (!DOMAIN_RE.test(domain)) throw new ReferenceError(input, `invalid registry "${domain}"`);
+  } else {
+    domain = DEFAULT_DOMAIN;
+    path = rest;
+  }
+  if (domain === LEGACY_DOMAIN) domain = DEFAULT_DOMAIN;
+  if (domain === DEFAULT_DOMAIN && !path.includes('/')) path = OFFICIAL_PREFIX + path;
+  if (path !== path.toLowerCase()) {
+    throw new ReferenceError(input, 'repository name must be lowercase', `try "${input.replace(path.split('/').pop() ?? '', (s) => s.toLowerCase())}"`);
+  }
+  if (!PATH_RE.test(path)) throw new ReferenceError(input, 'invalid reference format');
+  const name = `${domain}/${path}`;
+  if (name.length > NAME_TOTAL_LENGTH_MAX) throw new ReferenceError(input, `repository name must not be more than ${NAME_TOTAL_LENGTH_MAX} characters`);
+  if (tag === undefined && digest === undefined) tag = 'latest';
+  return makeReference(domain, path, tag, digest);
+}
+
+function makeReference(domain: string, path: string, tag: string | undefined, digest: Digest | undefined): Reference {
+  const name = `${domain}/${path}`;
+  const suffix = `${tag !== undefined ? `:${tag}` : ''}${digest !== undefined ? `@${digest}` : ''}`;
+  const familiarName = (): string => {
+    if (domain !== DEFAULT_DOMAIN) return name;
+    return path.startsWith(OFFICIAL_PREFIX) && !path.slice(OFFICIAL_PREFIX.length).includes('/') ? path.slice(OFFICIAL_PREFIX.length) : path;
+  };
+  return {
+    domain,
+    path,
+    tag,
+    digest,
+    name,
+    full: () => name + suffix,
+    familiar: () => familiarName() + suffix,
+    familiarName,
+  };
+}
+
+/** Returns the reference with its digest dropped (keeps the tag; `latest` if it had none). */
+export function withoutDigest(ref: Reference): Reference {
+  return makeReference(ref.domain, ref.path, ref.tag ?? 'latest', undefined);
+}
