@@ -1,1 +1,3 @@
-export {};
+export type * from './types.js';
+export { DockerfileError, DockerfileParseError, ExpansionError } from './errors.js';
+export type { DockerfileErrorCode, ErrorLocation, DockerfileErrorOptions } from './errors.js';
