@@ -1,0 +1,229 @@
+/**
+ * Config-only instructions applied to an image config exactly as Docker 20.10's classic builder
+ * does (moby `builder/dockerfile/dispatchers.go`), with the history `created_by` strings it writes.
+ * Pure: no I/O, no clock. Inputs are already expanded (variables substituted).
+ */
+import type { ContainerConfig, HealthConfig } from '@tsbuild/layer-store';
+import { goDuration, goList, goQuoteList, goQuoteRune } from './gofmt.js';
+
+/** Docker's default shell for shell-form commands on Linux. */
+export const DEFAULT_SHELL: readonly string[] = ['/bin/sh', '-c'];
+/** The PATH the classic builder puts into Env on `FROM scratch`, and into RUN's environment when unset. */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** A command in exec form (a JSON array) or shell form (one string run by the current SHELL). */
+export type CommandLine = { form: 'exec'; args: string[] } | { form: 'shell'; command: string };
+
+/** One config-only instruction after variable expansion. */
+export type ConfigStep =
+  | { kind: 'ENV'; pairs: Array<[string, string]> }
+  | { kind: 'LABEL'; pairs: Array<[string, string]> }
+  | { kind: 'CMD'; cmd: CommandLine }
+  | { kind: 'ENTRYPOINT'; cmd: CommandLine }
+  | { kind: 'EXPOSE'; ports: string[] }
+  | { kind: 'USER'; user: string }
+  | { kind: 'WORKDIR'; path: string }
+  | { kind: 'VOLUME'; paths: string[] }
+  | { kind: 'STOPSIGNAL'; signal: string }
+  | { kind: 'SHELL'; shell: string[] }
+  | { kind: 'HEALTHCHECK'; health: HealthConfig }
+  | { kind: 'ONBUILD'; trigger: string }
+  | { kind: 'MAINTAINER'; name: string }
+  | { kind: 'ARG'; args: Array<{ name: string; value?: string }> };
+
+/** The part of a stage's state config steps read and write. */
+export interface ConfigState {
+  config: ContainerConfig;
+  author?: string;
+  /** whether CMD was set in this stage (ENTRYPOINT then keeps it; an inherited Cmd is reset) */
+  cmdSet: boolean;
+}
+
+/** What applying one step gives: the new state and the history line Docker records. */
+export interface ConfigResult {
+  state: ConfigState;
+  createdBy: string;
+}
+
+/** The shell a shell-form command runs in: the config's Shell, else `/bin/sh -c`. */
+export function shellOf(config: ContainerConfig): string[] {
+  return config.Shell && config.Shell.length > 0 ? [...config.Shell] : [...DEFAULT_SHELL];
+}
+
+/** The argv of a command line: exec form as is, shell form wrapped in the current shell. */
+export function argvOf(cmd: CommandLine, config: ContainerConfig): string[] {
+  return cmd.form === 'exec' ? [...cmd.args] : [...shellOf(config), cmd.command];
+}
+
+/** `<shell> #(nop)  <comment>`, the history form of `builder.commit(state, comment)`. */
+export function nopCreatedBy(config: ContainerConfig, comment: string): string {
+  return [...shellOf(config), '#(nop) ', comment].join(' ');
+}
+
+/** `<shell> #(nop) <comment>`, the form WORKDIR and COPY/ADD use (one space). */
+export function nopCreatedBy1(config: ContainerConfig, comment: string): string {
+  return [...shellOf(config), `#(nop) ${comment}`].join(' ');
+}
+
+/** Docker's `normalizeWorkdir`: relative paths resolve against the current working dir. */
+export function normalizeWorkdir(current: string | undefined, path: string): string {
+  const joined = path.startsWith('/') ? path : `${current && current !== '' ? current : '/'}/${path}`;
+  return cleanPath(joined);
+}
+
+/** Go's `filepath.Clean` for absolute paths. */
+export function cleanPath(p: string): string {
+  const parts: string[] = [];
+  for (const seg of p.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') parts.pop();
+    else parts.push(seg);
+  }
+  return '/' + parts.join('/');
+}
+
+/** Sets (in place of an existing key) or appends `key=value` in an Env list, as Docker does. */
+export function setEnv(env: readonly string[], key: string, value: string): string[] {
+  const out = [...env];
+  const i = out.findIndex((e) => e === key || e.startsWith(`${key}=`));
+  if (i >= 0) out[i] = `${key}=${value}`;
+  else out.push(`${key}=${value}`);
+  return out;
+}
+
+/** Expands one EXPOSE spec (`80`, `80/udp`, `8000-8002/TCP`, `ip:host:80`) into `port/proto` keys. */
+export function exposedPortsOf(spec: string): string[] {
+  // nat.ParsePortSpec: [ip:][hostPort:]containerPort[/proto]; only the container port is exposed
+  let rest = spec;
+  let proto = 'tcp';
+  const slash = rest.lastIndexOf('/');
+  if (slash >= 0) {
+    proto = rest.slice(slash + 1).toLowerCase();
+    rest = rest.slice(0, slash);
+  }
+  const colon = rest.lastIndexOf(':');
+  if (colon >= 0) rest = rest.slice(colon + 1);
+  const m = /^(\d+)(?:-(\d+))?$/.exec(rest);
+  if (!m) return [`${rest}/${proto}`];
+  const start = Number(m[1]);
+  const end = m[2] === undefined ? start : Number(m[2]);
+  const out: string[] = [];
+  for (let p = start; p <= end; p++) out.push(`${p}/${proto}`);
+  return out;
+}
+
+function healthHistory(h: HealthConfig): string {
+  // fmt.Sprintf("HEALTHCHECK %q", &container.HealthConfig{Test, Interval, Timeout, StartPeriod, Retries})
+  return `HEALTHCHECK &{${goQuoteList(h.Test ?? [])} "${goDuration(h.Interval ?? 0)}" "${goDuration(h.Timeout ?? 0)}" "${goDuration(h.StartPeriod ?? 0)}" ${goQuoteRune(h.Retries ?? 0)}}`;
+}
+
+function sortedRecord<T>(entries: Array<[string, T]>): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const [k, v] of entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) out[k] = v;
+  return out;
+}
+
+/**
+ * Applies one config-only step. Returns a new state (the input is not modified) and the history
+ * `created_by` Docker 20.10 writes for it. ARG only yields its history line (args are never committed).
+ */
+export function applyConfigStep(prev: ConfigState, step: ConfigStep): ConfigResult {
+  const config: ContainerConfig = structuredClone(prev.config);
+  const state: ConfigState = { config, author: prev.author, cmdSet: prev.cmdSet };
+  const before = prev.config;
+  switch (step.kind) {
+    case 'ENV': {
+      let env = config.Env ?? [];
+      for (const [k, v] of step.pairs) env = setEnv(env, k, v);
+      config.Env = env;
+      return { state, createdBy: nopCreatedBy(before, `ENV ${step.pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`) };
+    }
+    case 'LABEL': {
+      const labels = { ...(config.Labels ?? {}) };
+      for (const [k, v] of step.pairs) labels[k] = v;
+      config.Labels = sortedRecord(Object.entries(labels));
+      return { state, createdBy: nopCreatedBy(before, `LABEL ${step.pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`) };
+    }
+    case 'CMD': {
+      const argv = argvOf(step.cmd, config);
+      if (argv.length > 0) {
+        config.Cmd = argv;
+        state.cmdSet = true;
+      } else delete config.Cmd; // `CMD []`: Docker stores an empty list, which inspect shows as null
+      return { state, createdBy: nopCreatedBy(before, `CMD ${goQuoteList(argv)}`) };
+    }
+    case 'ENTRYPOINT': {
+      const argv = argvOf(step.cmd, config);
+      config.Entrypoint = argv;
+      if (!prev.cmdSet) delete config.Cmd;
+      return { state, createdBy: nopCreatedBy(before, `ENTRYPOINT ${goQuoteList(argv)}`) };
+    }
+    case 'EXPOSE': {
+      const ports: Array<[string, Record<string, never>]> = Object.entries(config.ExposedPorts ?? {});
+      for (const spec of step.ports) for (const p of exposedPortsOf(spec)) ports.push([p, {}]);
+      config.ExposedPorts = sortedRecord(ports);
+      // the classic builder's parser sorts the raw specs (sort.Strings) before the history line
+      const raw = [...step.ports].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      return { state, createdBy: nopCreatedBy(before, `EXPOSE ${raw.join(' ')}`) };
+    }
+    case 'USER':
+      config.User = step.user;
+      return { state, createdBy: nopCreatedBy(before, `USER ${step.user}`) };
+    case 'WORKDIR':
+      config.WorkingDir = normalizeWorkdir(config.WorkingDir, step.path);
+      return { state, createdBy: nopCreatedBy1(before, `WORKDIR ${config.WorkingDir}`) };
+    case 'VOLUME': {
+      const vols: Array<[string, Record<string, never>]> = Object.entries(config.Volumes ?? {});
+      for (const v of step.paths) vols.push([v, {}]);
+      config.Volumes = sortedRecord(vols);
+      return { state, createdBy: nopCreatedBy(before, `VOLUME ${goList(step.paths)}`) };
+    }
+    case 'STOPSIGNAL':
+      config.StopSignal = step.signal;
+      return { state, createdBy: nopCreatedBy(before, `STOPSIGNAL ${step.signal}`) };
+    case 'SHELL':
+      config.Shell = [...step.shell];
+      // committed with the new shell already in place
+      return { state, createdBy: nopCreatedBy(config, `SHELL ${goList(step.shell)}`) };
+    case 'HEALTHCHECK': {
+      const h: HealthConfig = { Test: [...(step.health.Test ?? [])] };
+      if (step.health.Interval) h.Interval = step.health.Interval;
+      if (step.health.Timeout) h.Timeout = step.health.Timeout;
+      if (step.health.StartPeriod) h.StartPeriod = step.health.StartPeriod;
+      if (step.health.StartInterval) h.StartInterval = step.health.StartInterval;
+      if (step.health.Retries) h.Retries = step.health.Retries;
+      config.Healthcheck = h;
+      return { state, createdBy: nopCreatedBy(before, healthHistory(h)) };
+    }
+    case 'ONBUILD':
+      config.OnBuild = [...(config.OnBuild ?? []), step.trigger];
+      return { state, createdBy: nopCreatedBy(before, `ONBUILD ${step.trigger}`) };
+    case 'MAINTAINER':
+      state.author = step.name;
+      return { state, createdBy: nopCreatedBy(before, `MAINTAINER ${step.name}`) };
+    case 'ARG': {
+      const words = step.args.map((a) => (a.value === undefined ? a.name : `${a.name}=${a.value}`));
+      return { state, createdBy: nopCreatedBy(before, `ARG ${words.join(' ')}`) };
+    }
+  }
+}
+
+/** The initial config of a `FROM scratch` stage: only `PATH` in Env, as the classic builder does. */
+export function scratchConfig(): ContainerConfig {
+  return { Env: [`PATH=${DEFAULT_PATH}`] };
+}
+
+/**
+ * The config keys `docker image inspect .Config` shows with a value: null, `""`, empty arrays of
+ * Cmd/Entrypoint/OnBuild and empty maps are dropped, as in the conformance cases.
+ */
+export function visibleConfig(config: ContainerConfig): ContainerConfig {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(config)) {
+    if (v === null || v === undefined || v === '') continue;
+    if (Array.isArray(v) && v.length === 0) continue;
+    if (typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0 && k !== 'Healthcheck') continue;
+    out[k] = v;
+  }
+  return out as ContainerConfig;
+}

@@ -1,0 +1,93 @@
+import test from 'ava';
+import { applyConfigStep, scratchConfig, normalizeWorkdir, exposedPortsOf, type ConfigState, type ConfigStep } from '../src/build/config.js';
+import { goDuration, goQuoteList, goQuoteRune } from '../src/build/gofmt.js';
+
+const fresh = (): ConfigState => ({ config: scratchConfig(), cmdSet: false });
+const run = (steps: ConfigStep[], start: ConfigState = fresh()): { state: ConfigState; history: string[] } => {
+  let state = start;
+  const history: string[] = [];
+  for (const s of steps) {
+    const r = applyConfigStep(state, s);
+    state = r.state;
+    history.push(r.createdBy);
+  }
+  return { state, history };
+};
+
+// created_by strings observed with `docker history --no-trunc` on Docker 20.10's classic builder
+const historyRows: Array<[string, ConfigStep, string]> = [
+  ['ENV', { kind: 'ENV', pairs: [['E', 'v'], ['F', 'a b']] }, '/bin/sh -c #(nop)  ENV E=v F=a b'],
+  ['LABEL', { kind: 'LABEL', pairs: [['l1', 'x'], ['l 2', 'y']] }, '/bin/sh -c #(nop)  LABEL l1=x l 2=y'],
+  ['EXPOSE sorted raw', { kind: 'EXPOSE', ports: ['80', '90/udp', '100-102'] }, '/bin/sh -c #(nop)  EXPOSE 100-102 80 90/udp'],
+  ['ENTRYPOINT', { kind: 'ENTRYPOINT', cmd: { form: 'exec', args: ['/bin/sh'] } }, '/bin/sh -c #(nop)  ENTRYPOINT ["/bin/sh"]'],
+  ['USER', { kind: 'USER', user: 'app' }, '/bin/sh -c #(nop)  USER app'],
+  ['WORKDIR', { kind: 'WORKDIR', path: 'rel' }, '/bin/sh -c #(nop) WORKDIR /rel'],
+  ['VOLUME', { kind: 'VOLUME', paths: ['/v1', '/v2'] }, '/bin/sh -c #(nop)  VOLUME [/v1 /v2]'],
+  ['STOPSIGNAL', { kind: 'STOPSIGNAL', signal: 'SIGTERM' }, '/bin/sh -c #(nop)  STOPSIGNAL SIGTERM'],
+  ['SHELL uses the new shell', { kind: 'SHELL', shell: ['/bin/sh', '-xc'] }, '/bin/sh -xc #(nop)  SHELL [/bin/sh -xc]'],
+  ['HEALTHCHECK', { kind: 'HEALTHCHECK', health: { Test: ['CMD-SHELL', 'echo ok'], Interval: 5e9, Retries: 2 } }, `/bin/sh -c #(nop)  HEALTHCHECK &{["CMD-SHELL" "echo ok"] "5s" "0s" "0s" '\\x02'}`],
+  ['ONBUILD', { kind: 'ONBUILD', trigger: 'run echo built' }, '/bin/sh -c #(nop)  ONBUILD run echo built'],
+  ['MAINTAINER', { kind: 'MAINTAINER', name: 'me' }, '/bin/sh -c #(nop)  MAINTAINER me'],
+  ['ARG', { kind: 'ARG', args: [{ name: 'A', value: '1' }] }, '/bin/sh -c #(nop)  ARG A=1'],
+  ['ARG without value', { kind: 'ARG', args: [{ name: 'B' }] }, '/bin/sh -c #(nop)  ARG B'],
+  ['CMD shell form', { kind: 'CMD', cmd: { form: 'shell', command: 'echo c' } }, '/bin/sh -c #(nop)  CMD ["/bin/sh" "-c" "echo c"]'],
+];
+for (const [name, step, expected] of historyRows) {
+  test(`history: ${name} as Docker 20.10 writes it`, (t) => {
+    t.is(applyConfigStep(fresh(), step).createdBy, expected);
+  });
+}
+
+test('ENV: later value replaces in place, new keys append', (t) => {
+  const { state } = run([{ kind: 'ENV', pairs: [['A', '1'], ['B', '2']] }, { kind: 'ENV', pairs: [['A', '3']] }]);
+  t.deepEqual(state.config.Env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'A=3', 'B=2']);
+});
+
+test('ENTRYPOINT resets an inherited Cmd but keeps one set in this stage', (t) => {
+  const inherited: ConfigState = { config: { Cmd: ['sh'] }, cmdSet: false };
+  t.is(run([{ kind: 'ENTRYPOINT', cmd: { form: 'exec', args: ['x'] } }], inherited).state.config.Cmd, undefined);
+  const own = run([{ kind: 'CMD', cmd: { form: 'exec', args: ['y'] } }, { kind: 'ENTRYPOINT', cmd: { form: 'exec', args: ['x'] } }]);
+  t.deepEqual(own.state.config.Cmd, ['y']);
+});
+
+test('CMD []: no Cmd; shell forms use the current SHELL', (t) => {
+  t.is(run([{ kind: 'CMD', cmd: { form: 'exec', args: [] } }]).state.config.Cmd, undefined);
+  const s = run([{ kind: 'SHELL', shell: ['/bin/bash', '-c'] }, { kind: 'CMD', cmd: { form: 'shell', command: 'x' } }]);
+  t.deepEqual(s.state.config.Cmd, ['/bin/bash', '-c', 'x']);
+});
+
+test('WORKDIR: relative to the previous one, cleaned', (t) => {
+  const rows: Array<[string | undefined, string, string]> = [
+    [undefined, 'a', '/a'],
+    ['/a', 'b/../c', '/a/c'],
+    ['/a', '/x/', '/x'],
+    ['', '.', '/'],
+  ];
+  for (const [cur, p, want] of rows) t.is(normalizeWorkdir(cur, p), want);
+});
+
+test('EXPOSE: ranges expanded, protocol lower-cased, ip:host stripped', (t) => {
+  t.deepEqual(exposedPortsOf('8000-8002'), ['8000/tcp', '8001/tcp', '8002/tcp']);
+  t.deepEqual(exposedPortsOf('81/Udp'), ['81/udp']);
+  t.deepEqual(exposedPortsOf('127.0.0.1:80:81'), ['81/tcp']);
+});
+
+test('LABEL merges, MAINTAINER sets author, HEALTHCHECK omits zero durations', (t) => {
+  const { state } = run([
+    { kind: 'LABEL', pairs: [['b', '1']] },
+    { kind: 'LABEL', pairs: [['a', '2'], ['b', '3']] },
+    { kind: 'MAINTAINER', name: 'me' },
+    { kind: 'HEALTHCHECK', health: { Test: ['NONE'] } },
+  ]);
+  t.deepEqual(state.config.Labels, { a: '2', b: '3' });
+  t.is(state.author, 'me');
+  t.deepEqual(state.config.Healthcheck, { Test: ['NONE'] });
+});
+
+test('Go formatting helpers', (t) => {
+  const d: Array<[number, string]> = [[0, '0s'], [5e9, '5s'], [90e9, '1m30s'], [36e11, '1h0m0s'], [1.5e9, '1.5s'], [5e8, '500ms'], [1500, '1.5µs']];
+  for (const [ns, s] of d) t.is(goDuration(ns), s);
+  t.is(goQuoteRune(3), "'\\x03'");
+  t.is(goQuoteRune(65), "'A'");
+  t.is(goQuoteList(['a\tb', 'q"']), '["a\\tb" "q\\""]');
+});
