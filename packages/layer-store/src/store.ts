@@ -18,6 +18,7 @@ import {
 import { fsyncDir, tempName, writeFileAtomic } from './fsutil.js';
 import { canonicalJSON, shapeForMediaType } from './json.js';
 import { acquireLock } from './lock.js';
+import { prepareSnapshots } from './snapshots.js';
 import { parseReference, type Reference } from './reference.js';
 import {
   MediaTypes,
@@ -484,6 +485,14 @@ export class Store {
   /** Directory of the unpacked snapshot of a layer chain (whether or not it exists). */
   snapshotDirFor(chainID: ChainID): string {
     return join(this.snapshotsDir, hexOf(chainID));
+  }
+
+  /**
+   * Unpacks each layer once (overlay format) into `snapshots/<chainID hex>/` and returns the
+   * directories bottom-first, for overlay `lowerdir` (which lists them top-first: reverse it).
+   */
+  prepareSnapshots(layers: ReadonlyArray<{ digest: Digest; diffID: DiffID }>, opts: Cancellable = {}): Promise<string[]> {
+    return prepareSnapshots(this, layers, opts);
   }
 
   /** Removes a directory tree under the store (used for temp dirs). */
