@@ -145,7 +145,8 @@ export function applyConfigStep(prev: ConfigState, step: ConfigStep): ConfigResu
       return { state, createdBy: nopCreatedBy(before, `LABEL ${step.pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`) };
     }
     case 'CMD': {
-      const argv = argvOf(step.cmd, config);
+      // a bare `CMD` (shell form, no text) stores just the SHELL, as Docker 20.10 does
+      const argv = step.cmd.form === 'shell' && step.cmd.command === '' ? shellOf(config) : argvOf(step.cmd, config);
       if (argv.length > 0) {
         config.Cmd = argv;
         state.cmdSet = true;
@@ -153,8 +154,10 @@ export function applyConfigStep(prev: ConfigState, step: ConfigStep): ConfigResu
       return { state, createdBy: nopCreatedBy(before, `CMD ${goQuoteList(argv)}`) };
     }
     case 'ENTRYPOINT': {
-      const argv = argvOf(step.cmd, config);
-      config.Entrypoint = argv;
+      // a bare `ENTRYPOINT` (shell form, no text) clears it; Docker records an empty list
+      const argv = step.cmd.form === 'shell' && step.cmd.command === '' ? [] : argvOf(step.cmd, config);
+      if (argv.length > 0) config.Entrypoint = argv;
+      else delete config.Entrypoint;
       if (!prev.cmdSet) delete config.Cmd;
       return { state, createdBy: nopCreatedBy(before, `ENTRYPOINT ${goQuoteList(argv)}`) };
     }

@@ -1,0 +1,12 @@
+/** Typed progress events of a build; the CLI renders them, the library never prints. */
+
+export type BuildEvent =
+  | { type: 'step-start'; stage: number; index: number; total: number; instruction: string; line: number }
+  | { type: 'step-log'; stage: number; index: number; stream: 'stdout' | 'stderr'; bytes: Uint8Array }
+  | { type: 'step-cached'; stage: number; index: number }
+  | { type: 'step-done'; stage: number; index: number; durationMs: number; layer?: string; id: string }
+  | { type: 'step-error'; stage: number; index: number; message: string }
+  | { type: 'warning'; message: string; line?: number };
+
+/** Receives build events. Must not throw. */
+export type BuildEventSink = (e: BuildEvent) => void;
