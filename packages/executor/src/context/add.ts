@@ -1,0 +1,261 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { lstat, mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { applyLayer } from '@tsbuild/layer-store';
+import { copyInto, type CopyOptions } from './copy.js';
+import { ContextError } from './errors.js';
+import { cleanPath, resolveInRoot } from './paths.js';
+import type { Source, SourceEntry } from './select.js';
+
+/** Archive formats ADD extracts (Docker 20.10's DetectCompression; zstd is not one of them). */
+export type ArchiveFormat = 'tar' | 'gzip' | 'bzip2' | 'xz';
+
+/** Options of {@link addInto}: those of COPY plus remote sources. */
+export interface AddOptions extends CopyOptions {
+  /** `http://` / `https://` sources, downloaded (never extracted). */
+  urls?: readonly string[];
+  /** `--checksum=sha256:…` of the (single) URL source. */
+  checksum?: string;
+  /** Where downloads are staged (default the OS temp dir); the file is removed afterwards. */
+  tmpDir?: string;
+}
+
+function compressionOf(head: Buffer): Exclude<ArchiveFormat, 'tar'> | 'none' {
+  if (head.length >= 3 && head[0] === 0x1f && head[1] === 0x8b && head[2] === 0x08) return 'gzip';
+  if (head.length >= 3 && head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
+  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  return 'none';
+}
+
+/** True when `block` (512 bytes) is a tar header with a valid checksum, as Go's tar.Reader.Next requires. */
+function isTarHeader(block: Buffer): boolean {
+  if (block.length < 512 || block.every((b) => b === 0)) return false;
+  const field = block.subarray(148, 156).toString('latin1').replace(/[\0 ]+$/, '').trim();
+  if (!/^[0-7]+$/.test(field)) return false;
+  const expected = parseInt(field, 8);
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < 512; i++) {
+    const b = i >= 148 && i < 156 ? 0x20 : block[i]!;
+    unsigned += b;
+    signed += b > 127 ? b - 256 : b;
+  }
+  return expected === unsigned || expected === signed;
+}
+
+/** A decompressed stream of `file` in `format` (bzip2 and xz through the system tools). */
+function decompressedStream(file: string, format: ArchiveFormat, signal?: AbortSignal): Readable {
+  if (format === 'tar') return createReadStream(file, { signal });
+  if (format === 'gzip') return createReadStream(file, { signal }).pipe(createGunzip());
+  const child = spawn(format === 'bzip2' ? 'bzip2' : 'xz', ['-dc', file], { stdio: ['ignore', 'pipe', 'pipe'], signal });
+  const out = new PassThrough();
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.pipe(out, { end: false });
+  child.on('error', (e) => out.destroy(e));
+  child.on('close', (code) => {
+    if (code === 0) out.end();
+    else out.destroy(new Error(`${format} -dc exited with ${code}: ${stderr.trim()}`));
+  });
+  out.on('close', () => child.kill());
+  return out;
+}
+
+/** The first `n` bytes of a stream (fewer if it ends), then destroys it. */
+async function firstBytes(stream: Readable, n: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let got = 0;
+  try {
+    for await (const chunk of stream) {
+      chunks.push(chunk as Buffer);
+      got += (chunk as Buffer).length;
+      if (got >= n) break;
+    }
+  } catch {
+    // A corrupt compressed stream is simply not an archive (Docker copies it as a file).
+  } finally {
+    stream.destroy();
+  }
+  return Buffer.concat(chunks).subarray(0, n);
+}
+
+/**
+ * Detects, by content (never by name), whether `file` is an archive ADD extracts: a tar, or a tar
+ * compressed with gzip, bzip2 or xz (Docker's `isArchivePath`: the decompressed stream must start
+ * with a valid tar header).
+ * @returns the format, or null for any other file.
+ */
+export async function detectArchive(file: string, signal?: AbortSignal): Promise<ArchiveFormat | null> {
+  const fh = await open(file, 'r');
+  let head: Buffer;
+  try {
+    const buf = Buffer.alloc(512);
+    const { bytesRead } = await fh.read(buf, 0, 512, 0);
+    head = buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+  const compression = compressionOf(head);
+  if (compression === 'none') return isTarHeader(head) ? 'tar' : null;
+  const block = await firstBytes(decompressedStream(file, compression, signal), 512);
+  return isTarHeader(block) ? compression : null;
+}
+
+/** Counts and hashes what flows through. */
+class Sha256Counter extends Transform {
+  readonly hash = createHash('sha256');
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+}
+
+/** The file name Docker gives a URL source: the last segment of its path. */
+function urlFileName(url: URL): string {
+  const segs = url.pathname.split('/');
+  return decodeURIComponent(segs[segs.length - 1] ?? '');
+}
+
+async function download(
+  url: string,
+  dir: string,
+  checksum: string | undefined,
+  signal?: AbortSignal,
+): Promise<{ file: string; mtimeNs: bigint }> {
+  let res: Response;
+  try {
+    res = await fetch(url, { signal, redirect: 'follow' });
+  } catch (cause) {
+    throw new ContextError('E_ADD_URL', `ADD failed: downloading ${url}`, { cause, hint: 'check the URL and the network' });
+  }
+  if (!res.ok || res.body === null) {
+    throw new ContextError('E_ADD_URL', `ADD failed: ${url} returned status: ${res.status} ${res.statusText}`, {
+      hint: 'check the URL',
+    });
+  }
+  const file = path.join(dir, 'download');
+  const counter = new Sha256Counter();
+  await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), counter, createWriteStream(file, { mode: 0o600 }), {
+    signal,
+  });
+  if (checksum !== undefined) {
+    const actual = `sha256:${counter.hash.digest('hex')}`;
+    if (actual !== checksum.toLowerCase()) {
+      throw new ContextError('E_ADD_CHECKSUM', `ADD failed: digest mismatch for ${url}: expected ${checksum}, got ${actual}`, {
+        hint: 'the file at the URL changed, or the --checksum value is wrong',
+      });
+    }
+  }
+  // Docker: mtime from Last-Modified when it parses, else the Unix epoch.
+  const lastModified = Date.parse(res.headers.get('last-modified') ?? '');
+  const mtimeNs = Number.isNaN(lastModified) ? 0n : BigInt(lastModified) * 1_000_000n;
+  return { file, mtimeNs };
+}
+
+async function urlSource(url: string, mtimeNs: bigint, file: string): Promise<Source> {
+  const st = await lstat(file, { bigint: true });
+  const entry: SourceEntry = {
+    rel: '',
+    hostPath: file,
+    type: 'file',
+    mode: 0o600,
+    uid: 0,
+    gid: 0,
+    size: Number(st.size),
+    dev: st.dev,
+    ino: st.ino,
+    nlink: 1,
+    mtimeNs,
+    ctimeNs: st.ctimeNs,
+  };
+  return { root: path.dirname(file), rel: urlFileName(new URL(url)), entries: [entry] };
+}
+
+/**
+ * Performs ADD: plain files and directories as {@link copyInto}; a local file that is a tar
+ * (plain, gzip, bzip2 or xz, detected by content) is extracted into `dest` (created 0755, owned by
+ * root) with the store's safe applier, keeping the archive's owners and applying its whiteouts, as
+ * Docker's classic builder does (--chown does not apply to extracted files there either); a URL is
+ * downloaded (streamed to disk), written as mode 0600 with the Last-Modified time, and checked
+ * against `checksum`.
+ * @throws ContextError E_ADD_URL (request failed, HTTP error, no file name for a directory
+ *   destination), E_ADD_CHECKSUM, E_ADD_EXTRACT, and those of copyInto.
+ */
+export async function addInto(opts: AddOptions): Promise<void> {
+  const urls = opts.urls ?? [];
+  const destIsDir = (opts.destIsDir ?? false) || opts.dest.endsWith('/') || opts.sources.length + urls.length > 1;
+  if (opts.sources.length + urls.length > 1 && !(opts.destIsDir || opts.dest.endsWith('/'))) {
+    throw new ContextError(
+      'E_COPY_DEST_NOT_DIR',
+      'When using ADD with more than one source file, the destination must be a directory and end with a /',
+      { hint: `write the destination as "${opts.dest}/"` },
+    );
+  }
+  const rootfs = path.resolve(opts.rootfs);
+  const destImage = opts.dest.startsWith('/') ? cleanPath(opts.dest) : cleanPath(`${opts.workdir ?? '/'}/${opts.dest}`);
+  for (const src of opts.sources) {
+    opts.signal?.throwIfAborted();
+    const top = src.entries[0]!;
+    const format = top.type === 'file' ? await detectArchive(top.hostPath, opts.signal) : null;
+    if (format === null) {
+      await copyInto({ ...opts, sources: [src], destIsDir });
+      continue;
+    }
+    // Created like Docker's MkdirAllAndChownNew(dest, 0755, root).
+    const hostDest = await ensureDir(rootfs, destImage);
+    try {
+      await applyLayer(decompressedStream(top.hostPath, format, opts.signal), hostDest, { format: 'plain', signal: opts.signal });
+    } catch (cause) {
+      throw new ContextError('E_ADD_EXTRACT', `ADD failed: extracting ${src.rel} into ${destImage}`, { cause });
+    }
+  }
+  if (urls.length > 0) {
+    const staging = await mkdtemp(path.join(opts.tmpDir ?? tmpdir(), 'tsbuild-add-'));
+    try {
+      for (const [i, url] of urls.entries()) {
+        const dir = path.join(staging, String(i));
+        await mkdir(dir);
+        const { file, mtimeNs } = await download(url, dir, opts.checksum, opts.signal);
+        const src = await urlSource(url, mtimeNs, file);
+        if (destIsDir && src.rel === '') {
+          throw new ContextError('E_ADD_URL', `ADD failed: cannot determine filename for source ${url}`, {
+            hint: 'give the destination a file name (no trailing /)',
+          });
+        }
+        await copyInto({ ...opts, sources: [src.rel === '' ? { ...src, rel: 'download' } : src], destIsDir });
+      }
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+}
+
+/** Creates the image directory `dir` (0755, root) unless it exists; returns its host path. */
+async function ensureDir(rootfs: string, dir: string): Promise<string> {
+  const host = await resolveInRoot(rootfs, dir);
+  const rel = path.relative(rootfs, host);
+  let cur = rootfs;
+  for (const seg of rel === '' ? [] : rel.split(path.sep)) {
+    cur = path.join(cur, seg);
+    let st;
+    try {
+      st = await lstat(cur);
+    } catch {
+      st = null;
+    }
+    if (st?.isDirectory()) continue;
+    if (st !== null) {
+      throw new ContextError('E_COPY_NOT_DIR', `ADD failed: mkdir ${dir}: not a directory`, {
+        hint: 'a file in the image is where the destination needs a directory',
+      });
+    }
+    await mkdir(cur, { mode: 0o755 });
+  }
+  return host;
+}

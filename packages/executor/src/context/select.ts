@@ -1,0 +1,236 @@
+import type { Dirent } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import * as path from 'node:path';
+import { ContextError } from './errors.js';
+import type { IgnoreMatcher } from './dockerignore.js';
+import { BadPatternError, goMatch, hasWildcards, validatePattern } from './match.js';
+import { cleanPath, isWithin, resolveInRoot } from './paths.js';
+
+/** What a selected entry is. `other` (fifo, socket, device) is listed but not copied. */
+export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
+
+/** One file system entry of a source, with the metadata the cache key and the copy need. */
+export interface SourceEntry {
+  /** Slash path relative to the source; `''` for the source itself. */
+  readonly rel: string;
+  /** Absolute host path. */
+  readonly hostPath: string;
+  readonly type: EntryType;
+  /** Permission bits with setuid/setgid/sticky (`st_mode & 0o7777`). */
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly dev: bigint;
+  readonly ino: bigint;
+  readonly nlink: number;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+  /** Target of a symlink, as stored. */
+  readonly linkTarget?: string;
+}
+
+/** One selected COPY/ADD source: a file or a directory (whose contents are copied). */
+export interface Source {
+  /** Host path of the root it was selected from (build context or a stage's rootfs). */
+  readonly root: string;
+  /** The source path relative to `root`, cleaned, slash-separated (`.` for the root itself). */
+  readonly rel: string;
+  /** `entries[0]` is the source itself (`rel: ''`); for a directory, then every entry below it, sorted by path. */
+  readonly entries: readonly SourceEntry[];
+}
+
+/** Options of {@link selectSources}. */
+export interface SelectOptions {
+  /** .dockerignore patterns of the context (none for another stage's rootfs). */
+  ignore?: IgnoreMatcher;
+  /** A wildcard that matches nothing is not an error (COPY's `--parents`-less optional sources). */
+  allowEmptyWildcard?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Type of a source or entry from its stat. */
+function typeOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): EntryType {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  return 'other';
+}
+
+async function entryOf(hostPath: string, rel: string): Promise<SourceEntry> {
+  const st = await lstat(hostPath, { bigint: true });
+  const type = typeOf(st);
+  return {
+    rel,
+    hostPath,
+    type,
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: type === 'file' ? Number(st.size) : 0,
+    dev: st.dev,
+    ino: st.ino,
+    nlink: Number(st.nlink),
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+    ...(type === 'symlink' ? { linkTarget: await readlink(hostPath) } : {}),
+  };
+}
+
+function byteOrder(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Path of `rel` under `base` relative to the root, for ignore matching. */
+function joinRel(base: string, rel: string): string {
+  if (base === '.') return rel;
+  return rel === '' ? base : `${base}/${rel}`;
+}
+
+/**
+ * Lists a directory source: the directory itself and every entry below it (not following
+ * symlinks), minus what `ignore` excludes, sorted by path (parents before children).
+ */
+async function walk(dirHost: string, rootRel: string, ignore: IgnoreMatcher | undefined, signal?: AbortSignal): Promise<SourceEntry[]> {
+  const out: SourceEntry[] = [await entryOf(dirHost, '')];
+  const visit = async (host: string, rel: string): Promise<void> => {
+    signal?.throwIfAborted();
+    let dirents: Dirent[];
+    try {
+      dirents = await readdir(host, { withFileTypes: true });
+    } catch (cause) {
+      throw new ContextError('E_CONTEXT_READ', `reading directory ${host}`, { cause });
+    }
+    await Promise.all(
+      dirents.map(async (d) => {
+        const childRel = rel === '' ? d.name : `${rel}/${d.name}`;
+        const childHost = path.join(host, d.name);
+        const ignored = ignore?.matches(joinRel(rootRel, childRel)) ?? false;
+        if (ignored && !(d.isDirectory() && ignore!.hasExceptions)) return;
+        // An ignored directory is still walked when exceptions might re-include something below
+        // it; it is then not listed itself (Docker's context tar holds only the included files).
+        if (!ignored) out.push(await entryOf(childHost, childRel));
+        if (d.isDirectory()) await visit(childHost, childRel);
+      }),
+    );
+  };
+  await visit(dirHost, '');
+  out.sort((a, b) => byteOrder(a.rel, b.rel));
+  return out;
+}
+
+function notFound(rel: string): ContextError {
+  return new ContextError(
+    'E_SOURCE_NOT_FOUND',
+    `COPY failed: file not found in build context or excluded by .dockerignore: stat ${rel}: file does not exist`,
+    { hint: 'check the path (it is relative to the build context) and your .dockerignore' },
+  );
+}
+
+/** Selects one concrete (wildcard-free, cleaned, relative) path; follows symlinks inside `root`. */
+async function selectOne(root: string, rel: string, opts: SelectOptions, shown: string): Promise<Source> {
+  if (rel !== '.' && opts.ignore?.matches(rel)) throw notFound(shown);
+  const host = await resolveInRoot(root, rel);
+  const resolvedRel = path.relative(root, host).split(path.sep).join('/') || '.';
+  if (resolvedRel !== '.' && opts.ignore?.matches(resolvedRel)) throw notFound(shown);
+  let top: SourceEntry;
+  try {
+    top = await entryOf(host, '');
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT' || (cause as NodeJS.ErrnoException).code === 'ENOTDIR') {
+      throw notFound(shown);
+    }
+    throw new ContextError('E_CONTEXT_READ', `reading ${shown}`, { cause });
+  }
+  const entries = top.type === 'dir' ? await walk(host, resolvedRel, opts.ignore, opts.signal) : [top];
+  return { root, rel, entries };
+}
+
+/** Paths below `root` matching a wildcard pattern, segment by segment, like Docker's walk + filepath.Match. */
+async function expandWildcard(root: string, pattern: string, ignore: IgnoreMatcher | undefined): Promise<string[]> {
+  const segs = pattern.split('/');
+  let current: string[] = ['.'];
+  for (let i = 0; i < segs.length; i++) {
+    const seg = segs[i]!;
+    const last = i === segs.length - 1;
+    const next: string[] = [];
+    for (const base of current) {
+      const baseHost = base === '.' ? root : path.join(root, base);
+      if (!hasWildcards(seg)) {
+        const name = seg.replace(/\\(.)/gs, '$1');
+        const rel = base === '.' ? name : `${base}/${name}`;
+        try {
+          const st = await lstat(path.join(root, rel));
+          // Docker's walk does not descend through symlinks.
+          if (last || st.isDirectory()) next.push(rel);
+        } catch {
+          /* no such entry: no match here */
+        }
+        continue;
+      }
+      let dirents: Dirent[];
+      try {
+        dirents = await readdir(baseHost, { withFileTypes: true });
+      } catch {
+        continue;
+      }
+      for (const d of dirents) {
+        if (!goMatch(seg, d.name)) continue;
+        if (!last && !d.isDirectory()) continue;
+        next.push(base === '.' ? d.name : `${base}/${d.name}`);
+      }
+    }
+    current = next.filter((rel) => !(ignore?.matches(rel) ?? false) || (!last && ignore!.hasExceptions));
+  }
+  return current.sort(byteOrder);
+}
+
+/**
+ * Selects the sources of a COPY/ADD from `root` (the build context, or a stage's rootfs for
+ * `--from`). Each pattern is relative to `root` (a leading `/` is `root` too) and may hold Go
+ * `filepath.Match` wildcards; a symlink named by a source is followed inside `root`, symlinks below
+ * a directory source are kept as symlinks. Ignored paths (.dockerignore) are never selected.
+ * @returns one Source per matched path, in pattern order (matches of one wildcard sorted).
+ * @throws ContextError E_OUTSIDE_CONTEXT for `../…`, E_SOURCE_NOT_FOUND for a missing or ignored
+ *   path, E_NO_SOURCE_FILES for a wildcard matching nothing, E_BAD_PATTERN for a malformed one.
+ */
+export async function selectSources(root: string, patterns: readonly string[], opts: SelectOptions = {}): Promise<Source[]> {
+  const rootAbs = path.resolve(root);
+  const out: Source[] = [];
+  for (const pattern of patterns) {
+    opts.signal?.throwIfAborted();
+    const lexical = cleanPath(pattern.replace(/^\/+/, ''));
+    if (lexical === '..' || lexical.startsWith('../')) {
+      throw new ContextError('E_OUTSIDE_CONTEXT', `COPY failed: forbidden path outside the build context: ${pattern} ()`, {
+        hint: 'sources must be inside the build context; move the file into it or use a larger context',
+      });
+    }
+    const rel = cleanPath(`/${pattern}`).slice(1) || '.';
+    if (!hasWildcards(rel)) {
+      out.push(await selectOne(rootAbs, rel, opts, pattern));
+      continue;
+    }
+    try {
+      validatePattern(rel);
+    } catch (cause) {
+      if (cause instanceof BadPatternError) {
+        throw new ContextError('E_BAD_PATTERN', `COPY failed: syntax error in pattern: ${pattern}`, {
+          hint: 'wildcards use Go filepath.Match syntax: *, ?, [a-z], and \\ to escape',
+          cause,
+        });
+      }
+      throw cause;
+    }
+    const matches = await expandWildcard(rootAbs, rel, opts.ignore);
+    if (matches.length === 0 && !opts.allowEmptyWildcard) {
+      throw new ContextError('E_NO_SOURCE_FILES', 'COPY failed: no source files were specified', {
+        hint: `no file in the build context matches ${pattern} (or all matches are in .dockerignore)`,
+      });
+    }
+    for (const m of matches) {
+      const src = await selectOne(rootAbs, m, opts, m);
+      if (isWithin(rootAbs, src.entries[0]!.hostPath)) out.push(src);
+    }
+  }
+  return out;
+}
