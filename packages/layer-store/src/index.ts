@@ -23,3 +23,25 @@ export {
   type ImageSummary,
   type CommitImageInput,
 } from './store.js';
+export { ArchiveError } from './archive-errors.js';
+export { save, CONTAINERD_NAME_ANNOTATION, type SaveOptions } from './save.js';
+export { load, type LoadOptions, type LoadedImage } from './load.js';
+export { exportImage } from './export.js';
+export { importRootfs, applyChanges, ChangeError, type ImportOptions, type ImportedConfig } from './import.js';
+export {
+  listImages,
+  inspectImage,
+  imageHistory,
+  tagImage,
+  removeImage,
+  collectGarbage,
+  prune,
+  systemDf,
+  ImageConflictError,
+  type ImageRow,
+  type ImageInspect,
+  type HistoryRow,
+  type RemoveResult,
+  type PruneReport,
+  type DiskUsageRow,
+} from './images.js';

@@ -1,0 +1,405 @@
+/**
+ * Image management on a store, as Docker's `images`, `image inspect`, `history`, `tag`, `rmi`,
+ * `image prune` and `system df` show and do it, plus garbage collection.
+ *
+ * Garbage collection marks from `index.json` (every manifest → its config and layers, and the
+ * snapshot of every layer chain) and from the build cache: any file `cache/*.json` whose
+ * top-level object has `"blobs": ["sha256:…", …]` keeps those blobs, and `"chainIDs": [...]`
+ * keeps those snapshots. Everything else in `blobs/sha256/` and `snapshots/` is removed, under
+ * the store's lock.
+ */
+import { lstat, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { chainIDsOf, hexOf, isDigest, parseDigest } from './digest.js';
+import { BlobNotFoundError, StoreError } from './errors.js';
+import { parseReference } from './reference.js';
+import { REF_NAME_ANNOTATION, type Store } from './store.js';
+import { MediaTypes, type ContainerConfig, type Descriptor, type DiffID, type Digest, type HistoryEntry, type ImageConfig, type Index, type Manifest } from './types.js';
+
+// ---- listing ----
+
+/** One row of `images`: one per tag, or one `<none>` row for an untagged image. */
+export interface ImageRow {
+  /** Familiar repository name (`hello`, `user/app`), or `<none>`. */
+  repository: string;
+  tag: string;
+  /** Image ID (config digest). */
+  id: Digest;
+  /** Manifest digest. */
+  digest: Digest;
+  created: string | undefined;
+  /** Bytes the image takes in the store: compressed layers (not Docker's unpacked size). */
+  size: number;
+}
+
+/** The store's images as `docker images` lists them, newest first (ties by name). */
+export async function listImages(store: Store): Promise<ImageRow[]> {
+  const rows: ImageRow[] = [];
+  for (const img of await store.listImages()) {
+    const base = { id: img.id, digest: img.manifestDescriptor.digest, created: img.created, size: img.size };
+    if (img.refs.length === 0) rows.push({ repository: '<none>', tag: '<none>', ...base });
+    for (const r of img.refs) {
+      const ref = parseReference(r);
+      rows.push({ repository: ref.familiarName(), tag: ref.tag ?? '<none>', ...base });
+    }
+  }
+  return rows.sort((a, b) => (b.created ?? '').localeCompare(a.created ?? '') || a.repository.localeCompare(b.repository) || a.tag.localeCompare(b.tag));
+}
+
+// ---- inspect ----
+
+/** `docker image inspect`'s shape (the fields that mean something for a store without a daemon). */
+export interface ImageInspect {
+  Id: Digest;
+  RepoTags: string[];
+  RepoDigests: string[];
+  Parent: string;
+  Comment: string;
+  Created: string;
+  DockerVersion: string;
+  Author: string;
+  Config: ContainerConfig;
+  Architecture: string;
+  Variant?: string;
+  Os: string;
+  /** Compressed layer bytes (Docker reports unpacked bytes). */
+  Size: number;
+  RootFS: { Type: string; Layers: DiffID[] };
+  Metadata: { LastTagTime: string };
+  /** The manifest's descriptor (not in Docker's output). */
+  Descriptor: Descriptor;
+}
+
+type DockerishConfig = ImageConfig & { comment?: string; docker_version?: string };
+
+/**
+ * Inspects one image.
+ * @throws ImageNotFoundError, AmbiguousImageError
+ */
+export async function inspectImage(store: Store, ref: string): Promise<ImageInspect> {
+  const img = await store.resolveImage(ref);
+  const config = img.config as DockerishConfig;
+  return {
+    Id: img.id,
+    RepoTags: img.refs.map((r) => parseReference(r).familiar()),
+    RepoDigests: [],
+    Parent: '',
+    Comment: config.comment ?? '',
+    Created: config.created ?? '0001-01-01T00:00:00Z',
+    DockerVersion: config.docker_version ?? '',
+    Author: config.author ?? '',
+    Config: config.config ?? {},
+    Architecture: config.architecture,
+    ...(config.variant ? { Variant: config.variant } : {}),
+    Os: config.os,
+    Size: img.manifest.layers.reduce((s, l) => s + l.size, 0),
+    RootFS: { Type: config.rootfs?.type ?? 'layers', Layers: config.rootfs?.diff_ids ?? [] },
+    Metadata: { LastTagTime: '' },
+    Descriptor: img.manifestDescriptor,
+  };
+}
+
+// ---- history ----
+
+/** One row of `history`, newest first. */
+export interface HistoryRow {
+  /** The image ID on the newest row; undefined (`<missing>`) below it, as for pulled images. */
+  id: Digest | undefined;
+  created: string | undefined;
+  createdBy: string;
+  /** Size of the layer this step made (compressed), 0 for an empty-layer step. */
+  size: number;
+  comment: string;
+  emptyLayer: boolean;
+}
+
+/**
+ * The history of one image, newest first. Each history entry without `empty_layer` is matched with
+ * the next layer bottom-up, as Docker does; an image without history gets one row per layer.
+ * @throws ImageNotFoundError, AmbiguousImageError
+ */
+export async function imageHistory(store: Store, ref: string): Promise<HistoryRow[]> {
+  const img = await store.resolveImage(ref);
+  const layers = img.manifest.layers;
+  const history: HistoryEntry[] = img.config.history ?? layers.map(() => ({}));
+  const rows: HistoryRow[] = [];
+  let li = 0;
+  for (const h of history) {
+    const empty = h.empty_layer === true;
+    const layer = empty ? undefined : layers[li++];
+    rows.push({ id: undefined, created: h.created, createdBy: h.created_by ?? '', size: layer?.size ?? 0, comment: h.comment ?? '', emptyLayer: empty });
+  }
+  rows.reverse();
+  if (rows[0]) rows[0].id = img.id;
+  return rows;
+}
+
+// ---- tag ----
+
+/**
+ * Points reference `target` at the image `source` names (reference, ID or ID prefix).
+ * @throws ImageNotFoundError, AmbiguousImageError, ReferenceError
+ */
+export async function tagImage(store: Store, source: string, target: string): Promise<void> {
+  const img = await store.resolveImage(source);
+  await store.tag(target, img.manifestDescriptor);
+}
+
+// ---- rmi ----
+
+/** What removing one name did: Docker's `Untagged:` and `Deleted:` lines. */
+export interface RemoveResult {
+  /** Familiar references removed. */
+  untagged: string[];
+  /** The image ID, when the image itself went (no reference left). */
+  deleted: Digest | undefined;
+}
+
+/** An image that several references name, removed by ID without force. */
+export class ImageConflictError extends StoreError {
+  constructor(readonly ref: string, reason: string) {
+    super(`conflict: unable to delete ${ref} (must be forced) - ${reason}`, {
+      code: 'E_IMAGE_CONFLICT',
+      hint: 'remove it by its tags, or pass -f to remove every tag and the image',
+    });
+  }
+}
+
+/**
+ * Removes `ref` as `docker rmi` does: a tag is untagged, and the image goes with its last tag; an
+ * image ID removes the image and all its tags, which needs `force` when it has several.
+ * Content is not deleted here: call `collectGarbage` after.
+ * @throws ImageNotFoundError, AmbiguousImageError, ImageConflictError
+ */
+export async function removeImage(store: Store, ref: string, { force = false }: { force?: boolean } = {}): Promise<RemoveResult> {
+  const img = await store.resolveImage(ref);
+  const named = namedTag(ref, img.refs);
+  if (named !== undefined) {
+    const { stillReferenced } = await store.untag(named);
+    return { untagged: [parseReference(named).familiar()], deleted: stillReferenced ? undefined : img.id };
+  }
+  if (img.refs.length > 1 && !force) throw new ImageConflictError(hexOf(img.id).slice(0, 12), 'image is referenced in multiple repositories');
+  const removed = await store.removeImage(img.manifestDescriptor.digest);
+  return { untagged: removed.map((r) => parseReference(r).familiar()), deleted: img.id };
+}
+
+function namedTag(input: string, refs: readonly string[]): string | undefined {
+  try {
+    const r = parseReference(input);
+    return r.digest === undefined && refs.includes(r.full()) ? r.full() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---- garbage collection ----
+
+/** What a prune removed. */
+export interface PruneReport {
+  /** Image IDs of the dangling (untagged) images removed from the index. */
+  imagesDeleted: Digest[];
+  blobsDeleted: Digest[];
+  /** Chain IDs of the snapshots removed. */
+  snapshotsDeleted: string[];
+  /** Bytes freed on disk (blob sizes plus snapshot file sizes). */
+  reclaimed: number;
+}
+
+/** The blobs and snapshots something refers to. */
+interface Live {
+  blobs: Set<string>;
+  snapshots: Set<string>;
+  /** Blobs only the build cache refers to. */
+  cacheOnly: Set<string>;
+  cacheRecords: number;
+}
+
+/**
+ * Removes every blob and snapshot nothing refers to (see the module comment), under the store's
+ * lock. Images in `index.json`, tagged or not, are kept.
+ * @throws StoreError when a referenced manifest or config cannot be read (nothing is deleted then).
+ */
+export async function collectGarbage(store: Store): Promise<PruneReport> {
+  return store.withLock(async () => {
+    const live = await markLive(store, await store.readIndex());
+    return sweep(store, live);
+  });
+}
+
+/**
+ * `image prune`: removes dangling (untagged) images from the index, then collects garbage.
+ */
+export async function prune(store: Store): Promise<PruneReport> {
+  const dangling: Descriptor[] = [];
+  await store.updateIndex((index) => {
+    const tagged = new Set(index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION]).map((m) => m.digest));
+    const keep = index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] || tagged.has(m.digest));
+    dangling.push(...index.manifests.filter((m) => !keep.includes(m)));
+    return { ...index, manifests: keep };
+  });
+  const imagesDeleted: Digest[] = [];
+  for (const d of dangling) {
+    try {
+      imagesDeleted.push((await store.readJSONBlob<Manifest>(d.digest)).config.digest);
+    } catch {
+      imagesDeleted.push(d.digest);
+    }
+  }
+  const report = await collectGarbage(store);
+  return { ...report, imagesDeleted };
+}
+
+async function markLive(store: Store, index: Index): Promise<Live> {
+  const blobs = new Set<string>();
+  const snapshots = new Set<string>();
+  const markManifest = async (desc: Descriptor): Promise<void> => {
+    if (blobs.has(desc.digest)) return;
+    blobs.add(desc.digest);
+    if (desc.mediaType === MediaTypes.ociIndex || desc.mediaType === MediaTypes.dockerManifestList) {
+      const nested = await readForGC<Index>(store, desc.digest);
+      for (const m of nested.manifests ?? []) if (await store.hasBlob(m.digest)) await markManifest(m);
+      return;
+    }
+    const manifest = await readForGC<Manifest>(store, desc.digest);
+    blobs.add(manifest.config.digest);
+    for (const l of manifest.layers) blobs.add(l.digest);
+    const config = await readForGC<ImageConfig>(store, manifest.config.digest);
+    const diffIDs = config.rootfs?.diff_ids ?? [];
+    if (diffIDs.length > 0) for (const c of chainIDsOf(diffIDs)) snapshots.add(hexOf(c));
+  };
+  for (const m of index.manifests) await markManifest(m);
+  const cacheOnly = new Set<string>();
+  let cacheRecords = 0;
+  for (const rec of await readCacheRecords(store)) {
+    cacheRecords++;
+    for (const b of rec.blobs) {
+      if (!blobs.has(b)) cacheOnly.add(b);
+    }
+    for (const c of rec.chainIDs) snapshots.add(hexOf(c as Digest));
+  }
+  for (const b of cacheOnly) blobs.add(b);
+  return { blobs, snapshots, cacheOnly, cacheRecords };
+}
+
+async function readForGC<T>(store: Store, d: Digest): Promise<T> {
+  try {
+    return await store.readJSONBlob<T>(d);
+  } catch (err) {
+    throw new StoreError(`garbage collection stopped: cannot read referenced blob ${d}`, {
+      code: err instanceof BlobNotFoundError ? 'E_BLOB_NOT_FOUND' : 'E_CORRUPT_BLOB',
+      cause: err,
+      hint: 'the store is damaged; remove the image that refers to it (tsbuild rmi) and prune again',
+    });
+  }
+}
+
+/** Build cache records: `cache/*.json` files with `blobs` (digests) and optional `chainIDs`. */
+async function readCacheRecords(store: Store): Promise<Array<{ blobs: Digest[]; chainIDs: string[] }>> {
+  const out: Array<{ blobs: Digest[]; chainIDs: string[] }> = [];
+  for (const name of await listDir(store.cacheDir)) {
+    if (!name.endsWith('.json')) continue;
+    let rec: unknown;
+    try {
+      rec = JSON.parse(await readFile(join(store.cacheDir, name), 'utf8'));
+    } catch {
+      continue; // being written (temp+rename makes this rare) or not ours: keeps nothing
+    }
+    const r = rec as { blobs?: unknown; chainIDs?: unknown };
+    const list = (v: unknown): string[] => (Array.isArray(v) ? v.filter((d): d is string => typeof d === 'string' && isDigest(d)) : []);
+    out.push({ blobs: list(r.blobs).map(parseDigest), chainIDs: list(r.chainIDs) });
+  }
+  return out;
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+async function sweep(store: Store, live: Live): Promise<PruneReport> {
+  const report: PruneReport = { imagesDeleted: [], blobsDeleted: [], snapshotsDeleted: [], reclaimed: 0 };
+  for (const name of await listDir(store.blobsDir)) {
+    const digest = `sha256:${name}`;
+    if (live.blobs.has(digest)) continue;
+    const path = join(store.blobsDir, name);
+    const size = (await stat(path)).size;
+    await unlink(path);
+    if (isDigest(digest)) report.blobsDeleted.push(digest);
+    report.reclaimed += size;
+  }
+  for (const name of await listDir(store.snapshotsDir)) {
+    if (live.snapshots.has(name)) continue;
+    const path = join(store.snapshotsDir, name);
+    report.reclaimed += await treeSize(path);
+    await rm(path, { recursive: true, force: true });
+    report.snapshotsDeleted.push(`sha256:${name}`);
+  }
+  return report;
+}
+
+/** Bytes of the regular files under `path` (each inode once). */
+async function treeSize(path: string, seen = new Set<bigint>()): Promise<number> {
+  const st = await lstat(path, { bigint: true });
+  if (st.isDirectory()) {
+    let sum = 0;
+    for (const e of await readdir(path)) sum += await treeSize(join(path, e), seen);
+    return sum;
+  }
+  if (!st.isFile() || seen.has(st.ino)) return 0;
+  seen.add(st.ino);
+  return Number(st.size);
+}
+
+// ---- system df ----
+
+/** One row of `system df`. */
+export interface DiskUsageRow {
+  type: 'Images' | 'Snapshots' | 'Build Cache';
+  total: number;
+  active: number;
+  size: number;
+  reclaimable: number;
+}
+
+/**
+ * Disk usage of the store by kind: images (blobs; active = tagged images; reclaimable = what
+ * `prune` would free), snapshots (unpacked layers), build cache (blobs only cache records keep).
+ */
+export async function systemDf(store: Store): Promise<DiskUsageRow[]> {
+  const index = await store.readIndex();
+  const tagged = index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION]);
+  const all = await markLive(store, index);
+  const pruned = await markLive(store, { ...index, manifests: tagged });
+  let blobBytes = 0;
+  let reclaimable = 0;
+  let cacheBytes = 0;
+  for (const name of await listDir(store.blobsDir)) {
+    const size = (await stat(join(store.blobsDir, name))).size;
+    const d = `sha256:${name}`;
+    if (all.cacheOnly.has(d)) {
+      cacheBytes += size;
+      continue;
+    }
+    blobBytes += size;
+    if (!pruned.blobs.has(d)) reclaimable += size;
+  }
+  let snapBytes = 0;
+  let snapReclaimable = 0;
+  const snaps = await listDir(store.snapshotsDir);
+  for (const name of snaps) {
+    const size = await treeSize(join(store.snapshotsDir, name));
+    snapBytes += size;
+    if (!pruned.snapshots.has(name)) snapReclaimable += size;
+  }
+  const distinct = new Set(index.manifests.map((m) => m.digest));
+  return [
+    { type: 'Images', total: distinct.size, active: new Set(tagged.map((m) => m.digest)).size, size: blobBytes, reclaimable },
+    { type: 'Snapshots', total: snaps.length, active: snaps.filter((s) => pruned.snapshots.has(s)).length, size: snapBytes, reclaimable: snapReclaimable },
+    { type: 'Build Cache', total: all.cacheRecords, active: all.cacheRecords, size: cacheBytes, reclaimable: 0 },
+  ];
+}
+
