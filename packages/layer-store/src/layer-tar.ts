@@ -101,14 +101,16 @@ async function* walk(root: string, opts: LayerTarOptions): AsyncGenerator<Item> 
         if (xattrs) header.xattrs = xattrs;
       }
       const key = `${st.dev}:${st.ino}`;
-      if (!st.isDirectory() && !st.isSymbolicLink() && st.nlink > 1n && links.has(key)) {
+      // Overlay whiteouts may share one inode (the kernel links them to a common whiteout): never links.
+      const linkable = !st.isDirectory() && st.nlink > 1n && !(opts.kind === 'upper' && st.isCharacterDevice() && st.rdev === 0n);
+      if (linkable && !st.isSymbolicLink() && links.has(key)) {
         header.type = 'link';
         header.linkname = links.get(key)!;
         delete header.xattrs;
         yield { header };
         continue;
       }
-      if (!st.isDirectory() && st.nlink > 1n) links.set(key, childRel);
+      if (linkable) links.set(key, childRel);
       if (st.isFile()) {
         header.size = Number(st.size);
         yield { header, content: childAbs };
@@ -148,7 +150,7 @@ async function* tarBytes(dir: string, opts: LayerTarOptions): AsyncGenerator<Buf
     const headers = opts.kind === 'upper' ? upperToLayerEntries(item.header) : [item.header];
     for (const h of headers) {
       yield encodeHeader(h);
-      if (h === item.header && item.content !== undefined && h.size > 0) {
+      if (item.content !== undefined && h.type === 'file' && h.name === item.header.name && h.size > 0) {
         yield* fileContent(item.content, h.size, opts.signal);
         const pad = padding(h.size);
         if (pad.length > 0) yield pad;

@@ -54,13 +54,16 @@ export async function describeTree(root: string, { mtimes = true, skipXattrs = [
 export async function sh(cmd: string, args: string[], opts: { input?: Buffer; cwd?: string } = {}): Promise<string> {
   const { spawn } = await import('node:child_process');
   return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
+    const c = spawn(cmd, args, { stdio: [opts.input ? 'pipe' : 'ignore', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
     let out = '';
     let err = '';
-    c.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
-    c.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+    c.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+    c.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
     c.on('error', reject);
     c.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err}`))));
-    c.stdin.end(opts.input ?? Buffer.alloc(0));
+    if (opts.input && c.stdin) {
+      c.stdin.on('error', () => undefined);
+      c.stdin.end(opts.input);
+    }
   });
 }

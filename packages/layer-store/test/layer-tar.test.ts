@@ -1,0 +1,188 @@
+import test from 'ava';
+import { chmod, cp, link, lchown, mkdir, readFile, rm, symlink, utimes, writeFile, chown } from 'node:fs/promises';
+
+import { join } from 'node:path';
+import { createGunzip } from 'node:zlib';
+import { setAttribute } from 'fs-xattr';
+import { applyLayer, hashing, layerTarStream, MediaTypes, Store, writeLayer } from '../src/index.js';
+import { readTar } from '../src/tar.js';
+import { describeTree, sh, tempDir } from './helpers.js';
+
+// security.capability for cap_net_bind_service+ep (VFS v2): binary, with bytes ≥ 0x80 in it.
+const CAP = Buffer.from('0100000200040000000000000000000000000000', 'hex');
+const CAP_HIGH = Buffer.from('01000002ff00000000000000ff00000000000000', 'hex');
+
+/** A tree with every kind of entry the layer format must keep. */
+async function makeFixture(root: string): Promise<void> {
+  await mkdir(join(root, 'bin'), { recursive: true });
+  await mkdir(join(root, 'tmp'));
+  await chmod(join(root, 'tmp'), 0o1777);
+  await mkdir(join(root, 'empty'));
+  await mkdir(join(root, 'home/app/.cache'), { recursive: true });
+  await chown(join(root, 'home/app'), 1000, 50);
+  await chmod(join(root, 'home/app'), 0o750);
+  await writeFile(join(root, 'bin/tool'), '#!/bin/sh\necho tool\n');
+  await chmod(join(root, 'bin/tool'), 0o4755);
+  await writeFile(join(root, 'bin/sgid'), 'x');
+  await chmod(join(root, 'bin/sgid'), 0o2711);
+  await writeFile(join(root, 'bin/cap'), 'cap');
+  await setAttribute(join(root, 'bin/cap'), 'security.capability', CAP);
+  await writeFile(join(root, 'bin/cap2'), 'cap2');
+  await setAttribute(join(root, 'bin/cap2'), 'security.capability', CAP_HIGH);
+  await setAttribute(join(root, 'bin/cap2'), 'user.note', 'hello');
+  await writeFile(join(root, 'bin/trusted'), 't');
+  await setAttribute(join(root, 'bin/trusted'), 'trusted.overlay.origin', 'zzz');
+  await symlink('tool', join(root, 'bin/rel'));
+  await symlink('/bin/tool', join(root, 'bin/abs'));
+  await writeFile(join(root, 'home/app/data'), Buffer.alloc(70_000, 7));
+  await lchown(join(root, 'home/app/data'), 1000, 1000);
+  await link(join(root, 'home/app/data'), join(root, 'home/app/data-link'));
+  await link(join(root, 'home/app/data'), join(root, 'bin/zz-data-link'));
+  const long = 'd'.repeat(60);
+  await mkdir(join(root, long, long), { recursive: true });
+  await writeFile(join(root, long, long, 'f'.repeat(120)), 'long');
+  await symlink('t'.repeat(150), join(root, 'longlink'));
+  await writeFile(join(root, 'héllo wörld ☃'), 'utf8');
+  await mkdir(join(root, 'dev'));
+  await sh('mknod', [join(root, 'dev/null'), 'c', '1', '3']);
+  await sh('mknod', [join(root, 'dev/sda'), 'b', '8', '0']);
+  await sh('mkfifo', [join(root, 'dev/fifo')]);
+  await lchown(join(root, 'dev/fifo'), 5, 6);
+  await lchown(join(root, 'bin/rel'), 7, 8);
+  // mtimes last (dirs after children)
+  await utimes(join(root, 'bin/tool'), 1_000_000, 1_000_000);
+  await utimes(join(root, 'home/app'), 2_000_000, 2_000_000);
+}
+
+async function gunzipDigest(store: Store, d: Parameters<Store['openBlob']>[0]): Promise<string> {
+  const h = hashing();
+  const s = store.openBlob(d).pipe(createGunzip()).pipe(h);
+  for await (const _ of s) void _;
+  return h.digest();
+}
+
+test('round trip: dir → layer → apply gives an identical tree (modes, owners, links, xattrs, devices)', async (t) => {
+  const dir = await tempDir(t);
+  const src = join(dir, 'src');
+  const out = join(dir, 'out');
+  await mkdir(src);
+  await mkdir(out);
+  await makeFixture(src);
+  const store = await Store.open(join(dir, 'store'));
+  const layer = await writeLayer(store, src, { kind: 'rootfs' });
+  t.is(layer.mediaType, MediaTypes.ociLayerGzip);
+  t.is(layer.size, await store.blobSize(layer.digest));
+  t.is(await gunzipDigest(store, layer.digest), layer.diffID as string);
+  await applyLayer(layer.open(), out, { format: 'plain' });
+  const want = await describeTree(src, { skipXattrs: ['trusted.overlay.origin'] });
+  t.deepEqual(await describeTree(out), want);
+  t.true(want.some((l) => l.includes('security.capability=01000002ff')));
+});
+
+test('GNU tar reads the layer: entries in order, numeric owners, long names, link entries', async (t) => {
+  const dir = await tempDir(t);
+  const src = join(dir, 'src');
+  await mkdir(src);
+  await makeFixture(src);
+  const store = await Store.open(join(dir, 'store'));
+  const layer = await writeLayer(store, src, { kind: 'rootfs', compression: 'none' });
+  t.is(layer.mediaType, MediaTypes.ociLayer);
+  t.is(layer.digest as string, layer.diffID as string);
+  const listing = await sh('tar', ['--numeric-owner', '-tvf', store.blobPath(layer.digest)]);
+  const names = (await sh('tar', ['-tf', store.blobPath(layer.digest)])).trim().split('\n');
+  t.is(names[0], 'bin/');
+  t.true(names.indexOf('bin/') < names.indexOf('bin/abs'));
+  t.true(names.includes(`${'d'.repeat(60)}/${'d'.repeat(60)}/${'f'.repeat(120)}`));
+  t.true(names.includes('héllo wörld ☃'));
+  t.regex(listing, /-rwsr-xr-x 0\/0 +\d+ .* bin\/tool/);
+  t.regex(listing, /drwxrwxrwt 0\/0 .* tmp\//);
+  t.regex(listing, /hrw-r--r-- 1000\/1000 .* home\/app\/data link to bin\/zz-data-link|hrw-r--r-- 1000\/1000 .* home\/app\/data-link link to home\/app\/data/);
+  t.regex(listing, /crw-r--r-- 0\/0 +1,3 .* dev\/null/);
+  t.regex(listing, /longlink -> t{150}/);
+  t.notRegex(listing, /root/);
+  // sorted depth-first: every entry's parent comes before it
+  const seen = new Set<string>();
+  for (const n of names) {
+    const parent = n.replace(/\/$/, '').split('/').slice(0, -1).join('/');
+    if (parent) t.true(seen.has(`${parent}/`), n);
+    seen.add(n);
+  }
+});
+
+test('determinism: same tree → same digests; newer mtimes clamped by sourceDateEpoch → same digests', async (t) => {
+  const dir = await tempDir(t);
+  const a = join(dir, 'a');
+  const b = join(dir, 'b');
+  await mkdir(a);
+  await makeFixture(a);
+  const store = await Store.open(join(dir, 'store'));
+  const l1 = await writeLayer(store, a, { kind: 'rootfs' });
+  const l2 = await writeLayer(store, a, { kind: 'rootfs' });
+  t.is(l1.digest, l2.digest);
+  t.is(l1.diffID, l2.diffID);
+  // A copy made now has different mtimes (newer than the epoch) — clamped, identical.
+  await mkdir(b);
+  await makeFixture(b);
+  await utimes(join(b, 'bin/tool'), 3_000_000, 3_000_000);
+  const epoch = 500_000;
+  const c1 = await writeLayer(store, a, { kind: 'rootfs', sourceDateEpoch: epoch });
+  const c2 = await writeLayer(store, b, { kind: 'rootfs', sourceDateEpoch: epoch });
+  t.is(c1.diffID, c2.diffID);
+  t.is(c1.digest, c2.digest);
+  t.not(c1.diffID, l1.diffID);
+  // and an older mtime is kept, not raised
+  const entries: Array<[string, number]> = [];
+  for await (const e of readTar(layerTarStream(a, { kind: 'rootfs', sourceDateEpoch: 1_500_000 }))) entries.push([e.header.name, e.header.mtime]);
+  t.deepEqual(entries.find(([n]) => n === 'bin/tool'), ['bin/tool', 1_000_000]);
+  t.deepEqual(entries.find(([n]) => n === 'home/app'), ['home/app', 1_500_000]);
+});
+
+test('writeLayer leaves no temp files and honours an aborted signal', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'f'), 'x');
+  const store = await Store.open(join(dir, 'store'));
+  const ac = new AbortController();
+  ac.abort(new Error('stop'));
+  await t.throwsAsync(writeLayer(store, join(dir), { kind: 'rootfs', signal: ac.signal }));
+  const { readdir } = await import('node:fs/promises');
+  t.deepEqual(await readdir(store.tmpDir), []);
+});
+
+test('overlay upper dir from a real overlay mount → .wh. and .wh..wh..opq entries', async (t) => {
+  const dir = await tempDir(t);
+  const [lower, upper, work, merged] = ['lower', 'upper', 'work', 'merged'].map((n) => join(dir, n)) as [string, string, string, string];
+  for (const d of [lower, upper, work, merged]) await mkdir(d);
+  await writeFile(join(lower, 'a.txt'), 'a');
+  await mkdir(join(lower, 'd'));
+  await writeFile(join(lower, 'd/x'), 'x');
+  await writeFile(join(lower, 'd/y'), 'y');
+  await writeFile(join(lower, 'keep'), 'k');
+  await writeFile(join(lower, 'b.txt'), 'b');
+  await sh('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged]);
+  try {
+    await rm(join(merged, 'a.txt'));
+    await rm(join(merged, 'b.txt'));
+    await rm(join(merged, 'd'), { recursive: true });
+    await mkdir(join(merged, 'd'));
+    await writeFile(join(merged, 'd/z'), 'z');
+    await writeFile(join(merged, 'new'), 'n');
+  } finally {
+    await sh('umount', [merged]);
+  }
+  const store = await Store.open(join(dir, 'store'));
+  const layer = await writeLayer(store, upper, { kind: 'upper' });
+  const names: string[] = [];
+  const xattrs: string[] = [];
+  for await (const e of readTar(layer.open().pipe(createGunzip()))) {
+    names.push(`${e.header.type}:${e.header.name}`);
+    xattrs.push(...(e.header.xattrs?.keys() ?? []));
+  }
+  t.deepEqual(names, ['file:.wh.a.txt', 'file:.wh.b.txt', 'directory:d', 'file:d/.wh..wh..opq', 'file:d/z', 'file:new']);
+  t.deepEqual(xattrs.filter((x) => x.startsWith('trusted.')), []);
+  // Applying it on a copy of the lower dir gives what the merged view showed.
+  const view = join(dir, 'view');
+  await cp(lower, view, { recursive: true });
+  await applyLayer(layer.open(), view, { format: 'plain' });
+  t.deepEqual((await describeTree(view, { mtimes: false })).map((l) => l.split(' ')[0]), ['d', 'd/z', 'keep', 'new']);
+  t.is(await readFile(join(view, 'd/z'), 'utf8'), 'z');
+});
