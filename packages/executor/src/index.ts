@@ -1,3 +1,4 @@
 export {};
 export * from './context/index.js';
 export * from './build/index.js';
+export * from './sandbox/index.js';

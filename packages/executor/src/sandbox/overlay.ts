@@ -1,0 +1,91 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { SandboxError } from './errors.js';
+import { checkTool, requireTool, runTool } from './host-tools.js';
+
+/** A mounted root filesystem for one RUN step. */
+export interface Rootfs {
+  /** The merged mount point: the container's `/`. */
+  readonly path: string;
+  /** Where the step's writes land: after unmount, this directory is the step's diff. */
+  readonly upperdir: string;
+  /** Unmounts (lazily if the mount is still busy). Safe to call twice. */
+  unmount(): Promise<void>;
+}
+
+export interface MountRootfsOptions {
+  /** Lower layers, **bottom-most first** (manifest order: base layer first). May be empty (FROM scratch). */
+  lowerdirs: string[];
+  /** Empty directory that receives the step's changes (overlay upper dir). */
+  upperdir: string;
+  /** Empty directory on the same filesystem as `upperdir` (overlay work dir). */
+  workdir: string;
+  /** Mount point (created if missing). */
+  target: string;
+  signal?: AbortSignal;
+}
+
+/** The kernel takes mount options in one page. */
+const MAX_MOUNT_DATA = 4000;
+
+/**
+ * Mounts an overlay of `lowerdirs` + `upperdir` at `target`. With no lower dir, `upperdir` is
+ * bind-mounted instead (overlay needs a lower), so the step's writes land in it all the same.
+ * Long lower lists are passed relative to their common parent to fit the kernel's one-page limit.
+ * The caller must call `unmount()` (try/finally).
+ * @throws SandboxError when a path holds `,` or `:` (overlay cannot escape them reliably) or mount fails.
+ */
+export async function mountRootfs(opts: MountRootfsOptions): Promise<Rootfs> {
+  const mountBin = await requireTool('mount', 'util-linux (mount)');
+  const umountBin = await requireTool('umount', 'util-linux (mount)');
+  const target = path.resolve(opts.target);
+  const upperdir = path.resolve(opts.upperdir);
+  await mkdir(target, { recursive: true });
+  await mkdir(upperdir, { recursive: true });
+  if (opts.lowerdirs.length === 0) {
+    await checkTool(mountBin, ['--bind', upperdir, target], `bind-mounting ${upperdir}`, { signal: opts.signal });
+  } else {
+    const workdir = path.resolve(opts.workdir);
+    await mkdir(workdir, { recursive: true });
+    const lowers = opts.lowerdirs.map((d) => path.resolve(d));
+    for (const p of [...lowers, upperdir, workdir]) {
+      if (/[,:]/.test(p)) throw new SandboxError(`overlay path ${p} contains ',' or ':'`, { hint: 'use a store path without commas or colons' });
+    }
+    // overlay's lowerdir lists the top-most layer first.
+    const topFirst = [...lowers].reverse();
+    let data = `lowerdir=${topFirst.join(':')},upperdir=${upperdir},workdir=${workdir}`;
+    let cwd: string | undefined;
+    if (data.length > MAX_MOUNT_DATA) {
+      cwd = commonParent([...lowers, upperdir, workdir]);
+      const rel = (p: string) => path.relative(cwd!, p) || '.';
+      data = `lowerdir=${topFirst.map(rel).join(':')},upperdir=${rel(upperdir)},workdir=${rel(workdir)}`;
+      if (data.length > MAX_MOUNT_DATA) throw new SandboxError(`too many layers to mount (${lowers.length})`, { hint: 'squash the base image' });
+    }
+    await checkTool(mountBin, ['-t', 'overlay', 'overlay', '-o', data, target], `mounting the rootfs at ${target}`, {
+      signal: opts.signal,
+      ...(cwd === undefined ? {} : { cwd }),
+    });
+  }
+  let mounted = true;
+  return {
+    path: target,
+    upperdir,
+    async unmount() {
+      if (!mounted) return;
+      const r = await runTool(umountBin, [target]);
+      if (r.code !== 0) await checkTool(umountBin, ['--lazy', target], `unmounting ${target} (${r.stderr.trim()})`);
+      mounted = false;
+    },
+  };
+}
+
+function commonParent(paths: string[]): string {
+  let parts = path.dirname(paths[0]!).split(path.sep);
+  for (const p of paths.slice(1)) {
+    const q = path.dirname(p).split(path.sep);
+    let i = 0;
+    while (i < parts.length && i < q.length && parts[i] === q[i]) i++;
+    parts = parts.slice(0, i);
+  }
+  return parts.join(path.sep) || path.sep;
+}
