@@ -1,0 +1,185 @@
+import test, { type ExecutionContext } from 'ava';
+import { mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile, chmod } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { compileIgnore, hashSourcesDetailed, selectSources, type Source } from '../src/context/index.js';
+
+async function tempDir(t: ExecutionContext): Promise<string> {
+  const d = await mkdtemp(path.join(tmpdir(), 'ctx-select-'));
+  t.teardown(() => rm(d, { recursive: true, force: true }));
+  return d;
+}
+
+/** Writes files: a key ending in '/' is a directory, '->x' a symlink. */
+async function tree(root: string, spec: Record<string, string>): Promise<void> {
+  for (const [p, v] of Object.entries(spec)) {
+    const full = path.join(root, p);
+    if (p.endsWith('/')) await mkdir(full, { recursive: true });
+    else {
+      await mkdir(path.dirname(full), { recursive: true });
+      if (v.startsWith('->')) await symlink(v.slice(2), full);
+      else await writeFile(full, v);
+    }
+  }
+}
+
+const ctxSpec = {
+  'a.txt': 'a',
+  'b.txt': 'b',
+  'c.md': 'c',
+  'dir/f1': '1',
+  'dir/sub/f2': '2',
+  'dir/sub/skip.log': 'log',
+  'other/x.txt': 'x',
+  'we*ird': 'w',
+  'link': '->a.txt',
+  'abslink': '->/etc/passwd',
+  'uplink': '->../../outside',
+  'linkdir': '->dir',
+  'dir/inner-link': '->/etc/shadow',
+};
+
+const names = (sources: Source[]): string[] => sources.map((s) => s.rel);
+const entriesOf = (s: Source): string[] => s.entries.map((e) => `${e.rel}:${e.type}`);
+
+// [patterns, expected source rels] or an error code
+const selectTable: Array<[string[], string[] | string]> = [
+  [['a.txt'], ['a.txt']],
+  [['/a.txt'], ['a.txt']],
+  [['./dir/../a.txt'], ['a.txt']],
+  [['*.txt'], ['a.txt', 'b.txt']],
+  [['?.md'], ['c.md']],
+  [['[ab].txt'], ['a.txt', 'b.txt']],
+  [['*/x.txt'], ['other/x.txt']],
+  [['dir/s*'], ['dir/sub']],
+  // A wildcard match is followed like a named source: a link pointing out fails (as Docker 20.10 does).
+  [['dir/*'], 'E_SOURCE_NOT_FOUND'],
+  [['we\\*ird'], 'E_SOURCE_NOT_FOUND'], // no wildcard: the name is taken literally, backslash included
+  [['we[*]ird'], ['we*ird']],
+  [['nomatch*'], 'E_NO_SOURCE_FILES'],
+  [['missing'], 'E_SOURCE_NOT_FOUND'],
+  [['../a.txt'], 'E_OUTSIDE_CONTEXT'],
+  [['dir/../../a.txt'], 'E_OUTSIDE_CONTEXT'],
+  [['abslink'], 'E_SOURCE_NOT_FOUND'], // resolved inside the context: <ctx>/etc/passwd
+  [['uplink'], 'E_SOURCE_NOT_FOUND'],
+  [['linkdir/*'], 'E_NO_SOURCE_FILES'], // wildcards do not walk through symlinks (Docker)
+  [['x['], 'E_BAD_PATTERN'],
+  [['.'], ['.']],
+];
+
+for (const [patterns, want] of selectTable) {
+  test(`selectSources ${JSON.stringify(patterns)} → ${JSON.stringify(want)}`, async (t) => {
+    const root = await tempDir(t);
+    await tree(root, ctxSpec);
+    const p = selectSources(root, patterns);
+    if (typeof want === 'string') await t.throwsAsync(p, { code: want } as never);
+    else t.deepEqual(names(await p), want);
+  });
+}
+
+test('selectSources: Docker error messages', async (t) => {
+  const root = await tempDir(t);
+  await tree(root, ctxSpec);
+  await t.throwsAsync(selectSources(root, ['missing']), {
+    message: 'COPY failed: file not found in build context or excluded by .dockerignore: stat missing: file does not exist',
+  });
+  await t.throwsAsync(selectSources(root, ['nomatch*']), { message: 'COPY failed: no source files were specified' });
+  await t.throwsAsync(selectSources(root, ['../a.txt']), { message: 'COPY failed: forbidden path outside the build context: ../a.txt ()' });
+});
+
+test('selectSources: a symlink named as source is followed inside the context; symlinks below a directory are kept', async (t) => {
+  const root = await tempDir(t);
+  await tree(root, ctxSpec);
+  const [link] = await selectSources(root, ['link']);
+  t.is(link!.entries[0]!.type, 'file');
+  t.is(link!.entries[0]!.hostPath, path.join(root, 'a.txt'));
+  const [ld] = await selectSources(root, ['linkdir']);
+  t.deepEqual(entriesOf(ld!), [':dir', 'f1:file', 'inner-link:symlink', 'sub:dir', 'sub/f2:file', 'sub/skip.log:file']);
+  t.is(ld!.entries.find((e) => e.rel === 'inner-link')!.linkTarget, '/etc/shadow');
+});
+
+test('selectSources: .dockerignore excludes files, directories and the named source itself', async (t) => {
+  const root = await tempDir(t);
+  await tree(root, ctxSpec);
+  const ignore = compileIgnore(['**/*.log', 'other', 'b.txt']);
+  const [dir] = await selectSources(root, ['dir'], { ignore });
+  t.false(entriesOf(dir!).includes('sub/skip.log:file'));
+  await t.throwsAsync(selectSources(root, ['b.txt'], { ignore }), { code: 'E_SOURCE_NOT_FOUND' } as never);
+  t.deepEqual(names(await selectSources(root, ['*.txt'], { ignore })), ['a.txt']);
+  const [all] = await selectSources(root, ['.'], { ignore });
+  t.false(all!.entries.some((e) => e.rel.startsWith('other')));
+});
+
+test('selectSources: an exception re-includes a file inside an ignored directory', async (t) => {
+  const root = await tempDir(t);
+  await tree(root, ctxSpec);
+  const ignore = compileIgnore(['dir', '!dir/sub/f2']);
+  const [all] = await selectSources(root, ['.'], { ignore });
+  const rels = all!.entries.map((e) => e.rel);
+  t.true(rels.includes('dir/sub/f2'));
+  t.false(rels.includes('dir/f1'));
+  t.false(rels.includes('dir'));
+});
+
+test('selectSources: from another root (a stage rootfs), absolute paths and symlinks stay inside it', async (t) => {
+  const root = await tempDir(t);
+  await tree(root, { 'usr/lib/libx.so': 'x', 'lib': '->/usr/lib', 'etc/passwd': 'root' });
+  const [s] = await selectSources(root, ['/lib/libx.so']);
+  t.is(s!.entries[0]!.hostPath, path.join(root, 'usr/lib/libx.so'));
+  t.deepEqual(names(await selectSources(root, ['/usr/lib/*.so'])), ['usr/lib/libx.so']);
+});
+
+test('selectSources: allowEmptyWildcard', async (t) => {
+  const root = await tempDir(t);
+  await tree(root, ctxSpec);
+  t.deepEqual(await selectSources(root, ['none*'], { allowEmptyWildcard: true }), []);
+});
+
+test('hashSources: content and mode change the digest; touch and ignored files do not', async (t) => {
+  const root = await tempDir(t);
+  await tree(root, ctxSpec);
+  const ignore = compileIgnore(['dir/sub/skip.log']);
+  const digest = async (): Promise<string> => (await hashSourcesDetailed(await selectSources(root, ['.'], { ignore }))).digest;
+  const d0 = await digest();
+  t.regex(d0, /^sha256:[0-9a-f]{64}$/);
+  t.is(await digest(), d0);
+  await utimes(path.join(root, 'dir/f1'), new Date(1e12), new Date(1e12));
+  t.is(await digest(), d0, 'touch does not change the digest');
+  await writeFile(path.join(root, 'dir/sub/skip.log'), 'changed');
+  t.is(await digest(), d0, 'an ignored file does not count');
+  await writeFile(path.join(root, 'dir/f1'), '!');
+  const d1 = await digest();
+  t.not(d1, d0, 'content changes the digest');
+  await chmod(path.join(root, 'dir/f1'), 0o600);
+  t.not(await digest(), d1, 'mode changes the digest');
+});
+
+test('hashSources: a renamed file changes the digest', async (t) => {
+  const root = await tempDir(t);
+  await tree(root, { 'd/a': 'same' });
+  const d0 = (await hashSourcesDetailed(await selectSources(root, ['d']))).digest;
+  await rm(path.join(root, 'd/a'));
+  await writeFile(path.join(root, 'd/b'), 'same');
+  t.not((await hashSourcesDetailed(await selectSources(root, ['d']))).digest, d0);
+});
+
+test('hashSources: a warm stat index skips reading unchanged files, and notices a change', async (t) => {
+  const root = await tempDir(t);
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 50; i++) files[`d/f${i}`] = `content ${i}`;
+  await tree(root, files);
+  // Make the files older than the index, so they are not "racy" (git's rule).
+  for (let i = 0; i < 50; i++) await utimes(path.join(root, `d/f${i}`), 1000, 1000);
+  const indexFile = path.join(root, 'stat-index.json');
+  const cold = await hashSourcesDetailed(await selectSources(root, ['d']), { statIndex: indexFile });
+  t.is(cold.filesRead, 50);
+  t.true((await readFile(indexFile, 'utf8')).includes('"version":1'));
+  const warm = await hashSourcesDetailed(await selectSources(root, ['d']), { statIndex: indexFile });
+  t.is(warm.filesRead, 0);
+  t.is(warm.filesCached, 50);
+  t.is(warm.digest, cold.digest);
+  await writeFile(path.join(root, 'd/f7'), 'new content');
+  const after = await hashSourcesDetailed(await selectSources(root, ['d']), { statIndex: indexFile });
+  t.is(after.filesRead, 1);
+  t.not(after.digest, cold.digest);
+});
