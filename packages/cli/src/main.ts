@@ -11,7 +11,7 @@ import { renderError } from './errors.js';
 
 /** Each command's module, loaded on demand. Add a line per command. */
 const commands: Record<string, () => Promise<Command>> = {
-  // build: () => import('./commands/build.js'),
+  build: () => import('./commands/build.js'),
 };
 
 const USAGE = `Usage: tsbuild [--root DIR] COMMAND [OPTIONS]

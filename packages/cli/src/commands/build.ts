@@ -1,0 +1,117 @@
+/**
+ * `tsbuild build`: flags → build() → Docker-classic-style progress. SOURCE_DATE_EPOCH is read here
+ * (the library never reads the environment).
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve, join, isAbsolute } from 'node:path';
+import type { Command, CliContext } from '../context.js';
+import { parseArgs, flagBool, flagList, flagString, UsageError, type FlagSpec } from '../args.js';
+
+const FLAGS: FlagSpec[] = [
+  { name: 'tag', short: 't', type: 'string', multiple: true },
+  { name: 'file', short: 'f', type: 'string' },
+  { name: 'build-arg', type: 'string', multiple: true },
+  { name: 'target', type: 'string' },
+  { name: 'network', type: 'string' },
+  { name: 'isolation', type: 'string' },
+  { name: 'no-cache', type: 'boolean' },
+  { name: 'label', type: 'string', multiple: true },
+  { name: 'memory', short: 'm', type: 'string' },
+  { name: 'cpus', type: 'string' },
+  { name: 'source-date-epoch', type: 'string' },
+  { name: 'quiet', short: 'q', type: 'boolean' },
+];
+
+function keyValues(list: string[], env: CliContext['env'], fromEnv: boolean): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of list) {
+    const i = kv.indexOf('=');
+    if (i >= 0) out[kv.slice(0, i)] = kv.slice(i + 1);
+    else if (fromEnv) {
+      // `--build-arg NAME` takes the value from the environment, and is skipped when unset (as Docker does)
+      const v = env[kv];
+      if (v !== undefined) out[kv] = v;
+    } else out[kv] = '';
+  }
+  return out;
+}
+
+function parseSize(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmg]?)b?$/i.exec(s.trim());
+  if (!m) throw new UsageError(`invalid size: ${s}`, 'use e.g. 512m or 2g');
+  const mult: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+  return Math.floor(Number(m[1]) * (mult[(m[2] ?? '').toLowerCase()] as number));
+}
+
+async function readStream(s: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const command: Command = {
+  async run(argv, ctx) {
+    const args = parseArgs(argv, FLAGS);
+    if (args.positionals.length !== 1) throw new UsageError('"tsbuild build" requires exactly 1 argument', 'usage: tsbuild build [OPTIONS] PATH | -');
+    const contextArg = args.positionals[0] as string;
+    const fileFlag = flagString(args, 'file');
+    const quiet = flagBool(args, 'quiet');
+    const contextDir = contextArg === '-' ? null : resolve(contextArg);
+    let dockerfile: { text: string } | { path: string };
+    let dockerfileName = 'Dockerfile';
+    if (contextArg === '-' || fileFlag === '-') dockerfile = { text: await readStream(ctx.stdin) };
+    else {
+      const p = fileFlag === undefined ? join(contextDir as string, 'Dockerfile') : isAbsolute(fileFlag) ? fileFlag : resolve(fileFlag);
+      dockerfileName = fileFlag ?? 'Dockerfile';
+      dockerfile = { text: await readFile(p, 'utf8') };
+    }
+    const network = flagString(args, 'network') ?? 'default';
+    if (!['host', 'none', 'default'].includes(network)) throw new UsageError(`invalid --network ${network}`, 'use host, none or default');
+    const isolation = flagString(args, 'isolation') ?? 'auto';
+    if (!['oci', 'chroot', 'auto'].includes(isolation)) throw new UsageError(`invalid --isolation ${isolation}`, 'use oci or chroot');
+    const epochText = flagString(args, 'source-date-epoch') ?? ctx.env.SOURCE_DATE_EPOCH;
+    const sourceDateEpoch = epochText === undefined || epochText === '' ? undefined : Number(epochText);
+    if (sourceDateEpoch !== undefined && !Number.isInteger(sourceDateEpoch)) throw new UsageError(`invalid source date epoch: ${epochText}`);
+    const memory = flagString(args, 'memory');
+    const cpus = flagString(args, 'cpus');
+    const { build } = await import('@tsbuild/executor');
+    const out = ctx.stdout;
+    const result = await build({
+      store: ctx.root,
+      contextDir,
+      dockerfile,
+      dockerfileName,
+      tags: flagList(args, 'tag'),
+      buildArgs: keyValues(flagList(args, 'build-arg'), ctx.env, true),
+      ...(flagString(args, 'target') !== undefined ? { target: flagString(args, 'target') as string } : {}),
+      network: network === 'none' ? 'none' : 'host',
+      isolation: isolation as 'oci' | 'chroot' | 'auto',
+      noCache: flagBool(args, 'no-cache'),
+      labels: keyValues(flagList(args, 'label'), ctx.env, false),
+      ...(memory !== undefined ? { memoryBytes: parseSize(memory) } : {}),
+      ...(cpus !== undefined ? { cpus: Number(cpus) } : {}),
+      ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
+      signal: ctx.signal,
+      onEvent: (e) => {
+        if (e.type === 'warning') {
+          ctx.stderr.write(`[WARNING]: ${e.line !== undefined ? `line ${e.line}: ` : ''}${e.message}\n`);
+          return;
+        }
+        if (quiet) return;
+        if (e.type === 'step-start') out.write(`Step ${e.index + 1}/${e.total} : ${e.instruction}\n`);
+        else if (e.type === 'step-cached') out.write(' ---> Using cache\n');
+        else if (e.type === 'step-log') out.write(e.bytes);
+        else if (e.type === 'step-done' && e.id !== '') out.write(` ---> ${e.id.replace(/^sha256:/, '').slice(0, 12)}\n`);
+      },
+    });
+    if (quiet) out.write(`${result.id}\n`);
+    else {
+      out.write(`Successfully built ${result.id.replace(/^sha256:/, '').slice(0, 12)}\n`);
+      for (const t of flagList(args, 'tag')) out.write(`Successfully tagged ${t.includes(':') ? t : `${t}:latest`}\n`);
+      out.write(`${result.id}\n`);
+    }
+    return 0;
+  },
+};
+export default command;
+export const run = command.run;
