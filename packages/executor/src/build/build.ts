@@ -274,7 +274,7 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
     const layersBefore = state.layers.length;
     try {
       const step = expandStep(instr, stepLookup(ctx, state), ctx.df.directives.escape);
-      if (isFsStep(step)) state = await runFsStep(ctx, state, step, p);
+      if (isFsStep(step)) state = await runFsStep(ctx, state, step, p, index);
       else state = applyConfig(ctx, state, step);
       if (step.kind === 'WORKDIR' && state.hasBase) state = await ensureWorkdir(ctx, state);
     } catch (err) {

@@ -1,24 +1,99 @@
 /**
- * Steps that change the filesystem (RUN, COPY, ADD, and WORKDIR's directory).
- *
- * They need the sandbox's `runInSandbox`/`removeSandboxArtifacts` and the context's
- * `copyInto`/`addInto`, which are not in the tree yet: until then these steps fail with a
- * clear E_UNSUPPORTED error, and WORKDIR stays config-only (RUN creates the directory).
+ * Steps that change the filesystem. RUN: overlay of the parent's snapshots + a fresh upper dir,
+ * the sandbox, artifact cleanup, then the upper dir becomes the layer (none when it is empty:
+ * Docker 20.10 records `empty_layer` for a RUN that changed nothing). COPY/ADD: not wired yet.
  */
-import type { BuildContext, ImageState, } from '../build.js';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeLayer } from '@tsbuild/layer-store';
+import type { DiffID } from '@tsbuild/layer-store';
+import { mountRootfs, runInSandbox, detectIsolation, resolveUser, removeSandboxArtifacts } from '../../sandbox/index.js';
+import { addHistory, addLayer, runCreatedBy, runEnv, type BuildContext, type ImageState } from '../build.js';
 import type { PlannedStage } from '../plan.js';
 import type { FsStep } from '../expand.js';
+import { argvOf } from '../config.js';
 import { BuildError } from '../errors.js';
 
-/** Runs a RUN/COPY/ADD step; returns the state with its layer and history entry. */
-export async function runFsStep(ctx: BuildContext, _state: ImageState, step: FsStep, _p: PlannedStage): Promise<ImageState> {
-  ctx.options.signal?.throwIfAborted();
-  throw new BuildError('E_UNSUPPORTED', `${step.kind} is not supported by this build of tsbuild yet`, {
-    hint: 'only config-only Dockerfiles build for now',
-  });
+/** Keeps the last `max` lines of a step's output for the error message. */
+function tailKeeper(max: number): { push(b: Buffer): void; text(): string } {
+  let buf = '';
+  return {
+    push(b) {
+      buf = (buf + b.toString('utf8')).split('\n').slice(-(max + 1)).join('\n');
+    },
+    text: () => buf.trimEnd(),
+  };
 }
 
-/** Makes WORKDIR's directory as a layer, as Docker 20.10 does; config-only for now. */
+async function isEmptyDir(dir: string): Promise<boolean> {
+  return (await readdir(dir)).length === 0;
+}
+
+async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsStep, { kind: 'RUN' }>, p: PlannedStage, index: number): Promise<ImageState> {
+  const { store, options } = ctx;
+  const signal = options.signal;
+  const argv = argvOf(step.cmd, state.image.config);
+  const createdBy = runCreatedBy(ctx, state, argv);
+  const env = runEnv(ctx, state);
+  const lowerdirs = await store.prepareSnapshots(
+    state.layers.map((l, i) => ({ digest: l.digest, diffID: state.image.rootfs.diff_ids[i] as DiffID })),
+    signal ? { signal } : {},
+  );
+  const tmp = await store.makeTempDir('run');
+  try {
+    const upper = join(tmp, 'upper');
+    const rootfs = await mountRootfs({ lowerdirs, upperdir: upper, workdir: join(tmp, 'work'), target: join(tmp, 'rootfs'), ...(signal ? { signal } : {}) });
+    const tail = tailKeeper(10);
+    let exitCode: number;
+    try {
+      const user = await resolveUser(rootfs.path, state.image.config.User ?? '');
+      const { isolation, runtime } = await detectIsolation(options.isolation ?? 'auto');
+      const network = step.network === 'none' || options.network === 'none' ? 'none' : 'host';
+      const r = await runInSandbox(
+        {
+          rootfs: rootfs.path,
+          args: argv,
+          env,
+          cwd: state.image.config.WorkingDir || '/',
+          user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids ?? [] },
+          network,
+          ...(options.memoryBytes !== undefined ? { memoryBytes: options.memoryBytes } : {}),
+          ...(options.cpus !== undefined ? { cpus: options.cpus } : {}),
+          onOutput: (stream, chunk) => {
+            tail.push(chunk);
+            ctx.emit({ type: 'step-log', stage: p.stage.index, index, stream, bytes: chunk });
+          },
+          ...(signal ? { signal } : {}),
+        },
+        { isolation, ...(runtime ? { runtime } : {}), stateDir: join(tmp, 'state') },
+      );
+      exitCode = r.exitCode;
+    } finally {
+      await rootfs.unmount();
+    }
+    if (exitCode !== 0) {
+      throw new BuildError('E_STEP_FAILED', `The command '${argv.join(' ')}' returned a non-zero code: ${exitCode}${tail.text() ? `\n--- last lines of output ---\n${tail.text()}` : ''}`, {
+        exitCode,
+      });
+    }
+    await removeSandboxArtifacts(upper, lowerdirs);
+    if (await isEmptyDir(upper)) return addHistory(ctx, state, createdBy, true);
+    const layer = await writeLayer(store, upper, { kind: 'upper', ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
+    const withLayer = addLayer(state, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, layer.diffID);
+    return addHistory(ctx, withLayer, createdBy, false);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Runs a RUN/COPY/ADD step; returns the state with its layer and history entry. */
+export async function runFsStep(ctx: BuildContext, state: ImageState, step: FsStep, p: PlannedStage, index: number): Promise<ImageState> {
+  ctx.options.signal?.throwIfAborted();
+  if (step.kind === 'RUN') return runStep(ctx, state, step, p, index);
+  throw new BuildError('E_UNSUPPORTED', `${step.kind} is not wired into the build yet`, { hint: 'use RUN and config-only instructions for now' });
+}
+
+/** Makes WORKDIR's directory as a layer, as Docker 20.10 does; config-only for now (RUN creates it). */
 export async function ensureWorkdir(_ctx: BuildContext, state: ImageState): Promise<ImageState> {
   return state;
 }
