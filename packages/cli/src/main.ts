@@ -12,6 +12,17 @@ import { renderError } from './errors.js';
 /** Each command's module, loaded on demand. Add a line per command. */
 const commands: Record<string, () => Promise<Command>> = {
   build: () => import('./commands/build.js'),
+  save: () => import('./commands/save.js'),
+  load: () => import('./commands/load.js'),
+  export: () => import('./commands/export.js'),
+  import: () => import('./commands/import.js'),
+  images: () => import('./commands/images.js'),
+  inspect: () => import('./commands/inspect.js'),
+  history: () => import('./commands/history.js'),
+  tag: () => import('./commands/tag.js'),
+  rmi: () => import('./commands/rmi.js'),
+  prune: () => import('./commands/prune.js'),
+  system: () => import('./commands/system.js'),
 };
 
 const USAGE = `Usage: tsbuild [--root DIR] COMMAND [OPTIONS]

@@ -1,0 +1,53 @@
+/** `tsbuild history IMAGE [--no-trunc] [-q] [--format json]`. */
+import { canonicalJSON, imageHistory, type HistoryRow } from '@tsbuild/layer-store';
+import { flagBool, flagString, parseArgs, UsageError } from '../args.js';
+import type { CliContext } from '../context.js';
+import { createdAt, humanSize, isJSONFormat, openStore, shortID, since, table } from './image-output.js';
+
+const HELP = `Usage: tsbuild history [OPTIONS] IMAGE
+
+Show the history of an image. SIZE is the layer's compressed size.
+
+Options:
+      --format string   json: one JSON object per line
+  -H, --human           Print sizes and dates in human readable format (default true)
+      --no-trunc        Don't truncate output
+  -q, --quiet           Only show image IDs
+`;
+
+export async function run(argv: string[], ctx: CliContext): Promise<number> {
+  const args = parseArgs(argv, [
+    { name: 'no-trunc', type: 'boolean' },
+    { name: 'quiet', short: 'q', type: 'boolean' },
+    { name: 'human', short: 'H', type: 'boolean' },
+    { name: 'format', type: 'string' },
+    { name: 'help', type: 'boolean' },
+  ]);
+  if (args.flags.has('help')) return void ctx.stdout.write(HELP), 0;
+  if (args.positionals.length !== 1) throw new UsageError('"history" requires exactly 1 argument.', 'Usage: tsbuild history [OPTIONS] IMAGE');
+  const json = isJSONFormat(flagString(args, 'format'));
+  const noTrunc = flagBool(args, 'no-trunc');
+  const human = !args.flags.has('human') || flagBool(args, 'human');
+  const rows = await imageHistory(await openStore(ctx), args.positionals[0]!);
+  const now = new Date();
+  const id = (r: HistoryRow): string => (r.id === undefined ? '<missing>' : noTrunc ? r.id : shortID(r.id));
+  const createdBy = (r: HistoryRow): string => {
+    const s = r.createdBy.replace(/\t/g, ' ');
+    return noTrunc || [...s].length <= 45 ? s : `${[...s].slice(0, 44).join('')}…`;
+  };
+  const created = (r: HistoryRow): string => (human ? since(r.created, now) : (r.created ?? ''));
+  const size = (r: HistoryRow): string => (human ? humanSize(r.size) : String(r.size));
+  if (flagBool(args, 'quiet')) {
+    ctx.stdout.write(rows.map((r) => `${id(r)}\n`).join(''));
+    return 0;
+  }
+  if (json) {
+    for (const r of rows) {
+      ctx.stdout.write(`${canonicalJSON({ Comment: r.comment, CreatedAt: createdAt(r.created), CreatedBy: createdBy(r), CreatedSince: since(r.created, now), ID: id(r), Size: size(r) })}\n`);
+    }
+    return 0;
+  }
+  const header = ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'];
+  ctx.stdout.write(table([header, ...rows.map((r) => [id(r), created(r), createdBy(r), size(r), r.comment])]));
+  return 0;
+}

@@ -1,0 +1,123 @@
+/**
+ * Output helpers shared by the image commands: Docker's human sizes and durations, its tabwriter
+ * tables, and atomic `-o` files.
+ */
+import { createWriteStream } from 'node:fs';
+import { rename, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { Store } from '@tsbuild/layer-store';
+import { UsageError } from '../args.js';
+import type { CliContext } from '../context.js';
+
+/** Opens the store at the context's root. */
+export function openStore(ctx: CliContext): Promise<Store> {
+  return Store.open(ctx.root);
+}
+
+const SIZE_UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
+
+/** Docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units, 3 significant digits (1.98MB). */
+export function humanSize(bytes: number): string {
+  let size = bytes;
+  let i = 0;
+  while (size >= 1000 && i < SIZE_UNITS.length - 1) {
+    size /= 1000;
+    i++;
+  }
+  return `${Number(size.toPrecision(3))}${SIZE_UNITS[i]}`;
+}
+
+/** Docker's `units.HumanDuration` (go-units): "Less than a second", "About a minute", "3 weeks"… */
+export function humanDuration(ms: number): string {
+  const seconds = Math.trunc(ms / 1000);
+  if (seconds < 1) return 'Less than a second';
+  if (seconds === 1) return '1 second';
+  if (seconds < 60) return `${seconds} seconds`;
+  const minutes = Math.trunc(seconds / 60);
+  if (minutes === 1) return 'About a minute';
+  if (minutes < 60) return `${minutes} minutes`;
+  const hours = Math.round(ms / 3_600_000);
+  if (hours === 1) return 'About an hour';
+  if (hours < 48) return `${hours} hours`;
+  if (hours < 24 * 7 * 2) return `${Math.trunc(hours / 24)} days`;
+  if (hours < 24 * 30 * 2) return `${Math.trunc(hours / 24 / 7)} weeks`;
+  if (hours < 24 * 365 * 2) return `${Math.trunc(hours / 24 / 30)} months`;
+  return `${Math.trunc(ms / 3_600_000 / 24 / 365)} years`;
+}
+
+/** "N units ago" for a timestamp, relative to `now`; "N/A" without a timestamp. */
+export function since(created: string | undefined, now: Date): string {
+  if (!created) return 'N/A';
+  const t = Date.parse(created);
+  if (Number.isNaN(t)) return 'N/A';
+  return `${humanDuration(now.getTime() - t)} ago`;
+}
+
+/** Docker's CreatedAt format: `2026-11-27 08:36:49 +0000 UTC`. */
+export function createdAt(created: string | undefined): string {
+  if (!created) return '';
+  const d = new Date(created);
+  if (Number.isNaN(d.getTime())) return '';
+  return `${d.toISOString().slice(0, 19).replace('T', ' ')} +0000 UTC`;
+}
+
+/**
+ * Lays out rows like Go's tabwriter as Docker configures it (minwidth 10, padding 3): every
+ * column but the last padded to its widest cell plus 3, at least 10.
+ */
+export function table(rows: readonly (readonly string[])[]): string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, [...c].length)));
+  return rows
+    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(Math.max(widths[i]! + 3, 10)))).join('') + '\n')
+    .join('');
+}
+
+/** First 12 hex digits of an image ID (`sha256:` dropped), as Docker shows it. */
+export function shortID(id: string): string {
+  return id.replace(/^sha256:/, '').slice(0, 12);
+}
+
+/** True for `--format json` and Docker's `--format '{{json .}}'`. */
+export function isJSONFormat(format: string | undefined): boolean {
+  if (format === undefined) return false;
+  if (format === 'json' || /^\{\{\s*json\s+\.\s*\}\}$/.test(format)) return true;
+  throw new UsageError(`unsupported --format "${format}"`, 'only --format json ({{json .}}) is supported');
+}
+
+/**
+ * Runs `write` against a temp file beside `path`, then renames it into place; on failure the temp
+ * file is removed and `path` is untouched. `write` must end the stream it is given.
+ */
+export async function writeFileAtomically(path: string, write: (out: Writable) => Promise<void>): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const out = createWriteStream(tmp, { flags: 'wx' });
+  const closed = new Promise<void>((resolve) => out.once('close', () => resolve()));
+  try {
+    await write(out);
+    await closed;
+    await rename(tmp, path);
+  } catch (err) {
+    out.destroy();
+    await closed;
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Where a command writes its archive: the `-o` file (atomically), or stdout when it is not a
+ * terminal. @throws UsageError (Docker's "cowardly refusing") when stdout is a terminal.
+ */
+export async function writeOutput(ctx: CliContext, output: string | undefined, what: string, write: (out: Writable) => Promise<void>): Promise<void> {
+  if (output !== undefined && output !== '-') {
+    await writeFileAtomically(output, write);
+    return;
+  }
+  if (ctx.stdout.isTTY) {
+    throw new UsageError(`cowardly refusing to ${what} to a terminal. Use the -o flag or redirect`);
+  }
+  await write(ctx.stdout);
+}

@@ -1,0 +1,37 @@
+/** `tsbuild load [-i FILE] [-q]`: images from a tar archive (docker save, tsbuild save, OCI). */
+import { createReadStream } from 'node:fs';
+import { load, parseReference } from '@tsbuild/layer-store';
+import { flagString, parseArgs, UsageError } from '../args.js';
+import type { CliContext } from '../context.js';
+import { openStore } from './image-output.js';
+
+const HELP = `Usage: tsbuild load [OPTIONS]
+
+Load images from a tar archive or STDIN (docker-archive or OCI layout; plain, gzip or zstd).
+
+Options:
+  -i, --input string   Read from tar archive file, instead of STDIN
+  -q, --quiet          Suppress the load output
+`;
+
+export async function run(argv: string[], ctx: CliContext): Promise<number> {
+  const args = parseArgs(argv, [
+    { name: 'input', short: 'i', type: 'string' },
+    { name: 'quiet', short: 'q', type: 'boolean' },
+    { name: 'help', type: 'boolean' },
+  ]);
+  if (args.flags.has('help')) return void ctx.stdout.write(HELP), 0;
+  if (args.positionals.length > 0) throw new UsageError('"load" accepts no arguments.', 'Usage: tsbuild load [OPTIONS]');
+  const file = flagString(args, 'input');
+  if (file === undefined && ctx.stdin.isTTY) {
+    throw new UsageError('requested load from stdin, but stdin is empty', 'pass -i FILE or pipe an archive in');
+  }
+  const store = await openStore(ctx);
+  const input = file === undefined || file === '-' ? ctx.stdin : createReadStream(file);
+  const images = await load(store, input, { signal: ctx.signal });
+  for (const img of images) {
+    if (img.tags.length === 0) ctx.stdout.write(`Loaded image ID: ${img.id}\n`);
+    for (const t of img.tags) ctx.stdout.write(`Loaded image: ${parseReference(t).familiar()}\n`);
+  }
+  return 0;
+}

@@ -1,0 +1,37 @@
+/** `tsbuild rmi [-f] IMAGE...`: remove tags and images; content goes when nothing refers to it. */
+import { collectGarbage, removeImage } from '@tsbuild/layer-store';
+import { flagBool, parseArgs, UsageError } from '../args.js';
+import type { CliContext } from '../context.js';
+import { openStore } from './image-output.js';
+
+export async function run(argv: string[], ctx: CliContext): Promise<number> {
+  const args = parseArgs(argv, [
+    { name: 'force', short: 'f', type: 'boolean' },
+    { name: 'no-prune', type: 'boolean' },
+    { name: 'help', type: 'boolean' },
+  ]);
+  if (args.flags.has('help')) return void ctx.stdout.write('Usage: tsbuild rmi [OPTIONS] IMAGE [IMAGE...]\n\nRemove one or more images\n\nOptions:\n  -f, --force      Force removal of the image\n      --no-prune   Do not delete unreferenced content\n'), 0;
+  if (args.positionals.length === 0) throw new UsageError('"rmi" requires at least 1 argument.', 'Usage: tsbuild rmi [OPTIONS] IMAGE [IMAGE...]');
+  const store = await openStore(ctx);
+  const force = flagBool(args, 'force');
+  let failed = false;
+  let deleted = false;
+  for (const ref of args.positionals) {
+    try {
+      const r = await removeImage(store, ref, { force });
+      for (const u of r.untagged) ctx.stdout.write(`Untagged: ${u}\n`);
+      if (r.deleted) {
+        ctx.stdout.write(`Deleted: ${r.deleted}\n`);
+        deleted = true;
+      }
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      if (e.code === 'E_IMAGE_NOT_FOUND') ctx.stderr.write(`Error: No such image: ${ref}\n`);
+      else if (typeof e.code === 'string' && e.code.startsWith('E_')) ctx.stderr.write(`Error response: ${e.message}\n`);
+      else throw err;
+      failed = true;
+    }
+  }
+  if (deleted && !flagBool(args, 'no-prune')) await collectGarbage(store);
+  return failed ? 1 : 0;
+}
