@@ -33,14 +33,14 @@ export function expandInstruction(instr: Instruction, lookup: Lookup, opts: Expa
   try {
     switch (instr.kind) {
       case 'FROM':
-        return { ...instr, image: w(instr.image), ...(instr.platform !== undefined ? { platform: w(instr.platform) } : {}) };
+        return { ...instr, image: w(instr.image), platform: instr.platform !== undefined ? w(instr.platform) : undefined };
       case 'ENV':
       case 'LABEL':
         return { ...instr, pairs: instr.pairs.map(([k, v]): KeyValue => [w(k), w(v)]) };
       case 'ARG':
         return {
           ...instr,
-          args: instr.args.map((a) => ({ name: w(a.name), ...(a.defaultValue !== undefined ? { defaultValue: w(a.defaultValue) } : {}) })),
+          args: instr.args.map((a) => ({ name: w(a.name), defaultValue: a.defaultValue !== undefined ? w(a.defaultValue) : undefined })),
         };
       case 'WORKDIR':
         return { ...instr, path: w(instr.path) };
@@ -61,10 +61,10 @@ export function expandInstruction(instr: Instruction, lookup: Lookup, opts: Expa
           sources: instr.sources.map(w),
           dest: w(instr.dest),
           heredocs,
-          ...(instr.chown !== undefined ? { chown: w(instr.chown) } : {}),
-          ...(instr.chmod !== undefined ? { chmod: w(instr.chmod) } : {}),
+          chown: instr.chown !== undefined ? w(instr.chown) : undefined,
+          chmod: instr.chmod !== undefined ? w(instr.chmod) : undefined,
         };
-        if (instr.kind === 'COPY') return { ...instr, ...common, ...(instr.from !== undefined ? { from: w(instr.from) } : {}) };
+        if (instr.kind === 'COPY') return { ...instr, ...common, from: instr.from !== undefined ? w(instr.from) : undefined };
         return { ...instr, ...common };
       }
       case 'RUN': {

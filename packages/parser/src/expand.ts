@@ -93,6 +93,7 @@ class ShellWord {
     private readonly src: string,
     private readonly lookup: Lookup,
     private readonly opts: ExpandOptions,
+    private readonly wantWords: boolean,
   ) {
     this.escape = (opts.escape ?? '\\').codePointAt(0)!;
     this.rawEscapes = opts.rawEscapes ?? false;
@@ -136,6 +137,18 @@ class ShellWord {
           const tmp = this.processDoubleQuote();
           parts.push(tmp);
           words.addRawString(tmp);
+        } else if (!this.wantWords && ch !== this.escape) {
+          // Fast path: a run of ordinary characters is copied as one slice.
+          const start = this.pos;
+          let p = this.pos;
+          const src = this.src;
+          while (p < src.length) {
+            const c = src.charCodeAt(p);
+            if (c === 0x24 || c === this.escape || c === stop || ((c === 0x27 || c === 0x22) && !this.opts.skipQuotes)) break;
+            p++;
+          }
+          this.pos = p;
+          parts.push(src.slice(start, p));
         } else {
           ch = this.next();
           if (ch === this.escape) {
@@ -163,17 +176,17 @@ class ShellWord {
 
   private processSingleQuote(): string {
     const parts: string[] = [];
-    let ch = this.next();
+    this.next();
     if (this.opts.rawQuotes) parts.push("'");
-    for (;;) {
-      ch = this.next();
-      if (ch === EOF) throw new ExpansionError('unexpected end of statement while looking for matching single-quote');
-      if (ch === 0x27) {
-        if (this.opts.rawQuotes) parts.push("'");
-        return parts.join('');
-      }
-      parts.push(String.fromCodePoint(ch));
+    const close = this.src.indexOf("'", this.pos);
+    if (close < 0) {
+      this.pos = this.src.length;
+      throw new ExpansionError('unexpected end of statement while looking for matching single-quote');
     }
+    parts.push(this.src.slice(this.pos, close));
+    this.pos = close + 1;
+    if (this.opts.rawQuotes) parts.push("'");
+    return parts.join('');
   }
 
   private processDoubleQuote(): string {
@@ -190,6 +203,19 @@ class ShellWord {
       }
       if (p === 0x24) {
         parts.push(this.processDollar());
+        continue;
+      }
+      if (p !== this.escape) {
+        const start = this.pos;
+        let q = this.pos;
+        const src = this.src;
+        while (q < src.length) {
+          const c = src.charCodeAt(q);
+          if (c === 0x22 || c === 0x24 || c === this.escape) break;
+          q++;
+        }
+        this.pos = q;
+        parts.push(src.slice(start, q));
         continue;
       }
       let ch = this.next();
@@ -430,7 +456,7 @@ function replaceAllGo(re: RegExp, value: string, replacement: string): string {
  */
 export function expandWord(word: string, lookup: Lookup, opts: ExpandOptions = {}): string {
   try {
-    return new ShellWord(word, lookup, opts).run().result;
+    return new ShellWord(word, lookup, opts, false).run().result;
   } catch (err) {
     if (err instanceof ExpansionError) throw new ExpansionError(`failed to process "${word}": ${err.message}`);
     throw err;
@@ -443,7 +469,7 @@ export function expandWord(word: string, lookup: Lookup, opts: ExpandOptions = {
  */
 export function expandWords(word: string, lookup: Lookup, opts: ExpandOptions = {}): string[] {
   try {
-    return new ShellWord(word, lookup, opts).run().words;
+    return new ShellWord(word, lookup, opts, true).run().words;
   } catch (err) {
     if (err instanceof ExpansionError) throw new ExpansionError(`failed to process "${word}": ${err.message}`);
     throw err;

@@ -208,59 +208,47 @@ function extractFlags(line: string, base: number): { rest: string; restOff: numb
   return { rest: '', restOff: base + line.length, flags };
 }
 
-/** Docker's parseWords: split on blanks, keeping quotes and escapes in the words. */
+/**
+ * Docker's parseWords: split on blanks, keeping quotes and escapes in the words. Words are
+ * slices of the input (only a trailing escape at the very end is dropped), so this is linear.
+ */
 function parseWords(rest: string, escape: string): string[] {
   const words: string[] = [];
-  const IN_SPACES = 0, IN_WORD = 1, IN_QUOTE = 2;
-  let phase = IN_SPACES;
-  let quote = '';
-  let blankOK = false;
-  let word: string[] = [];
-  const cps = Array.from(rest);
-  for (let pos = 0; pos <= cps.length; pos++) {
-    let ch = pos < cps.length ? cps[pos]! : '';
-    if (phase === IN_SPACES) {
-      if (pos === cps.length) break;
-      if (isGoSpace(ch.codePointAt(0)!)) continue;
-      phase = IN_WORD;
-    }
-    if ((phase === IN_WORD || phase === IN_QUOTE) && pos === cps.length) {
-      if (blankOK || word.length > 0) words.push(word.join(''));
-      break;
-    }
-    if (phase === IN_WORD) {
-      if (isGoSpace(ch.codePointAt(0)!)) {
-        phase = IN_SPACES;
-        if (blankOK || word.length > 0) words.push(word.join(''));
-        word = [];
-        blankOK = false;
-        continue;
-      }
-      if (ch === "'" || ch === '"') {
-        quote = ch;
-        blankOK = true;
-        phase = IN_QUOTE;
-      }
-      if (ch === escape) {
-        if (pos + 1 === cps.length) continue;
-        word.push(ch);
+  const n = rest.length;
+  const esc = escape.charCodeAt(0);
+  let pos = 0;
+  while (pos < n) {
+    while (pos < n && isGoSpace(rest.charCodeAt(pos))) pos++;
+    if (pos >= n) break;
+    const start = pos;
+    let end = -1;
+    let quote = 0;
+    while (pos < n) {
+      const c = rest.charCodeAt(pos);
+      if (quote === 0) {
+        if (isGoSpace(c)) break;
+        if (c === 0x27 || c === 0x22) quote = c;
+        else if (c === esc) {
+          if (pos + 1 === n) {
+            end = pos;
+            pos++;
+            break;
+          }
+          pos++;
+        }
+      } else if (c === quote) quote = 0;
+      else if (c === esc && quote !== 0x27) {
+        if (pos + 1 === n) {
+          end = pos;
+          pos++;
+          break;
+        }
         pos++;
-        ch = cps[pos]!;
-      }
-      word.push(ch);
-      continue;
-    }
-    if (ch === quote) phase = IN_WORD;
-    if (ch === escape && quote !== "'") {
-      if (pos + 1 === cps.length) {
-        phase = IN_WORD;
-        continue;
       }
       pos++;
-      word.push(ch);
-      ch = cps[pos]!;
     }
-    word.push(ch);
+    const word = rest.slice(start, end >= 0 ? end : pos);
+    if (word.length > 0) words.push(word);
   }
   return words;
 }
@@ -745,18 +733,18 @@ class Parser {
           heredocs,
           link: str(v, 'link') === 'true',
           exclude: (v.get('exclude') as string[] | undefined) ?? [],
-          ...(v.has('chown') ? { chown: str(v, 'chown')! } : {}),
-          ...(v.has('chmod') ? { chmod: str(v, 'chmod')! } : {}),
+          chown: v.has('chown') ? str(v, 'chown')! : undefined,
+          chmod: v.has('chmod') ? str(v, 'chmod')! : undefined,
         };
         if (kind === 'COPY') {
-          return { ...common, kind: 'COPY', parents: str(v, 'parents') === 'true', ...(v.has('from') ? { from: str(v, 'from')! } : {}) };
+          return { ...common, kind: 'COPY', parents: str(v, 'parents') === 'true', from: v.has('from') ? str(v, 'from')! : undefined };
         }
         return {
           ...common,
           kind: 'ADD',
-          ...(v.has('checksum') ? { checksum: str(v, 'checksum')! } : {}),
-          ...(v.has('keep-git-dir') ? { keepGitDir: str(v, 'keep-git-dir') === 'true' } : {}),
-          ...(v.has('unpack') ? { unpack: str(v, 'unpack') === 'true' } : {}),
+          checksum: v.has('checksum') ? str(v, 'checksum')! : undefined,
+          keepGitDir: v.has('keep-git-dir') ? str(v, 'keep-git-dir') === 'true' : undefined,
+          unpack: v.has('unpack') ? str(v, 'unpack') === 'true' : undefined,
         };
       }
       case 'FROM': {
@@ -776,7 +764,7 @@ class Parser {
           kind: 'FROM',
           image: args[0]!,
           ...(stageName !== undefined ? { stageName } : {}),
-          ...(v.has('platform') ? { platform: str(v, 'platform')! } : {}),
+          platform: v.has('platform') ? str(v, 'platform')! : undefined,
         };
       }
       case 'ONBUILD': {
@@ -832,8 +820,8 @@ class Parser {
           ...cmdLine(),
           heredocs: node.heredocs,
           mounts,
-          ...(network !== undefined ? { network: network as 'default' | 'none' | 'host' } : {}),
-          ...(security !== undefined ? { security: security as 'sandbox' | 'insecure' } : {}),
+          network: network !== undefined ? network as 'default' | 'none' | 'host' : undefined,
+          security: security !== undefined ? security as 'sandbox' | 'insecure' : undefined,
         };
       }
       case 'CMD':
@@ -1084,7 +1072,7 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfi
       continue;
     }
     if (ins.kind === 'FROM') {
-      stages.push({ index: stages.length, ...(ins.stageName !== undefined ? { name: ins.stageName } : {}), from: ins, instructions: [] });
+      stages.push({ index: stages.length, name: ins.stageName !== undefined ? ins.stageName : undefined, from: ins, instructions: [] });
       instructions.push(ins);
       continue;
     }
