@@ -10,7 +10,6 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, rm, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
@@ -18,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { setAttribute } from 'fs-xattr';
 import { CorruptLayerError, StoreError, UnsafePathError } from './errors.js';
+import { fileSink } from './fsutil.js';
 import { readTar, type TarHeader } from './tar.js';
 import type { Cancellable } from './types.js';
 import { OVERLAY_OPAQUE_XATTR, whiteoutMeaning } from './whiteout.js';
@@ -191,8 +191,8 @@ export async function applyLayer(tar: Readable, targetDir: string, opts: ApplyLa
     tar.destroy();
     input.destroy();
     if (err instanceof StoreError || opts.signal?.aborted) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR' || code === 'ERR_STREAM_PREMATURE_CLOSE' || /incorrect header|unexpected end/i.test(String((err as Error).message))) {
+    const code = String((err as NodeJS.ErrnoException).code ?? '');
+    if (code.startsWith('Z_') || code === 'ERR_STREAM_PREMATURE_CLOSE' || /incorrect header|unexpected end|invalid (block|distance|code)|header check/i.test(String((err as Error).message))) {
       throw new CorruptLayerError('layer compression is corrupt or truncated', { cause: err });
     }
     throw new StoreError(`applying layer to ${targetDir}`, { cause: err });
@@ -272,7 +272,7 @@ async function applyEntry(
     case 'file': {
       const fh = await open(abs, 'wx', 0o600);
       try {
-        await pipeline(Readable.from(body), createWriteStream('', { fd: fh.fd, autoClose: false }), opts.signal ? { signal: opts.signal } : {});
+        await pipeline(Readable.from(body), fileSink(fh), opts.signal ? { signal: opts.signal } : {});
       } finally {
         await fh.close();
       }

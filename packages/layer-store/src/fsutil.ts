@@ -1,6 +1,7 @@
 /** Small durable-write helpers shared by the store's modules (not exported from the package). */
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { Writable } from 'node:stream';
 import { dirname, join } from 'node:path';
 
 /** A fresh unique file name inside `dir`. */
@@ -38,4 +39,28 @@ export async function writeFileAtomic(path: string, data: string | Buffer, tmpDi
     throw err;
   }
   await fsyncDir(dirname(path));
+}
+
+/**
+ * A Writable onto an open FileHandle that fsyncs on finish when `sync` is set. The caller closes
+ * the handle. (fs streams over a FileHandle with autoClose:false keep a reference that makes
+ * `close()` wait forever; a raw fd can be reused by another open after an early close.)
+ */
+export function fileSink(fh: FileHandle, { sync = false }: { sync?: boolean } = {}): Writable {
+  return new Writable({
+    highWaterMark: 1024 * 1024,
+    writev(chunks, cb) {
+      fh.writev(chunks.map((c) => c.chunk as Buffer)).then(
+        () => cb(),
+        (err: Error) => cb(err),
+      );
+    },
+    final(cb) {
+      if (!sync) return cb();
+      fh.sync().then(
+        () => cb(),
+        (err: Error) => cb(err),
+      );
+    },
+  });
 }

@@ -1,7 +1,7 @@
 /**
  * Directory → deterministic layer tar → gzip → blob, in one streaming pass.
  */
-import { createReadStream, createWriteStream, type BigIntStats } from 'node:fs';
+import { createReadStream, type BigIntStats } from 'node:fs';
 import { lstat, open, readdir, readlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -10,7 +10,7 @@ import { createGzip, constants as zlibConstants } from 'node:zlib';
 import { getAttribute, listAttributes } from 'fs-xattr';
 import { hashing } from './digest.js';
 import { StoreError } from './errors.js';
-import { tempName } from './fsutil.js';
+import { fileSink, tempName } from './fsutil.js';
 import type { Store } from './store.js';
 import { encodeHeader, padding, trailer, type TarHeader } from './tar.js';
 import { MediaTypes, type Cancellable, type DiffID, type Layer } from './types.js';
@@ -185,7 +185,7 @@ export async function writeLayer(store: Store, dir: string, opts: WriteLayerOpti
   try {
     const fh = await open(tmp, 'wx', 0o644);
     try {
-      const out = createWriteStream('', { fd: fh.fd, autoClose: false, highWaterMark: 1024 * 1024 });
+      const out = fileSink(fh);
       const signalOpt = opts.signal ? { signal: opts.signal } : {};
       if (gzip) {
         await pipeline(

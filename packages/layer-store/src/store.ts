@@ -2,7 +2,7 @@
  * The content store: an OCI image layout directory (so skopeo/umoci read it as it is) plus
  * private state beside it (`snapshots/`, `cache/`, `tmp/`, a lock file).
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -15,7 +15,7 @@ import {
   ImageNotFoundError,
   StoreError,
 } from './errors.js';
-import { fsyncDir, tempName, writeFileAtomic } from './fsutil.js';
+import { fileSink, fsyncDir, tempName, writeFileAtomic } from './fsutil.js';
 import { canonicalJSON, shapeForMediaType } from './json.js';
 import { acquireLock } from './lock.js';
 import { prepareSnapshots } from './snapshots.js';
@@ -202,7 +202,7 @@ export class Store {
     try {
       const fh = await open(tmp, 'wx', 0o644);
       try {
-        await pipeline(src, h, createWriteStream('', { fd: fh.fd, autoClose: false }), opts.signal ? { signal: opts.signal } : {});
+        await pipeline(src, h, fileSink(fh), opts.signal ? { signal: opts.signal } : {});
         await fh.sync();
       } finally {
         await fh.close();

@@ -1,0 +1,206 @@
+import test from 'ava';
+import { lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { getAttribute } from 'fs-xattr';
+import tar from 'tar-stream';
+import { applyLayer } from '../src/index.js';
+import { describeTree, sh, tempDir } from './helpers.js';
+
+type Entry = Partial<tar.Header> & { name: string; content?: string };
+
+/** A tar built with tar-stream (an independent writer), entries as given. */
+async function tarOf(entries: Entry[]): Promise<Buffer> {
+  const pack = tar.pack();
+  const collected = (async () => {
+    const chunks: Buffer[] = [];
+    for await (const c of pack) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  })();
+  for (const { content, ...h } of entries) pack.entry({ mtime: new Date(0), ...h }, content ?? '');
+  pack.finalize();
+  return collected;
+}
+
+/** A target dir with a sentinel dir beside it; `unchanged()` checks nothing outside the target moved. */
+async function arena(t: Parameters<typeof tempDir>[0]) {
+  const dir = await tempDir(t);
+  const target = join(dir, 'target');
+  const sentinel = join(dir, 'sentinel');
+  await mkdir(target);
+  await mkdir(sentinel);
+  await writeFile(join(sentinel, 'file'), 'original');
+  const before = await describeTree(dir.replace(/\/[^/]+$/, '') === dir ? dir : sentinel);
+  const outside = async () => (await readdir(dir)).sort();
+  return {
+    dir,
+    target,
+    sentinel,
+    unchanged: async () => {
+      t.deepEqual(await describeTree(sentinel), before);
+      t.deepEqual(await outside(), ['sentinel', 'target']);
+    },
+  };
+}
+
+const hostile: Array<[string, Entry[], RegExp]> = [
+  ['a ".." path', [{ name: '../evil', content: 'x' }], /"\.\.\/evil" contains a "\.\." component/],
+  ['a ".." in the middle', [{ name: 'a/../../sentinel/file', content: 'x' }], /contains a "\.\." component/],
+  [
+    'a path through a symlink that climbs out',
+    [{ name: 'link', type: 'symlink', linkname: '../sentinel' }, { name: 'link/pwned', content: 'x' }],
+    /"link\/pwned" resolves through a symlink to outside the target/,
+  ],
+  [
+    'a path through a chain of symlinks that climbs out',
+    [
+      { name: 'a', type: 'symlink', linkname: 'b/../..' },
+      { name: 'b', type: 'directory' },
+      { name: 'a/sentinel/file', content: 'x' },
+    ],
+    /"a\/sentinel\/file" resolves through a symlink to outside/,
+  ],
+  ['a hard link to outside', [{ name: 'hl', type: 'link', linkname: '../sentinel/file' }], /"hl" contains a "\.\." component/],
+  [
+    'a hard link through a symlink to outside',
+    [{ name: 'up', type: 'symlink', linkname: '..' }, { name: 'hl', type: 'link', linkname: 'up/sentinel/file' }],
+    /"hl" resolves through a symlink to outside/,
+  ],
+  ['a whiteout pointing out', [{ name: '../.wh.sentinel', content: '' }], /contains a "\.\." component/],
+  [
+    'a whiteout through a symlink',
+    [{ name: 'up', type: 'symlink', linkname: '../sentinel' }, { name: 'up/.wh.file', content: '' }],
+    /"up\/\.wh\.file" resolves through a symlink to outside/,
+  ],
+  [
+    'an opaque whiteout through a symlink',
+    [{ name: 'up', type: 'symlink', linkname: '../sentinel' }, { name: 'up/.wh..wh..opq', content: '' }],
+    /resolves through a symlink to outside/,
+  ],
+];
+
+for (const [name, entries, message] of hostile) {
+  for (const format of ['plain', 'overlay'] as const) {
+    test(`hostile layer (${format}): ${name} → UnsafePathError, nothing outside changes`, async (t) => {
+      const a = await arena(t);
+      const err = await t.throwsAsync(applyLayer(Readable.from([await tarOf(entries)]), a.target, { format }), { code: 'E_UNSAFE_PATH', message } as never);
+      t.truthy((err as unknown as { hint: string }).hint);
+      await a.unchanged();
+    });
+  }
+}
+
+test('absolute paths and absolute symlinks stay inside the target (chroot semantics, like Docker)', async (t) => {
+  const a = await arena(t);
+  const layer = await tarOf([
+    { name: '/abs-file', content: 'abs' },
+    { name: 'alink', type: 'symlink', linkname: a.sentinel },
+    { name: 'alink/pwned', content: 'inside' },
+    { name: './dot/./x', content: 'dot' },
+  ]);
+  await applyLayer(Readable.from([layer]), a.target, { format: 'plain' });
+  t.is(await readFile(join(a.target, 'abs-file'), 'utf8'), 'abs');
+  t.is(await readFile(join(a.target, a.sentinel, 'pwned'), 'utf8'), 'inside');
+  t.is(await readFile(join(a.target, 'dot/x'), 'utf8'), 'dot');
+  await a.unchanged();
+});
+
+test('a file entry replaces a symlink instead of writing through it', async (t) => {
+  const a = await arena(t);
+  const layer = await tarOf([
+    { name: 'f', type: 'symlink', linkname: '../sentinel/file' },
+    { name: 'f', content: 'replaced' },
+  ]);
+  await applyLayer(Readable.from([layer]), a.target, { format: 'plain' });
+  t.true((await lstat(join(a.target, 'f'))).isFile());
+  t.is(await readFile(join(a.target, 'f'), 'utf8'), 'replaced');
+  await a.unchanged();
+});
+
+test('truncated tar → CorruptLayerError', async (t) => {
+  const a = await arena(t);
+  const full = await tarOf([{ name: 'big', content: 'x'.repeat(5000) }]);
+  await t.throwsAsync(applyLayer(Readable.from([full.subarray(0, 2000)]), a.target, { format: 'plain' }), { code: 'E_CORRUPT_LAYER', message: /truncated/ } as never);
+  await t.throwsAsync(applyLayer(Readable.from([full.subarray(0, 512 + 5120)]), a.target, { format: 'plain' }), { code: 'E_CORRUPT_LAYER', message: /no end-of-archive marker/ } as never);
+  await a.unchanged();
+});
+
+test('corrupt gzip → CorruptLayerError', async (t) => {
+  const a = await arena(t);
+  const gz = gzipSync(await tarOf([{ name: 'f', content: 'hello'.repeat(1000) }]));
+  const bad = Buffer.from(gz);
+  bad.fill(0x55, 20, 60);
+  await t.throwsAsync(applyLayer(Readable.from([bad]), a.target, { format: 'plain' }), { code: 'E_CORRUPT_LAYER' } as never);
+  await t.throwsAsync(applyLayer(Readable.from([gz.subarray(0, gz.length - 30)]), a.target, { format: 'plain' }), { code: 'E_CORRUPT_LAYER' } as never);
+  await a.unchanged();
+});
+
+test('gzip bomb: maxBytes stops decompression', async (t) => {
+  const a = await arena(t);
+  const gz = gzipSync(await tarOf([{ name: 'zeros', content: '\0'.repeat(4 * 1024 * 1024) }]));
+  t.true(gz.length < 64 * 1024);
+  await t.throwsAsync(applyLayer(Readable.from([gz]), a.target, { format: 'plain', maxBytes: 1024 * 1024 }), { code: 'E_CORRUPT_LAYER', message: /larger than the limit/ } as never);
+  await a.unchanged();
+});
+
+test('zstd layers are decompressed via zstd -dc', async (t) => {
+  const a = await arena(t);
+  const plain = await tarOf([{ name: 'z/f', content: 'zstd!' }]);
+  const zst = Buffer.from(await sh('sh', ['-c', 'zstd -q -c | base64 -w0'], { input: plain }), 'base64');
+  await applyLayer(Readable.from([zst]), a.target, { format: 'plain' });
+  t.is(await readFile(join(a.target, 'z/f'), 'utf8'), 'zstd!');
+});
+
+test('whiteouts: plain deletes, overlay keeps 0/0 devices and the opaque xattr', async (t) => {
+  const dir = await tempDir(t);
+  const lower = await tarOf([
+    { name: 'a', content: 'a' },
+    { name: 'd', type: 'directory' },
+    { name: 'd/old', content: 'old' },
+    { name: 'keep', content: 'k' },
+  ]);
+  const upper = await tarOf([
+    { name: '.wh.a', content: '' },
+    { name: 'd', type: 'directory' },
+    { name: 'd/.wh..wh..opq', content: '' },
+    { name: 'd/new', content: 'new' },
+  ]);
+  const plain = join(dir, 'plain');
+  await mkdir(plain);
+  await applyLayer(Readable.from([lower]), plain, { format: 'plain' });
+  const stats = await applyLayer(Readable.from([upper]), plain, { format: 'plain' });
+  t.is(stats.whiteouts, 2);
+  t.deepEqual((await describeTree(plain, { mtimes: false })).map((l) => l.split(' ')[0]), ['d', 'd/new', 'keep']);
+  const ov = join(dir, 'overlay');
+  await mkdir(ov);
+  await applyLayer(Readable.from([upper]), ov, { format: 'overlay' });
+  const wh = await lstat(join(ov, 'a'));
+  t.true(wh.isCharacterDevice());
+  t.is(wh.rdev, 0);
+  t.is((await getAttribute(join(ov, 'd'), 'trusted.overlay.opaque')).toString(), 'y');
+  t.deepEqual(await readdir(join(ov, 'd')), ['new']);
+});
+
+test('an opaque whiteout after entries of the same layer keeps them', async (t) => {
+  const dir = await tempDir(t);
+  await applyLayer(Readable.from([await tarOf([{ name: 'd/lower', content: 'l' }])]), dir, { format: 'plain' });
+  await applyLayer(Readable.from([await tarOf([{ name: 'd/mine', content: 'm' }, { name: 'd/.wh..wh..opq', content: '' }])]), dir, { format: 'plain' });
+  t.deepEqual(await readdir(join(dir, 'd')), ['mine']);
+});
+
+test('directory mtimes are set after their children; setuid survives chown', async (t) => {
+  const dir = await tempDir(t);
+  const layer = await tarOf([
+    { name: 'd', type: 'directory', mtime: new Date(1_000_000_000), mode: 0o750, uid: 5, gid: 6 },
+    { name: 'd/suid', content: 'x', mode: 0o4755, uid: 1000, gid: 1000, mtime: new Date(2_000_000_000) },
+  ]);
+  await applyLayer(Readable.from([layer]), dir, { format: 'plain' });
+  const d = await lstat(join(dir, 'd'));
+  t.is(d.mtimeMs, 1_000_000_000);
+  t.is(d.mode & 0o7777, 0o750);
+  t.deepEqual([d.uid, d.gid], [5, 6]);
+  const f = await lstat(join(dir, 'd/suid'));
+  t.is(f.mode & 0o7777, 0o4755);
+  t.deepEqual([f.uid, f.gid], [1000, 1000]);
+});
