@@ -1,4 +1,4 @@
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { readFile, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { SandboxError, errnoOf } from './errors.js';
@@ -37,46 +37,25 @@ async function ownCgroups(): Promise<OwnCgroup[]> {
 }
 
 /**
- * A cgroup v1 memory cgroup made for one step, holding its memory limit. runc puts the
- * container's cgroup inside it; since runc removes its own cgroup when the container exits, the
- * OOM-kill counter has to live in this parent to be readable afterwards.
+ * OOM kills recorded in the container cgroup `<own cgroup>/<name>` (cgroup v1
+ * memory.oom_control `oom_kill`, else v2 memory.events `oom_kill`); 0 when neither is readable.
+ * The kernel counts a kill in the victim's own cgroup only (v1 does not propagate it to
+ * parents), so this must be read before the runtime removes the container's cgroup.
  */
-export interface MemoryParent {
-  /** Number of OOM kills inside the cgroup so far (memory.oom_control `oom_kill`). */
-  oomKills(): Promise<number>;
-}
-
-/**
- * Creates `<own memory cgroup>/<name>` with `limit` bytes (memory and memory+swap) when the
- * host has the cgroup v1 memory controller; returns undefined otherwise (e.g. cgroup v2 only).
- * Remove it with removeStepCgroups.
- */
-export async function createMemoryParent(name: string, limit: number): Promise<MemoryParent | undefined> {
-  const mem = (await ownCgroups()).find((c) => c.controllers.includes('memory'));
-  if (!mem) return undefined;
-  const dir = path.join(mem.dir, name);
+export async function oomKillCount(name: string): Promise<number> {
+  const own = await ownCgroups();
+  const v1 = own.find((c) => c.controllers.includes('memory'));
+  const file = v1 ? path.join(v1.dir, name, 'memory.oom_control') : path.join(own.find((c) => c.controllers.length === 0)?.dir ?? '/nonexistent', name, 'memory.events');
   try {
-    await mkdir(dir);
-    await writeFile(path.join(dir, 'memory.limit_in_bytes'), String(limit));
-    try {
-      await writeFile(path.join(dir, 'memory.memsw.limit_in_bytes'), String(limit));
-    } catch (err) {
-      if (errnoOf(err) !== 'ENOENT') throw err; // no swap accounting: nothing to limit
-    }
+    return Number(/^oom_kill (\d+)$/m.exec(await readFile(file, 'utf8'))?.[1] ?? 0);
   } catch (err) {
-    throw new SandboxError(`setting up the memory cgroup ${dir}`, { cause: err, hint: 'is the memory cgroup controller writable?' });
+    if (errnoOf(err) === 'ENOENT') return 0;
+    throw new SandboxError(`reading ${file}`, { cause: err });
   }
-  return {
-    async oomKills() {
-      const text = await readFile(path.join(dir, 'memory.oom_control'), 'utf8');
-      return Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? 0);
-    },
-  };
 }
 
 /**
- * Removes `<own cgroup>/<name>` in every hierarchy (runc leaves the parents of the container's
- * cgroup behind). Missing directories are fine; a cgroup still draining its exited tasks is retried.
+ * Removes `<own cgroup>/<name>` in every hierarchy, should the runtime have left it behind. Missing directories are fine; a cgroup still draining its exited tasks is retried.
  */
 export async function removeStepCgroups(name: string): Promise<void> {
   for (const c of await ownCgroups()) {

@@ -39,6 +39,9 @@ export async function runInSandbox(spec: RunSpec, opts: SandboxOptions): Promise
   await mkdir(opts.stateDir, { recursive: true });
   await ensureDirInRoot(spec.rootfs, spec.cwd);
   const id = randomBytes(16).toString('hex');
+  // After an abort, the runtime's complaints about the kill are noise: stop forwarding.
+  const onOutput = spec.onOutput;
+  if (onOutput) spec = { ...spec, onOutput: (stream, chunk) => void (spec.signal?.aborted || onOutput(stream, chunk)) };
   if (opts.isolation === 'oci') {
     const runtime = opts.runtime ?? (await requireTool('runc', 'runc'));
     return runWithRunc(spec, runtime, opts.stateDir, id);

@@ -6,11 +6,11 @@ import { SandboxError } from './errors.js';
 import { runTool } from './host-tools.js';
 import { writeHostFiles } from './host-files.js';
 import { DEFAULT_NOFILE, ociConfig, type RunSpec } from './spec.js';
-import { createMemoryParent, removeStepCgroups, type MemoryParent } from './cgroup.js';
+import { oomKillCount, removeStepCgroups } from './cgroup.js';
 import { waitForExit } from './output.js';
 
-/** Exit statuses runc itself uses when it fails before the step starts (not the step's). */
-const RUNC_FAILURE_MARKERS = [/^runc run failed/m, /level=error msg=/m, /^ERRO\[/m];
+/** The last stderr line runc writes when it fails itself (before or instead of the step). */
+const RUNC_FAILURE = /^time="[^"]*" level=error msg="runc run failed: (.*)"$/;
 
 /**
  * Runs `spec` in a runc container (bundle and runc state under `stateDir`, which it removes).
@@ -23,23 +23,21 @@ export async function runWithRunc(spec: RunSpec, runtime: string, stateDir: stri
   const hostname = spec.hostname ?? id.slice(0, 12);
   await mkdir(bundle, { recursive: true });
   await mkdir(runcRoot, { recursive: true, mode: 0o700 });
-  let memoryParent: MemoryParent | undefined;
   const runc = (...args: string[]) => runTool(runtime, ['--root', runcRoot, ...args]);
   try {
     const hostFiles = await writeHostFiles(bundle, hostname);
-    if (spec.memoryBytes !== undefined) memoryParent = await createMemoryParent(cgroupName, spec.memoryBytes);
     const config = ociConfig({
       spec,
       hostname,
       hostFiles,
-      cgroupsPath: `${cgroupName}/ctr`,
+      cgroupsPath: cgroupName,
       nofile: Math.min(DEFAULT_NOFILE, await hardNofileLimit()),
-      ...(spec.memoryBytes !== undefined && memoryParent === undefined ? { memoryLimit: spec.memoryBytes } : {}),
+      ...(spec.memoryBytes !== undefined ? { memoryLimit: spec.memoryBytes } : {}),
     });
     await writeFile(path.join(bundle, 'config.json'), JSON.stringify(config));
     spec.signal?.throwIfAborted();
 
-    const child = spawn(runtime, ['--root', runcRoot, 'run', '--bundle', bundle, id], {
+    const child = spawn(runtime, ['--root', runcRoot, 'run', '--keep', '--bundle', bundle, id], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {},
     });
@@ -57,18 +55,17 @@ export async function runWithRunc(spec: RunSpec, runtime: string, stateDir: stri
       spec.signal?.removeEventListener('abort', onAbort);
     }
     if (aborted) throw new SandboxError('RUN step aborted', { cause: spec.signal?.reason });
-    if (result.code !== 0 && RUNC_FAILURE_MARKERS.some((re) => re.test(result.stderrTail)) && /runc|container_linux|libcontainer/.test(result.stderrTail)) {
-      // runc's own failure (bad rootfs, missing cwd…): report it as ours, not as the step's exit.
-      if (/exec: .*: (executable file not found|no such file or directory)/.test(result.stderrTail)) {
-        // Docker reports a missing command as exit 127 with runc's message: keep it as the step's.
-        return { exitCode: 127, oomKilled: false };
-      }
-      throw new SandboxError(`runc failed to run the step: ${lastLine(result.stderrTail)}`, { hint: 'check the runc error above' });
+    const failure = result.code !== 0 ? RUNC_FAILURE.exec(lastLine(result.stderrTail)) : null;
+    if (failure) {
+      // A missing command is the step's failure: Docker reports it as exit 127 with runc's message.
+      if (/exec: .*(executable file not found|no such file or directory)/.test(failure[1]!)) return { exitCode: 127, oomKilled: false };
+      throw new SandboxError(`runc failed to run the step: ${failure[1]}`, { hint: 'see the runc message above' });
     }
-    const oomKilled = memoryParent !== undefined ? (await memoryParent.oomKills()) > 0 : spec.memoryBytes !== undefined && result.code === 137;
+    // --keep left the stopped container and its cgroup in place, so the OOM counter is readable.
+    const oomKilled = (await oomKillCount(cgroupName)) > 0;
     return { exitCode: result.code, oomKilled };
   } finally {
-    // runc run deletes its container on a normal exit; this is for aborts and runc failures.
+    // run --keep leaves the container for us to delete (and its cgroup with it).
     await runc('delete', '--force', id);
     await removeStepCgroups(cgroupName);
     await rm(bundle, { recursive: true, force: true });
