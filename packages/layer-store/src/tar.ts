@@ -173,6 +173,14 @@ class ByteReader {
     this.#buf = this.#buf.subarray(out.length);
     return out;
   }
+  /** Reads and discards everything left (so hashes and decompressors see the whole input). */
+  async drain(): Promise<void> {
+    this.#buf = Buffer.alloc(0);
+    while (!this.#eof) {
+      const r = await this.#it.next();
+      if (r.done) this.#eof = true;
+    }
+  }
   /** Streams n bytes in chunks; throws on early end. */
   async *stream(n: number, what: string): AsyncGenerator<Buffer> {
     let left = n;
@@ -250,7 +258,12 @@ export async function* readTar(src: AsyncIterable<Buffer | Uint8Array | string>)
     const block = await r.read(BLOCK);
     if (block.length === 0) throw new CorruptLayerError('layer tar is truncated: no end-of-archive marker');
     if (block.length < BLOCK) throw new CorruptLayerError('layer tar is truncated inside a header');
-    if (block.equals(ZERO_BLOCK)) return; // end of archive (second zero block optional)
+    if (block.equals(ZERO_BLOCK)) {
+      // End of archive (the second zero block is optional, as in Go). Read the rest: trailing
+      // padding must reach the caller's hash, and a broken compressed tail must surface.
+      await r.drain();
+      return;
+    }
     let sum = 0;
     for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i]!;
     if (sum !== parseOctal(block, 148, 8)) throw new CorruptLayerError('tar header checksum mismatch (not a tar, or corrupt)');
