@@ -14,6 +14,10 @@ import { expandStep, type ExpandedStep, type FsStep } from './expand.js';
 import { runFsStep, ensureWorkdir } from './steps/fs.js';
 import { planBuild, hostPlatform, platformString, PREDEFINED_ARGS, type PlannedStage, type BuildPlan } from './plan.js';
 import { BuildError } from './errors.js';
+import { BuildCache } from './cache-step.js';
+import { runMountsOf } from './mounts.js';
+import type { BuildSecret } from './secrets.js';
+import type { IgnoreMatcher } from '../context/index.js';
 import type { BuildEvent } from './events.js';
 
 /** Options of {@link build}. */
@@ -32,6 +36,10 @@ export interface BuildOptions {
   network?: 'host' | 'none';
   isolation?: 'oci' | 'chroot' | 'auto';
   noCache?: boolean;
+  /** stages (names or indexes) whose steps skip cache lookups (still recorded) */
+  noCacheFilter?: readonly string[];
+  /** secrets for `RUN --mount=type=secret` (never in a layer, key or history) */
+  secrets?: readonly BuildSecret[];
   /** labels added to the final image, as `--label` does */
   labels?: Readonly<Record<string, string>>;
   memoryBytes?: number;
@@ -91,6 +99,10 @@ export interface BuildContext {
   stages: Map<number, Promise<ImageState>>;
   steps: StepResult[];
   usedArgs: Set<string>;
+  /** the build cache (keys, records, explanations) */
+  cache: BuildCache;
+  /** the context's compiled `.dockerignore`, read by the first COPY/ADD that needs it */
+  ignore?: Promise<IgnoreMatcher>;
 }
 
 /**

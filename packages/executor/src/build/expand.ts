@@ -18,6 +18,8 @@ export type FsStep =
       from?: string;
       chown?: string;
       chmod?: string;
+      /** ADD --checksum of a URL source */
+      checksum?: string;
       heredocs: Array<{ name: string; content: string }>;
     };
 
@@ -89,6 +91,7 @@ export function expandStep(instr: Instruction, lookup: Lookup, escape: '\\' | '`
         ...(instr.kind === 'COPY' && instr.from !== undefined ? { from: w(instr.from) } : {}),
         ...(instr.chown !== undefined ? { chown: w(instr.chown) } : {}),
         ...(instr.chmod !== undefined ? { chmod: w(instr.chmod) } : {}),
+        ...(instr.kind === 'ADD' && instr.checksum !== undefined ? { checksum: w(instr.checksum) } : {}),
         heredocs: instr.heredocs.map((h) => ({ name: h.name, content: h.expand ? w(h.content) : h.content })),
       };
     case 'FROM':

@@ -1,10 +1,12 @@
 /**
  * Steps that change the filesystem. RUN: overlay of the parent's snapshots + a fresh upper dir,
  * the sandbox, artifact cleanup, then the upper dir becomes the layer (none when it is empty:
- * Docker 20.10 records `empty_layer` for a RUN that changed nothing). COPY/ADD: not wired yet.
+ * Docker 20.10 records `empty_layer` for a RUN that changed nothing). COPY/ADD: see copy.ts.
  */
-import { readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import { copyStep, mountState } from './copy.js';
+import { resolveInRoot } from '../../context/index.js';
 import { writeLayer } from '@tsbuild/layer-store';
 import type { DiffID } from '@tsbuild/layer-store';
 import { mountRootfs, runInSandbox, detectIsolation, resolveUser, removeSandboxArtifacts } from '../../sandbox/index.js';
@@ -13,6 +15,8 @@ import type { PlannedStage } from '../plan.js';
 import type { FsStep } from '../expand.js';
 import { argvOf } from '../config.js';
 import { BuildError } from '../errors.js';
+import type { RunMount } from '@tsbuild/parser';
+import { prepareRunMounts, removeMountPoints } from '../mounts.js';
 
 /** Keeps the last `max` lines of a step's output for the error message. */
 function tailKeeper(max: number): { push(b: Buffer): void; text(): string } {
@@ -29,7 +33,7 @@ async function isEmptyDir(dir: string): Promise<boolean> {
   return (await readdir(dir)).length === 0;
 }
 
-async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsStep, { kind: 'RUN' }>, p: PlannedStage, index: number): Promise<ImageState> {
+async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsStep, { kind: 'RUN' }>, p: PlannedStage, index: number, runMounts: readonly RunMount[]): Promise<ImageState> {
   const { store, options } = ctx;
   const signal = options.signal;
   const argv = argvOf(step.cmd, state.image.config);
@@ -42,6 +46,8 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
   const tmp = await store.makeTempDir('run');
   try {
     const upper = join(tmp, 'upper');
+    const mounts = await prepareRunMounts({ ctx, state, stageIndex: p.stage.index, tmp, privateInUse: ctx.cache.privateInUse }, runMounts);
+    try {
     const rootfs = await mountRootfs({ lowerdirs, upperdir: upper, workdir: join(tmp, 'work'), target: join(tmp, 'rootfs'), ...(signal ? { signal } : {}) });
     const tail = tailKeeper(10);
     let exitCode: number;
@@ -53,7 +59,8 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
         {
           rootfs: rootfs.path,
           args: argv,
-          env,
+          env: [...env, ...mounts.env],
+          ...(mounts.sandbox.length > 0 ? { mounts: mounts.sandbox } : {}),
           cwd: state.image.config.WorkingDir || '/',
           user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids ?? [] },
           network,
@@ -77,6 +84,7 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
       });
     }
     await removeSandboxArtifacts(upper, lowerdirs);
+    await removeMountPoints(upper, lowerdirs, mounts.targets);
     if (await isEmptyDir(upper)) return addHistory(ctx, state, createdBy, true);
     const layer = await writeLayer(store, upper, { kind: 'upper', ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
     const withLayer = addLayer(state, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, layer.diffID);
@@ -87,13 +95,56 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
 }
 
 /** Runs a RUN/COPY/ADD step; returns the state with its layer and history entry. */
-export async function runFsStep(ctx: BuildContext, state: ImageState, step: FsStep, p: PlannedStage, index: number): Promise<ImageState> {
+export async function runFsStep(ctx: BuildContext, state: ImageState, step: FsStep, p: PlannedStage, index: number, mounts: readonly RunMount[] = []): Promise<ImageState> {
   ctx.options.signal?.throwIfAborted();
-  if (step.kind === 'RUN') return runStep(ctx, state, step, p, index);
-  throw new BuildError('E_UNSUPPORTED', `${step.kind} is not wired into the build yet`, { hint: 'use RUN and config-only instructions for now' });
+  if (step.kind === 'RUN') return runStep(ctx, state, step, p, index, mounts);
+  const line = (p.stage.instructions[index - 1] ?? p.stage.from).range.start.line;
+  return copyStep(ctx, state, step, p.stage.index, line);
 }
 
-/** Makes WORKDIR's directory as a layer, as Docker 20.10 does; config-only for now (RUN creates it). */
-export async function ensureWorkdir(_ctx: BuildContext, state: ImageState): Promise<ImageState> {
-  return state;
+/**
+ * WORKDIR's directory, committed as Docker 20.10's classic builder does (`ContainerCreateWorkdir`
+ * then commit): missing directories are made 0755 root:root (symlinks followed inside the rootfs);
+ * the upper dir becomes a layer, and the step's history entry (already written as empty) loses
+ * `empty_layer` when something was created.
+ */
+export async function ensureWorkdir(ctx: BuildContext, state: ImageState): Promise<ImageState> {
+  const dir = state.image.config.WorkingDir;
+  if (!dir) return state;
+  const { store, options } = ctx;
+  const signal = options.signal;
+  const tmp = await store.makeTempDir('workdir');
+  try {
+    const rootfs = await mountState(ctx, state, tmp, 'rootfs');
+    try {
+      const host = await resolveInRoot(rootfs.path, dir);
+      const rel = relative(rootfs.path, host);
+      let cur = rootfs.path;
+      for (const seg of rel === '' ? [] : rel.split(sep)) {
+        cur = join(cur, seg);
+        const st = await lstat(cur).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT') return null;
+          throw err;
+        });
+        if (st?.isDirectory()) continue;
+        if (st !== null) throw new BuildError('E_STEP', `Cannot mkdir: ${dir} is not a directory`);
+        await mkdir(cur);
+        await chmod(cur, 0o755);
+      }
+    } finally {
+      await rootfs.unmount();
+    }
+    if (await isEmptyDir(rootfs.upperdir)) return state;
+    const layer = await writeLayer(store, rootfs.upperdir, { kind: 'upper', ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
+    const withLayer = addLayer(state, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, layer.diffID);
+    const history = [...(withLayer.image.history ?? [])];
+    const last = history.pop();
+    if (last) {
+      const { empty_layer: _empty, ...rest } = last;
+      history.push(rest);
+    }
+    return { ...withLayer, image: { ...withLayer.image, history } };
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
 }

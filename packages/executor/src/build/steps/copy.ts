@@ -1,0 +1,198 @@
+/**
+ * COPY and ADD: an overlay of the parent's snapshots with a fresh upper dir (no sandbox process),
+ * the context engineer's file work (`copyInto`, `addInto`, `writeHeredoc`) into it, then the upper
+ * dir becomes the layer. Sources come from the build context (minus `.dockerignore`), or with
+ * `--from` from an earlier stage's rootfs or a store image (mounted read-only through a throwaway
+ * upper dir).
+ */
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { writeLayer, ImageNotFoundError } from '@tsbuild/layer-store';
+import type { Descriptor, DiffID } from '@tsbuild/layer-store';
+import { mountRootfs, resolveUser, type Rootfs } from '../../sandbox/index.js';
+import {
+  addInto,
+  compileIgnore,
+  copyInto,
+  hashSources,
+  readDockerignore,
+  selectSources,
+  writeHeredoc,
+  type IgnoreMatcher,
+  type Owner,
+  type Source,
+} from '../../context/index.js';
+import { addHistory, addLayer, type BuildContext, type ImageState } from '../build.js';
+import type { FsStep } from '../expand.js';
+import { stageRef } from '../plan.js';
+import { BuildError } from '../errors.js';
+
+/** A COPY or ADD step after expansion. */
+export type CopyStep = Extract<FsStep, { kind: 'COPY' | 'ADD' }>;
+
+/** Layers of an image state, paired with their diffIDs, for `prepareSnapshots`. */
+function snapshotInputs(state: Pick<ImageState, 'layers' | 'image'>): Array<{ digest: Descriptor['digest']; diffID: DiffID }> {
+  return state.layers.map((l, i) => ({ digest: l.digest, diffID: state.image.rootfs.diff_ids[i] as DiffID }));
+}
+
+/**
+ * Mounts the rootfs of `state` at `<tmp>/<name>` over a fresh upper dir `<tmp>/<name>-upper`.
+ * The caller unmounts (try/finally).
+ */
+export async function mountState(ctx: BuildContext, state: Pick<ImageState, 'layers' | 'image'>, tmp: string, name: string): Promise<Rootfs> {
+  const signal = ctx.options.signal;
+  const lowerdirs = await ctx.store.prepareSnapshots(snapshotInputs(state), signal ? { signal } : {});
+  return mountRootfs({
+    lowerdirs,
+    upperdir: join(tmp, `${name}-upper`),
+    workdir: join(tmp, `${name}-work`),
+    target: join(tmp, name),
+    ...(signal ? { signal } : {}),
+  });
+}
+
+/** The context's `.dockerignore` matcher, read once per build. */
+function contextIgnore(ctx: BuildContext, contextDir: string): Promise<IgnoreMatcher> {
+  ctx.ignore ??= (async () => {
+    const dfPath = 'path' in ctx.options.dockerfile ? ctx.options.dockerfile.path : undefined;
+    return compileIgnore(await readDockerignore(contextDir, dfPath));
+  })();
+  return ctx.ignore;
+}
+
+/** The image state `--from` names: an earlier stage (name or index) or an image in the store. */
+async function fromState(ctx: BuildContext, from: string, stageIndex: number, line: number): Promise<Pick<ImageState, 'layers' | 'image'>> {
+  const i = stageRef(ctx.df, from, stageIndex);
+  if (i !== undefined) return (await ctx.stages.get(i)) as ImageState;
+  const later = ctx.df.stages.find((s) => s.index >= stageIndex && (s.name === from.toLowerCase() || String(s.index) === from));
+  if (later) {
+    throw new BuildError('E_STEP', `${ctx.file}:${line}: COPY --from=${from}: stage "${from}" is defined at line ${later.from.range.start.line}, not before this one`, {
+      hint: 'COPY --from can only read a stage defined earlier in the Dockerfile',
+      file: ctx.file,
+      line,
+    });
+  }
+  try {
+    const img = await ctx.store.resolveImage(from);
+    return {
+      image: { ...img.config, rootfs: { type: 'layers', diff_ids: [...img.config.rootfs.diff_ids] } },
+      layers: img.manifest.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+    };
+  } catch (err) {
+    if (err instanceof ImageNotFoundError) {
+      throw new BuildError('E_STEP', `${ctx.file}:${line}: COPY --from=${from}: no stage or image named "${from}"`, {
+        hint: 'name an earlier stage (FROM … AS name), its index, or an image in the store',
+        cause: err,
+        file: ctx.file,
+        line,
+      });
+    }
+    throw err;
+  }
+}
+
+/**
+ * `--chown` as Docker 20.10's parseChownFlag: `user[:group]`, the group defaulting to the user
+ * string; names looked up in the destination rootfs's /etc/passwd and /etc/group, numbers as is.
+ */
+async function chownOwner(rootfs: string, chown: string): Promise<Owner> {
+  const parts = chown.split(':');
+  if (parts.length > 2) throw new BuildError('E_STEP', `invalid chown string format: ${chown}`);
+  const user = parts[0] ?? '';
+  const group = parts.length === 2 ? (parts[1] ?? '') : user;
+  const r = await resolveUser(rootfs, `${user}:${group}`);
+  return { uid: r.uid, gid: r.gid };
+}
+
+function chmodMode(chmod: string): number {
+  if (!/^[0-7]{1,4}$/.test(chmod)) {
+    throw new BuildError('E_STEP', `invalid chmod parameter ${chmod}`, { hint: 'give an octal mode such as 0644 or 755' });
+  }
+  return parseInt(chmod, 8);
+}
+
+const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
+
+/**
+ * The `<kind>:<hex>` Docker writes in COPY/ADD history: `file:`/`dir:` for one source, `multi:`
+ * for several. Docker's hex is its tarsum, which we cannot reproduce; ours is the sha256 of our
+ * source digest (content, mode, owner, size, link target; no mtimes).
+ */
+async function sourceHash(sources: readonly Source[], heredocs: CopyStep['heredocs'], urls: readonly string[], signal?: AbortSignal): Promise<string> {
+  const parts: string[] = [];
+  for (const s of sources) {
+    const d = await hashSources([s], signal ? { signal } : {});
+    parts.push(`${s.entries[0]?.type === 'dir' ? 'dir' : 'file'}:${d.slice('sha256:'.length)}`);
+  }
+  for (const h of heredocs) parts.push(`file:${createHash('sha256').update(h.content).digest('hex')}`);
+  for (const u of urls) parts.push(`file:${createHash('sha256').update(u).digest('hex')}`);
+  if (parts.length === 1) return parts[0] as string;
+  return `multi:${createHash('sha256').update(parts.join(',')).digest('hex')}`;
+}
+
+/** Runs a COPY or ADD step; returns the state with its layer (or `empty_layer`) and history entry. */
+export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyStep, stageIndex: number, line: number): Promise<ImageState> {
+  const { store, options } = ctx;
+  const signal = options.signal;
+  const urls = step.kind === 'ADD' ? step.sources.filter(isUrl) : [];
+  const local = step.sources.filter((s) => !isUrl(s));
+  const tmp = await store.makeTempDir('copy');
+  let src: Rootfs | undefined;
+  try {
+    let sources: Source[] = [];
+    if (local.length > 0) {
+      let root: string;
+      let ignore: IgnoreMatcher | undefined;
+      if (step.from !== undefined) {
+        src = await mountState(ctx, await fromState(ctx, step.from, stageIndex, line), tmp, 'from');
+        root = src.path;
+      } else {
+        if (options.contextDir === null) {
+          throw new BuildError('E_CONTEXT', `${step.kind} failed: there is no build context (the Dockerfile was read from stdin with "-")`, {
+            hint: 'pass a context directory instead of "-", or use a heredoc source or COPY --from',
+          });
+        }
+        root = options.contextDir;
+        ignore = await contextIgnore(ctx, options.contextDir);
+      }
+      sources = await selectSources(root, local, { ...(ignore ? { ignore } : {}), ...(signal ? { signal } : {}) });
+    }
+    const hash = await sourceHash(sources, step.heredocs, urls, signal);
+    const dest = await mountState(ctx, state, tmp, 'rootfs');
+    try {
+      const owner = step.chown !== undefined && step.chown !== '' ? await chownOwner(dest.path, step.chown) : undefined;
+      const mode = step.chmod !== undefined && step.chmod !== '' ? chmodMode(step.chmod) : undefined;
+      const workdir = state.image.config.WorkingDir || '/';
+      const count = sources.length + step.heredocs.length + urls.length;
+      const destIsDir = count > 1 || step.dest.endsWith('/');
+      if (count > 1 && !destIsDir) {
+        throw new BuildError('E_STEP', `When using ${step.kind} with more than one source file, the destination must be a directory and end with a /`, {
+          hint: `write the destination as "${step.dest}/"`,
+        });
+      }
+      const common = { rootfs: dest.path, dest: step.dest, workdir, destIsDir, ...(owner ? { chown: owner } : {}), ...(mode !== undefined ? { chmod: mode } : {}), ...(signal ? { signal } : {}) };
+      if (step.kind === 'ADD') {
+        await addInto({ ...common, sources, urls, ...(step.checksum !== undefined ? { checksum: step.checksum } : {}), tmpDir: tmp });
+      } else if (sources.length > 0) {
+        await copyInto({ ...common, sources });
+      }
+      for (const h of step.heredocs) {
+        await writeHeredoc(dest.path, step.dest, h.content, { name: h.name, workdir, ...(owner ? { chown: owner } : {}), ...(mode !== undefined ? { chmod: mode } : {}) });
+      }
+    } finally {
+      await dest.unmount();
+    }
+    const chownComment = step.chown !== undefined && step.chown !== '' ? `--chown=${step.chown}` : '';
+    // Docker's format string is "%s %s%s in %s " (no space after --chown=…, a trailing space).
+    const createdBy = `/bin/sh -c #(nop) ${step.kind} ${chownComment}${hash} in ${step.dest} `;
+    const upper = dest.upperdir;
+    if ((await readdir(upper)).length === 0) return addHistory(ctx, state, createdBy, true);
+    const layer = await writeLayer(store, upper, { kind: 'upper', ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
+    const withLayer = addLayer(state, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, layer.diffID);
+    return addHistory(ctx, withLayer, createdBy, false);
+  } finally {
+    if (src) await src.unmount();
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
