@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, readdir, rm, writeFile, symlink, lstat } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, readdir, rm, writeFile, lstat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -255,4 +255,24 @@ test('detectIsolation: auto prefers runc, and each choice is honoured', async (t
   t.deepEqual(await detectIsolation('auto'), { isolation: 'oci', runtime: '/usr/sbin/runc' });
   t.is((await detectIsolation('oci')).isolation, 'oci');
   t.deepEqual(await detectIsolation('chroot'), { isolation: 'chroot' });
+});
+
+test('mountRootfs: a lower list longer than the kernel takes in one page still mounts (relative paths)', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sandbox-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const lowers: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    const l = path.join(dir, `layer-${'x'.repeat(120)}-${i}`);
+    await mkdir(l);
+    await writeFile(path.join(l, 'f'), String(i));
+    lowers.push(l);
+  }
+  t.true(lowers.join(':').length > 4096, 'the absolute list alone exceeds a page');
+  const rootfs = await mountRootfs({ lowerdirs: lowers, upperdir: path.join(dir, 'u'), workdir: path.join(dir, 'w'), target: path.join(dir, 'm') });
+  try {
+    t.is(await readFile(path.join(rootfs.path, 'f'), 'utf8'), '29');
+  } finally {
+    await rootfs.unmount();
+  }
+  t.deepEqual(await mountsUnder(dir), []);
 });

@@ -42,6 +42,27 @@ export async function mountRootfs(opts: MountRootfsOptions): Promise<Rootfs> {
   const upperdir = path.resolve(opts.upperdir);
   await mkdir(target, { recursive: true });
   await mkdir(upperdir, { recursive: true });
+  try {
+    await mountAt(mountBin, target, upperdir, opts);
+  } catch (err) {
+    // An abort may land after the kernel mounted but before mount(8) returned.
+    if (opts.signal?.aborted) await runTool(umountBin, [target]);
+    throw err;
+  }
+  let mounted = true;
+  return {
+    path: target,
+    upperdir,
+    async unmount() {
+      if (!mounted) return;
+      const r = await runTool(umountBin, [target]);
+      if (r.code !== 0) await checkTool(umountBin, ['--lazy', target], `unmounting ${target} (${r.stderr.trim()})`);
+      mounted = false;
+    },
+  };
+}
+
+async function mountAt(mountBin: string, target: string, upperdir: string, opts: MountRootfsOptions): Promise<void> {
   if (opts.lowerdirs.length === 0) {
     await checkTool(mountBin, ['--bind', upperdir, target], `bind-mounting ${upperdir}`, { signal: opts.signal });
   } else {
@@ -66,17 +87,6 @@ export async function mountRootfs(opts: MountRootfsOptions): Promise<Rootfs> {
       ...(cwd === undefined ? {} : { cwd }),
     });
   }
-  let mounted = true;
-  return {
-    path: target,
-    upperdir,
-    async unmount() {
-      if (!mounted) return;
-      const r = await runTool(umountBin, [target]);
-      if (r.code !== 0) await checkTool(umountBin, ['--lazy', target], `unmounting ${target} (${r.stderr.trim()})`);
-      mounted = false;
-    },
-  };
 }
 
 function commonParent(paths: string[]): string {
