@@ -173,7 +173,7 @@ test('hashSources: a warm stat index skips reading unchanged files, and notices 
   const indexFile = path.join(root, 'stat-index.json');
   const cold = await hashSourcesDetailed(await selectSources(root, ['d']), { statIndex: indexFile });
   t.is(cold.filesRead, 50);
-  t.true((await readFile(indexFile, 'utf8')).includes('"version":1'));
+  t.true((await readFile(indexFile, 'utf8')).startsWith('tsbuild-stat-index v1\n'));
   const warm = await hashSourcesDetailed(await selectSources(root, ['d']), { statIndex: indexFile });
   t.is(warm.filesRead, 0);
   t.is(warm.filesCached, 50);
@@ -182,4 +182,18 @@ test('hashSources: a warm stat index skips reading unchanged files, and notices 
   const after = await hashSourcesDetailed(await selectSources(root, ['d']), { statIndex: indexFile });
   t.is(after.filesRead, 1);
   t.not(after.digest, cold.digest);
+});
+
+test('stat index: paths with tabs, newlines and backslashes round-trip', async (t) => {
+  const root = await tempDir(t);
+  const name = 'we\tird\nna\\me';
+  await tree(root, { [`d/${name}`]: 'x', 'd/plain': 'y' });
+  await utimes(path.join(root, 'd', name), 1000, 1000);
+  await utimes(path.join(root, 'd/plain'), 1000, 1000);
+  const indexFile = path.join(root, 'idx');
+  const cold = await hashSourcesDetailed(await selectSources(root, ['d']), { statIndex: indexFile });
+  const warm = await hashSourcesDetailed(await selectSources(root, ['d']), { statIndex: indexFile });
+  t.is(cold.filesRead, 2);
+  t.is(warm.filesCached, 2);
+  t.is(warm.digest, cold.digest);
 });

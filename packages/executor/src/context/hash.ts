@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
@@ -9,32 +9,43 @@ import type { Source, SourceEntry } from './select.js';
 
 /** Files at most this large are read whole; larger ones are streamed through the hash. */
 const READ_WHOLE_MAX = 1 << 20;
-const INDEX_VERSION = 1;
+/** Files at most this large are read synchronously (see hashSourcesDetailed). */
+const SMALL_FILE_MAX = 256 << 10;
+/** Longest stretch of synchronous reads before yielding to the event loop. */
+const SLICE_MS = 20;
+/** First line of a stat index file. */
+const INDEX_MAGIC = 'tsbuild-stat-index v1';
 
-interface IndexRecord {
-  dev: string;
-  ino: string;
-  size: number;
-  mtimeNs: string;
-  ctimeNs: string;
-  /** sha256 hex of the content. */
-  sha256: string;
+/** `dev:ino:size:mtime_ns:ctime_ns` of an entry: what must be unchanged for a recorded digest to hold. */
+function identityOf(e: SourceEntry): string {
+  return `${e.dev}:${e.ino}:${e.size}:${e.mtimeNs}:${e.ctimeNs}`;
+}
+
+function escapePath(p: string): string {
+  return /[\\\t\n]/.test(p) ? p.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n') : p;
+}
+
+function unescapePath(p: string): string {
+  return p.includes('\\') ? p.replace(/\\(.)/g, (_m, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : c)) : p;
 }
 
 /**
  * A persistent map from a file's identity and change times (path, dev, ino, size, mtime_ns,
  * ctime_ns) to the sha256 of its content, so unchanged files are not read again.
+ * Stored as text, one record a line: `identity TAB sha256-hex TAB path` (path with `\`, TAB and
+ * newline escaped) — several times faster to load than JSON objects for 20,000 files.
  * Like git's index, an entry whose mtime or ctime is not older than the index file's own mtime is
  * "racy" (the file may have changed within the same clock tick after it was hashed) and is not
  * trusted.
  */
 export class StatIndex {
   readonly #file: string | undefined;
-  readonly #records: Map<string, IndexRecord>;
+  /** host path → [identity, sha256 hex] */
+  readonly #records: Map<string, [string, string]>;
   readonly #racyFromNs: bigint;
   #dirty = false;
 
-  private constructor(file: string | undefined, records: Map<string, IndexRecord>, racyFromNs: bigint) {
+  private constructor(file: string | undefined, records: Map<string, [string, string]>, racyFromNs: bigint) {
     this.#file = file;
     this.#records = records;
     this.#racyFromNs = racyFromNs;
@@ -46,17 +57,23 @@ export class StatIndex {
   }
 
   /**
-   * Loads the index stored in `file` (a missing or unreadable file gives an empty index: it is
-   * only a cache).
+   * Loads the index stored in `file` (a missing, unreadable or foreign file gives an empty index:
+   * it is only a cache).
    */
   static async load(file: string): Promise<StatIndex> {
+    const records = new Map<string, [string, string]>();
     try {
       const [text, st] = await Promise.all([readFile(file, 'utf8'), stat(file, { bigint: true })]);
-      const doc = JSON.parse(text) as { version?: number; entries?: Record<string, IndexRecord> };
-      if (doc.version !== INDEX_VERSION || typeof doc.entries !== 'object' || doc.entries === null) {
-        return new StatIndex(file, new Map(), 0n);
+      const lines = text.split('\n');
+      if (lines[0] !== INDEX_MAGIC) return new StatIndex(file, records, 0n);
+      for (let i = 1; i < lines.length; i++) {
+        const line = lines[i]!;
+        const a = line.indexOf('\t');
+        const b = line.indexOf('\t', a + 1);
+        if (a < 0 || b < 0) continue;
+        records.set(unescapePath(line.slice(b + 1)), [line.slice(0, a), line.slice(a + 1, b)]);
       }
-      return new StatIndex(file, new Map(Object.entries(doc.entries)), st.mtimeNs);
+      return new StatIndex(file, records, st.mtimeNs);
     } catch {
       return new StatIndex(file, new Map(), 0n);
     }
@@ -65,23 +82,14 @@ export class StatIndex {
   /** The content sha256 (hex) recorded for this entry, if its identity and times are unchanged. */
   lookup(e: SourceEntry): string | undefined {
     const r = this.#records.get(e.hostPath);
-    if (r === undefined) return undefined;
-    if (r.size !== e.size || r.dev !== String(e.dev) || r.ino !== String(e.ino)) return undefined;
-    if (r.mtimeNs !== String(e.mtimeNs) || r.ctimeNs !== String(e.ctimeNs)) return undefined;
+    if (r === undefined || r[0] !== identityOf(e)) return undefined;
     if (e.mtimeNs >= this.#racyFromNs || e.ctimeNs >= this.#racyFromNs) return undefined;
-    return r.sha256;
+    return r[1];
   }
 
   /** Records the content sha256 (hex) of an entry as it was stat'ed before reading. */
   record(e: SourceEntry, sha256: string): void {
-    this.#records.set(e.hostPath, {
-      dev: String(e.dev),
-      ino: String(e.ino),
-      size: e.size,
-      mtimeNs: String(e.mtimeNs),
-      ctimeNs: String(e.ctimeNs),
-      sha256,
-    });
+    this.#records.set(e.hostPath, [identityOf(e), sha256]);
     this.#dirty = true;
   }
 
@@ -89,10 +97,11 @@ export class StatIndex {
   async save(): Promise<void> {
     if (this.#file === undefined || !this.#dirty) return;
     const tmp = `${this.#file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const parts: string[] = [INDEX_MAGIC];
+    for (const [p, [id, sha]] of this.#records) parts.push(`${id}\t${sha}\t${escapePath(p)}`);
     const fh = await open(tmp, 'w', 0o600);
     try {
-      const entries = Object.fromEntries(this.#records);
-      await fh.writeFile(JSON.stringify({ version: INDEX_VERSION, entries }));
+      await fh.writeFile(`${parts.join('\n')}\n`);
       await fh.sync();
     } finally {
       await fh.close();
@@ -152,33 +161,57 @@ export async function hashSourcesDetailed(sources: readonly Source[], opts: Hash
   const limit = pLimit(opts.concurrency ?? 8);
   let filesRead = 0;
   let filesCached = 0;
-  const contents = await Promise.all(
-    sources.map((s) =>
-      Promise.all(
-        s.entries.map((e) => {
-          if (e.type !== 'file') return '';
-          const known = index.lookup(e);
-          if (known !== undefined) {
-            filesCached++;
-            return known;
-          }
-          return limit(async () => {
+  const contents: string[][] = sources.map((src) => src.entries.map(() => ''));
+  const small: Array<[number, number]> = [];
+  const large: Array<Promise<void>> = [];
+  sources.forEach((src, i) =>
+    src.entries.forEach((e, j) => {
+      if (e.type !== 'file') return;
+      const known = index.lookup(e);
+      if (known !== undefined) {
+        filesCached++;
+        contents[i]![j] = known;
+      } else if (e.size <= SMALL_FILE_MAX) small.push([i, j]);
+      else {
+        large.push(
+          limit(async () => {
             opts.signal?.throwIfAborted();
             const sha = await sha256OfFile(e, opts.signal);
             filesRead++;
             index.record(e, sha);
-            return sha;
-          });
-        }),
-      ),
-    ),
+            contents[i]![j] = sha;
+          }),
+        );
+      }
+    }),
   );
+  // Small files are read synchronously in slices, yielding to the event loop between them: the
+  // async API's thread-pool round trips (open, fstat, read, close) cost far more than the reads.
+  let sliceStart = performance.now();
+  for (const [i, j] of small) {
+    if (performance.now() - sliceStart > SLICE_MS) {
+      await new Promise<void>((r) => setImmediate(r));
+      opts.signal?.throwIfAborted();
+      sliceStart = performance.now();
+    }
+    const e = sources[i]!.entries[j]!;
+    let sha: string;
+    try {
+      sha = createHash('sha256').update(readFileSync(e.hostPath)).digest('hex');
+    } catch (cause) {
+      throw new ContextError('E_CONTEXT_READ', `reading ${e.hostPath}`, { cause });
+    }
+    filesRead++;
+    index.record(e, sha);
+    contents[i]![j] = sha;
+  }
+  await Promise.all(large);
   const h = createHash('sha256');
   sources.forEach((s, i) => {
     h.update(`${JSON.stringify(['source', s.rel])}\n`);
     s.entries.forEach((e, j) => {
       // JSON arrays: unambiguous even for names holding newlines.
-      h.update(`${JSON.stringify([e.rel, e.type, e.mode, e.uid, e.gid, e.size, e.linkTarget ?? '', contents[i]![j]])}\n`);
+      h.update(`${JSON.stringify([e.rel, e.type, e.mode, e.uid, e.gid, e.size, e.linkTarget ?? '', contents[i]![j]!])}\n`);
     });
   });
   await index.save();

@@ -1,4 +1,4 @@
-import type { Dirent } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, type Dirent } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ContextError } from './errors.js';
@@ -77,6 +77,30 @@ async function entryOf(hostPath: string, rel: string): Promise<SourceEntry> {
   };
 }
 
+/** {@link entryOf} with synchronous calls: the walk's hot path (see {@link walk}). */
+function entryOfSync(hostPath: string, rel: string): SourceEntry {
+  const st = lstatSync(hostPath, { bigint: true });
+  const type = typeOf(st);
+  return {
+    rel,
+    hostPath,
+    type,
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: type === 'file' ? Number(st.size) : 0,
+    dev: st.dev,
+    ino: st.ino,
+    nlink: Number(st.nlink),
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+    ...(type === 'symlink' ? { linkTarget: readlinkSync(hostPath) } : {}),
+  };
+}
+
+/** Longest stretch the walk blocks the event loop before yielding to it. */
+const SLICE_MS = 20;
+
 function byteOrder(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -90,31 +114,38 @@ function joinRel(base: string, rel: string): string {
 /**
  * Lists a directory source: the directory itself and every entry below it (not following
  * symlinks), minus what `ignore` excludes, sorted by path (parents before children).
+ * Synchronous lstat/readdir in slices of {@link SLICE_MS}, yielding to the event loop between
+ * them: per call, the thread-pool round trip of the async API costs several times the syscall
+ * (measured 4x slower for 20,000 files), and a walk is a long run of tiny calls.
  */
 async function walk(dirHost: string, rootRel: string, ignore: IgnoreMatcher | undefined, signal?: AbortSignal): Promise<SourceEntry[]> {
   const out: SourceEntry[] = [await entryOf(dirHost, '')];
-  const visit = async (host: string, rel: string): Promise<void> => {
-    signal?.throwIfAborted();
+  const stack: Array<[string, string]> = [[dirHost, '']];
+  let sliceStart = performance.now();
+  while (stack.length > 0) {
+    if (performance.now() - sliceStart > SLICE_MS) {
+      await new Promise<void>((r) => setImmediate(r));
+      signal?.throwIfAborted();
+      sliceStart = performance.now();
+    }
+    const [host, rel] = stack.pop()!;
     let dirents: Dirent[];
     try {
-      dirents = await readdir(host, { withFileTypes: true });
+      dirents = readdirSync(host, { withFileTypes: true });
     } catch (cause) {
       throw new ContextError('E_CONTEXT_READ', `reading directory ${host}`, { cause });
     }
-    await Promise.all(
-      dirents.map(async (d) => {
-        const childRel = rel === '' ? d.name : `${rel}/${d.name}`;
-        const childHost = path.join(host, d.name);
-        const ignored = ignore?.matches(joinRel(rootRel, childRel)) ?? false;
-        if (ignored && !(d.isDirectory() && ignore!.hasExceptions)) return;
-        // An ignored directory is still walked when exceptions might re-include something below
-        // it; it is then not listed itself (Docker's context tar holds only the included files).
-        if (!ignored) out.push(await entryOf(childHost, childRel));
-        if (d.isDirectory()) await visit(childHost, childRel);
-      }),
-    );
-  };
-  await visit(dirHost, '');
+    for (const d of dirents) {
+      const childRel = rel === '' ? d.name : `${rel}/${d.name}`;
+      const childHost = path.join(host, d.name);
+      const ignored = ignore?.matches(joinRel(rootRel, childRel)) ?? false;
+      // An ignored directory is still walked when exceptions might re-include something below
+      // it; it is then not listed itself (Docker's context tar holds only the included files).
+      if (ignored && !(d.isDirectory() && ignore!.hasExceptions)) continue;
+      if (!ignored) out.push(entryOfSync(childHost, childRel));
+      if (d.isDirectory()) stack.push([childHost, childRel]);
+    }
+  }
   out.sort((a, b) => byteOrder(a.rel, b.rel));
   return out;
 }
