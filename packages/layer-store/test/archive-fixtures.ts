@@ -1,0 +1,121 @@
+/** Fixtures for the archive and client tests: temp stores, a busybox image, hand-made tarballs. */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
+import tar from 'tar-stream';
+import { importRootfs, Store, type Digest } from '../src/index.js';
+
+/** The repository root (this file runs from packages/layer-store/dist/test). */
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
+
+/** A fresh temp directory, removed when the test ends. */
+export async function tempDir(t: ExecutionContext, prefix = 'ls-archive-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A new empty store in its own temp dir. */
+export async function tempStore(t: ExecutionContext): Promise<Store> {
+  return Store.open(join(await tempDir(t, 'ls-store-'), 'store'));
+}
+
+/** Writes a busybox rootfs into a temp dir and returns the dir and a tar of it. */
+export async function busyboxRootfs(t: ExecutionContext): Promise<{ dir: string; tarFile: string }> {
+  const base = await tempDir(t, 'ls-bb-');
+  const dir = join(base, 'rootfs');
+  execFileSync(join(REPO, 'scripts/make-busybox-rootfs.sh'), [dir]);
+  const tarFile = join(base, 'rootfs.tar');
+  execFileSync('tar', ['-C', dir, '--numeric-owner', '-cf', tarFile, '.']);
+  return { dir, tarFile };
+}
+
+/** Imports a busybox rootfs into `store` as `ref` (reproducibly: SOURCE_DATE_EPOCH 0). */
+export async function importBusybox(t: ExecutionContext, store: Store, ref: string, changes: string[] = ['CMD ["sh"]']): Promise<{ id: Digest; tarFile: string }> {
+  const { tarFile } = await busyboxRootfs(t);
+  const { id } = await importRootfs(store, createReadStream(tarFile), { ref, changes, sourceDateEpoch: 0 });
+  return { id, tarFile };
+}
+
+/** A writable that collects bytes (test data only). */
+export function collector(): Writable & { bytes(): Buffer } {
+  const chunks: Buffer[] = [];
+  const w = new Writable({
+    write(c: Buffer, _e, cb) {
+      chunks.push(c);
+      cb();
+    },
+  }) as Writable & { bytes(): Buffer };
+  w.bytes = () => Buffer.concat(chunks);
+  return w;
+}
+
+export function sha256hex(b: Buffer | string): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/** One entry of a hand-made tarball. */
+export interface TarSpec {
+  name: string;
+  type?: 'file' | 'directory' | 'symlink' | 'link';
+  data?: Buffer | string;
+  linkname?: string;
+}
+
+/** A tarball made of `entries` (names written as given, even hostile ones). */
+export async function makeTar(entries: TarSpec[]): Promise<Buffer> {
+  const pack = tar.pack();
+  const out = collector();
+  const done = new Promise<void>((res, rej) => {
+    out.on('finish', () => res());
+    out.on('error', rej);
+  });
+  pack.pipe(out);
+  for (const e of entries) {
+    const data = e.data === undefined ? Buffer.alloc(0) : Buffer.from(e.data);
+    await new Promise<void>((res, rej) =>
+      pack.entry(
+        { name: e.name, type: e.type ?? 'file', mode: e.type === 'directory' ? 0o755 : 0o644, mtime: new Date(0), ...(e.linkname !== undefined ? { linkname: e.linkname } : {}) },
+        e.type === 'file' || e.type === undefined ? data : Buffer.alloc(0),
+        (err) => (err ? rej(err) : res()),
+      ),
+    );
+  }
+  pack.finalize();
+  await done;
+  return out.bytes();
+}
+
+/** What a test checks stays the same after a failed load or import. */
+export async function storeState(store: Store): Promise<{ index: string; blobs: string[]; tmp: string[] }> {
+  return {
+    index: await readFile(join(store.root, 'index.json'), 'utf8'),
+    blobs: (await readdir(store.blobsDir)).sort(),
+    tmp: (await readdir(store.tmpDir)).sort(),
+  };
+}
+
+/** Lists a directory tree (relative paths, sorted) to check nothing outside was written. */
+export async function treeListing(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string, rel: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      out.push(r);
+      if (e.isDirectory()) await walk(join(d, e.name), r);
+    }
+  };
+  await walk(dir, '');
+  return out.sort();
+}
+
+/** True when `cmd` runs (`cmd args...` exits 0). */
+export function works(cmd: string, args: string[]): boolean {
+  return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
+}

@@ -1,0 +1,193 @@
+/**
+ * Hostile and broken input for load and import: each must fail with a typed error that names the
+ * problem, leave the store's index.json, blobs/ and tmp/ as they were, and write nothing outside.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { exportImage, importRootfs, load, save, type Store } from '../src/index.js';
+import { collector, importBusybox, makeTar, sha256hex, storeState, tempDir, tempStore, treeListing, type TarSpec } from './archive-fixtures.js';
+
+/** A store holding one image, the bytes of its saved archive, and a sandbox dir outside the store. */
+async function setup(t: ExecutionContext): Promise<{ store: Store; archive: Buffer; outside: string }> {
+  const store = await tempStore(t);
+  await importBusybox(t, store, 'lsexp:victim');
+  const out = collector();
+  await save(store, ['lsexp:victim'], out);
+  const outside = await tempDir(t, 'ls-outside-');
+  await writeFile(join(outside, 'marker'), 'untouched');
+  return { store, archive: out.bytes(), outside };
+}
+
+/** Members of a valid single-image docker archive made from a saved one, to mutate. */
+async function members(archive: Buffer): Promise<TarSpec[]> {
+  const { default: tar } = await import('tar-stream');
+  const extract = tar.extract();
+  const out: TarSpec[] = [];
+  const done = (async () => {
+    for await (const e of extract) {
+      const chunks: Buffer[] = [];
+      for await (const c of e) chunks.push(c as Buffer);
+      out.push({ name: e.header.name, type: e.header.type === 'directory' ? 'directory' : 'file', data: Buffer.concat(chunks) });
+    }
+  })();
+  extract.end(archive);
+  await done;
+  return out;
+}
+
+async function expectLoadFails(t: ExecutionContext, store: Store, outside: string, input: Buffer, code: string, message: RegExp, opts: { maxBytes?: number } = {}): Promise<void> {
+  const before = await storeState(store);
+  const outsideBefore = await treeListing(outside);
+  const err = await t.throwsAsync(load(store, Readable.from([input]), opts));
+  t.is((err as { code?: string }).code, code, err?.message);
+  t.regex(err!.message, message);
+  t.truthy((err as { hint?: string }).hint);
+  t.deepEqual(await storeState(store), before, 'index.json, blobs/ and tmp/ unchanged');
+  t.deepEqual(await treeListing(outside), outsideBefore);
+  t.is(await readFile(join(outside, 'marker'), 'utf8'), 'untouched');
+}
+
+const layerName = (ms: TarSpec[]): string => {
+  const manifest = JSON.parse(String(ms.find((m) => m.name === 'manifest.json')!.data)) as Array<{ Layers: string[] }>;
+  return manifest[0]!.Layers[0]!;
+};
+
+const cases: Array<[string, (ms: TarSpec[], outside: string) => TarSpec[] | Buffer, string, RegExp]> = [
+  ['member name with ..', (ms) => [{ name: '../escape', data: 'x' }, ...ms], 'E_ARCHIVE_UNSAFE_PATH', /"\.\.\/escape"/],
+  ['absolute member name', (ms, outside) => [{ name: join(outside, 'abs'), data: 'x' }, ...ms], 'E_ARCHIVE_UNSAFE_PATH', /absolute member name/],
+  ['symlink member pointing out', (ms) => [{ name: 'blobs/evil', type: 'symlink', linkname: '../../etc/passwd' }, ...ms], 'E_ARCHIVE_UNSAFE_PATH', /outside the archive.*blobs\/evil/],
+  ['hard link member pointing out', (ms) => [{ name: 'evil', type: 'link', linkname: '../outside' }, ...ms], 'E_ARCHIVE_UNSAFE_PATH', /"evil"/],
+  [
+    'blob whose bytes do not match its name',
+    (ms) => ms.map((m) => (m.name === layerName(ms) ? { ...m, data: Buffer.concat([m.data as Buffer, Buffer.from('x')]) } : m)),
+    'E_DIGEST_MISMATCH',
+    /archive member blobs\/sha256\//,
+  ],
+  [
+    'missing layer',
+    (ms) => ms.filter((m) => m.name !== layerName(ms)),
+    'E_ARCHIVE_MISSING_MEMBER',
+    /layer 1.*blobs\/sha256\//,
+  ],
+  ['bad JSON in manifest.json', (ms) => ms.map((m) => (m.name === 'manifest.json' ? { ...m, data: '[{"Config": ' } : m)), 'E_ARCHIVE_BAD_JSON', /manifest\.json/],
+  [
+    'layer whose diffID is not the config\'s',
+    (ms) => {
+      const manifest = JSON.parse(String(ms.find((m) => m.name === 'manifest.json')!.data)) as Array<{ Config: string; Layers: string[]; RepoTags: string[] }>;
+      const configMember = ms.find((m) => m.name === manifest[0]!.Config)!;
+      const config = JSON.parse(String(configMember.data)) as { rootfs: { diff_ids: string[] } };
+      config.rootfs.diff_ids = [`sha256:${'0'.repeat(64)}`];
+      const bytes = Buffer.from(JSON.stringify(config));
+      const name = `blobs/sha256/${sha256hex(bytes)}`;
+      manifest[0]!.Config = name;
+      return [...ms.filter((m) => m.name !== 'manifest.json'), { name, data: bytes }, { name: 'manifest.json', data: JSON.stringify(manifest) }];
+    },
+    'E_DIGEST_MISMATCH',
+    /layer diffID/,
+  ],
+  ['not an image archive', () => [{ name: 'hello.txt', data: 'hi' }], 'E_ARCHIVE', /neither manifest\.json/],
+];
+
+for (const [name, mutate, code, message] of cases) {
+  test(`load refuses: ${name}`, async (t) => {
+    const { store, archive, outside } = await setup(t);
+    const mutated = mutate(await members(archive), outside);
+    await expectLoadFails(t, store, outside, Buffer.isBuffer(mutated) ? mutated : await makeTar(mutated), code, message);
+  });
+}
+
+test('load refuses a truncated tar', async (t) => {
+  const { store, archive, outside } = await setup(t);
+  await expectLoadFails(t, store, outside, archive.subarray(0, Math.floor(archive.length / 2)), 'E_ARCHIVE_TRUNCATED', /truncated/);
+});
+
+test('load refuses a truncated gzip archive', async (t) => {
+  const { store, archive, outside } = await setup(t);
+  const gz = gzipSync(archive);
+  await expectLoadFails(t, store, outside, gz.subarray(0, gz.length - 100), 'E_ARCHIVE_TRUNCATED', /truncated/);
+});
+
+test('load refuses a corrupt gzip archive', async (t) => {
+  const { store, archive, outside } = await setup(t);
+  const gz = gzipSync(archive);
+  gz[2] = 0; // compression method: not deflate
+  await expectLoadFails(t, store, outside, gz, 'E_ARCHIVE', /compressed data is corrupt/);
+  // Damage inside the deflate stream shows as bad gzip data or as bytes that fail their digest.
+  const gz2 = gzipSync(archive);
+  for (let i = 5000; i < 5400; i++) gz2[i] = gz2[i]! ^ 0xff;
+  const err = await t.throwsAsync(load(store, Readable.from([gz2])));
+  t.regex((err as { code?: string }).code ?? '', /^E_(ARCHIVE|DIGEST_MISMATCH)/);
+  t.deepEqual((await storeState(store)).tmp, []);
+});
+
+test('load stops a gzip bomb at maxBytes', async (t) => {
+  const { store, outside } = await setup(t);
+  const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024));
+  await expectLoadFails(t, store, outside, bomb, 'E_ARCHIVE_TOO_LARGE', /more than 1048576 bytes/, { maxBytes: 1024 * 1024 });
+});
+
+test('load stops a gzip-bomb layer inside the archive at maxBytes', async (t) => {
+  const { store, archive, outside } = await setup(t);
+  const ms = await members(archive);
+  const bombLayer = gzipSync(Buffer.alloc(32 * 1024 * 1024));
+  const name = `blobs/sha256/${sha256hex(bombLayer)}`;
+  const manifest = JSON.parse(String(ms.find((m) => m.name === 'manifest.json')!.data)) as Array<{ Layers: string[] }>;
+  manifest[0]!.Layers = [name];
+  const mutated = [...ms.filter((m) => m.name !== 'manifest.json'), { name, data: bombLayer }, { name: 'manifest.json', data: JSON.stringify(manifest) }];
+  await expectLoadFails(t, store, outside, await makeTar(mutated), 'E_ARCHIVE_TOO_LARGE', /layer blobs\/sha256/, { maxBytes: 4 * 1024 * 1024 });
+});
+
+// ---- import ----
+
+async function expectImportFails(t: ExecutionContext, entries: TarSpec[], code: string, message: RegExp): Promise<void> {
+  const { store, outside } = await setup(t);
+  const before = await storeState(store);
+  const outsideBefore = await treeListing(outside);
+  const err = await t.throwsAsync(importRootfs(store, Readable.from([await makeTar(entries)]), { ref: 'lsexp:hostile', sourceDateEpoch: 0 }));
+  t.is((err as { code?: string }).code, code, err?.message);
+  t.regex(err!.message, message);
+  t.deepEqual(await storeState(store), before);
+  t.deepEqual(await treeListing(outside), outsideBefore);
+}
+
+test('import refuses tar-slip (..)', async (t) => {
+  await expectImportFails(t, [{ name: 'a/../../escape', data: 'x' }], 'E_UNSAFE_PATH', /escape/);
+});
+
+test('import refuses a hard link that points out', async (t) => {
+  await expectImportFails(t, [{ name: 'evil', type: 'link', linkname: '../../../etc/passwd' }], 'E_UNSAFE_PATH', /evil/);
+});
+
+test('import refuses a whiteout that points out', async (t) => {
+  await expectImportFails(t, [{ name: '../.wh.marker', data: '' }], 'E_UNSAFE_PATH', /wh\.marker/);
+});
+
+test('import refuses a truncated tarball', async (t) => {
+  const { store, outside } = await setup(t);
+  const tarball = await makeTar([{ name: 'big', data: Buffer.alloc(100_000, 1) }]);
+  const before = await storeState(store);
+  const err = await t.throwsAsync(importRootfs(store, Readable.from([tarball.subarray(0, 50_000)]), { sourceDateEpoch: 0 }));
+  t.is((err as { code?: string }).code, 'E_CORRUPT_LAYER');
+  t.deepEqual(await storeState(store), before);
+  t.deepEqual(await treeListing(outside), ['marker']);
+});
+
+test('import keeps absolute names and symlinks inside the image (as Docker does), nothing written outside', async (t) => {
+  const { store, outside } = await setup(t);
+  const entries: TarSpec[] = [
+    { name: 'etc/', type: 'directory' },
+    { name: 'evil', type: 'symlink', linkname: outside },
+    { name: 'evil/planted', data: 'x' },
+    { name: join(outside, 'abs'), data: 'y' },
+  ];
+  await importRootfs(store, Readable.from([await makeTar(entries)]), { ref: 'lsexp:contained', sourceDateEpoch: 0 });
+  t.deepEqual(await treeListing(outside), ['marker']);
+  const exported = collector();
+  await exportImage(store, 'lsexp:contained', exported);
+  const names = (await members(exported.bytes())).map((m) => m.name);
+  t.true(names.includes(`${outside.slice(1)}/abs`), names.join(' '));
+  t.true(names.includes(`${outside.slice(1)}/planted`), names.join(' '));
+});
