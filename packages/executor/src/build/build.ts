@@ -123,7 +123,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const now = options.now ?? (() => new Date());
   const created = (): string =>
     options.sourceDateEpoch !== undefined ? new Date(options.sourceDateEpoch * 1000).toISOString().replace('.000Z', 'Z') : now().toISOString();
-  const ctx: BuildContext = { store, options, df, file, plan, platform, buildArgs, created, emit, stages: new Map(), steps: [], usedArgs: new Set() };
+  const ctx: BuildContext = { store, options, df, file, plan, platform, buildArgs, created, emit, stages: new Map(), steps: [], usedArgs: new Set(),
+    cache: new BuildCache(store, { project: JSON.stringify([options.contextDir, 'path' in options.dockerfile ? options.dockerfile.path : file]), noCache: options.noCache === true, noCacheFilter: options.noCacheFilter ?? [], now: options.now ?? (() => new Date()) }),
+  };
   const limit = pLimit(Math.max(1, availableParallelism()));
   for (const p of plan.stages) {
     ctx.stages.set(
@@ -265,6 +267,7 @@ function instructionText(instr: Instruction): string {
 
 async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageState> {
   let state = await baseState(ctx, p);
+  const cursor = await ctx.cache.startStage(ctx, p);
   const stage: Stage = p.stage;
   const triggers = state.image.config.OnBuild ?? [];
   let instructions: Instruction[] = [...stage.instructions];
@@ -284,11 +287,18 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
     ctx.emit({ type: 'step-start', stage: stage.index, index, total, instruction: instructionText(instr), line });
     const started = performance.now();
     const layersBefore = state.layers.length;
+    let cached = false;
     try {
       const step = expandStep(instr, stepLookup(ctx, state), ctx.df.directives.escape);
-      if (isFsStep(step)) state = await runFsStep(ctx, state, step, p, index);
-      else state = applyConfig(ctx, state, step);
+      const mounts = runMountsOf(instr, stepLookup(ctx, state), ctx.df.directives.escape);
+      const outcome = await ctx.cache.step(ctx, cursor, { state, step, instr, mounts, index }, async (state) => {
+        if (isFsStep(step)) state = await runFsStep(ctx, state, step, p, index, mounts);
+        else state = applyConfig(ctx, state, step);
       if (step.kind === 'WORKDIR' && state.hasBase) state = await ensureWorkdir(ctx, state);
+        return state;
+      });
+      state = outcome.state;
+      cached = outcome.cached;
     } catch (err) {
       ctx.emit({ type: 'step-error', stage: stage.index, index, message: err instanceof Error ? err.message : String(err) });
       if (err instanceof BuildError && err.line !== undefined) throw err;
@@ -300,9 +310,10 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
       });
     }
     const layer = state.layers.length > layersBefore ? state.layers[state.layers.length - 1]?.digest : undefined;
-    ctx.steps.push({ stage: stage.index, index, instruction: instr.raw, cached: false, ...(layer ? { layer } : {}) });
+    ctx.steps.push({ stage: stage.index, index, instruction: instr.raw, cached, ...(layer ? { layer } : {}) });
     ctx.emit({ type: 'step-done', stage: stage.index, index, durationMs: performance.now() - started, ...(layer ? { layer } : {}), id: '' });
   }
+  ctx.cache.endStage(cursor);
   return state;
 }
 

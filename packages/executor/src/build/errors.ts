@@ -8,6 +8,7 @@ export type BuildErrorCode =
   | 'E_PLATFORM'
   | 'E_UNSUPPORTED'
   | 'E_CONTEXT'
+  | 'E_SECRET'
   | 'E_STEP';
 
 export interface BuildErrorOptions {

@@ -4,6 +4,8 @@ export type BuildEvent =
   | { type: 'step-start'; stage: number; index: number; total: number; instruction: string; line: number }
   | { type: 'step-log'; stage: number; index: number; stream: 'stdout' | 'stderr'; bytes: Uint8Array }
   | { type: 'step-cached'; stage: number; index: number }
+  /** a cache miss and why (which input changed against the nearest previous record) */
+  | { type: 'step-cache-miss'; stage: number; index: number; key: string; reason: string }
   | { type: 'step-done'; stage: number; index: number; durationMs: number; layer?: string; id: string }
   | { type: 'step-error'; stage: number; index: number; message: string }
   | { type: 'warning'; message: string; line?: number };

@@ -16,7 +16,7 @@ import type { FsStep } from '../expand.js';
 import { argvOf } from '../config.js';
 import { BuildError } from '../errors.js';
 import type { RunMount } from '@tsbuild/parser';
-import { prepareRunMounts, removeMountPoints } from '../mounts.js';
+import { prepareRunMounts, removeMountPoints, type PreparedMounts } from '../mounts.js';
 
 /** Keeps the last `max` lines of a step's output for the error message. */
 function tailKeeper(max: number): { push(b: Buffer): void; text(): string } {
@@ -44,10 +44,10 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
     signal ? { signal } : {},
   );
   const tmp = await store.makeTempDir('run');
+  let mounts: PreparedMounts | undefined;
   try {
     const upper = join(tmp, 'upper');
-    const mounts = await prepareRunMounts({ ctx, state, stageIndex: p.stage.index, tmp, privateInUse: ctx.cache.privateInUse }, runMounts);
-    try {
+    mounts = await prepareRunMounts({ ctx, state, stageIndex: p.stage.index, tmp, privateInUse: ctx.cache.privateInUse }, runMounts);
     const rootfs = await mountRootfs({ lowerdirs, upperdir: upper, workdir: join(tmp, 'work'), target: join(tmp, 'rootfs'), ...(signal ? { signal } : {}) });
     const tail = tailKeeper(10);
     let exitCode: number;
@@ -90,6 +90,7 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
     const withLayer = addLayer(state, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, layer.diffID);
     return addHistory(ctx, withLayer, createdBy, false);
   } finally {
+    await mounts?.release();
     await rm(tmp, { recursive: true, force: true });
   }
 }

@@ -1,0 +1,270 @@
+/**
+ * The build cache as the build loop sees it: one {@link BuildCache} per build, a cursor per stage
+ * carrying the parent key, and {@link BuildCache.step} wrapping each step — look the key up, reuse
+ * the record on a hit (nothing runs), or run the step, explain the miss and record the result.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Instruction, RunMount } from '@tsbuild/parser';
+import type { DiffID, Store } from '@tsbuild/layer-store';
+import { compileIgnore, hashSources, readDockerignore, selectSources, StatIndex, type IgnoreMatcher, type Source } from '../context/index.js';
+import { allowedArgs, type BuildContext, type ImageState } from './build.js';
+import { cacheKeyOf, CacheRecords, CACHE_RECORD_VERSION, explainDifference, fromKeyOf, pointerNames, type CacheInputs, type CacheRecord, type SourceFileFact } from './cache.js';
+import type { ExpandedStep } from './expand.js';
+import { platformString, stageRef, type PlannedStage } from './plan.js';
+import { mountKeyParts } from './mounts.js';
+
+/** Steps whose result is restored from the record on a hit instead of being run. */
+const RESTORED = new Set(['RUN', 'COPY', 'ADD', 'WORKDIR']);
+/** Selections with more entries than this record no per-file facts (explanations get coarser). */
+const MAX_FILE_FACTS = 20000;
+
+/** A stage being built: its identity and the key of its last step. */
+export interface StageCursor {
+  readonly stageIndex: number;
+  /** stage name, or its index */
+  readonly stageId: string;
+  /** lookups are skipped in this stage (--no-cache, --no-cache-filter) */
+  readonly noLookup: boolean;
+  key: string;
+  /** display number of the previous step if it missed in this build */
+  lastMissed: number | undefined;
+}
+
+/** What {@link BuildCache.step} did. */
+export interface StepOutcome {
+  state: ImageState;
+  cached: boolean;
+  key: string;
+  /** why the step missed (undefined on a hit) */
+  reason?: string;
+}
+
+/** What one step hands to the cache. */
+export interface CacheStepInput {
+  state: ImageState;
+  step: ExpandedStep;
+  instr: Instruction;
+  /** RUN --mount specs after expansion */
+  mounts: readonly RunMount[];
+  index: number;
+}
+
+const envPairs = (env: readonly string[]): Array<[string, string]> =>
+  env.map((e) => {
+    const i = e.indexOf('=');
+    return i < 0 ? [e, ''] : [e.slice(0, i), e.slice(i + 1)];
+  });
+
+const isUrl = (s: string): boolean => /^(https?:\/\/|git@)/i.test(s);
+
+const sha256Hex = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
+
+/** The build cache of one build. */
+export class BuildCache {
+  readonly records: CacheRecords;
+  readonly #store: Store;
+  readonly #project: string;
+  readonly #noCache: boolean;
+  readonly #noCacheFilter: ReadonlySet<string>;
+  readonly #now: () => Date;
+  readonly #stageKeys = new Map<number, string>();
+  /** cache mount dirs held by a step of this build with sharing=private */
+  readonly privateInUse = new Set<string>();
+  #statIndex: Promise<StatIndex> | undefined;
+  #ignore: Promise<IgnoreMatcher> | undefined;
+
+  constructor(store: Store, opts: { project: string; noCache: boolean; noCacheFilter: readonly string[]; now: () => Date }) {
+    this.#store = store;
+    this.records = new CacheRecords(store.cacheDir);
+    this.#project = opts.project;
+    this.#noCache = opts.noCache;
+    this.#noCacheFilter = new Set(opts.noCacheFilter.map((s) => s.toLowerCase()));
+    this.#now = opts.now;
+  }
+
+  /** The key of FROM, and a cursor for the stage's steps. */
+  async startStage(ctx: BuildContext, p: PlannedStage): Promise<StageCursor> {
+    let key: string;
+    if (p.base.kind === 'scratch') key = fromKeyOf({ kind: 'scratch', platform: platformString(ctx.platform) });
+    else if (p.base.kind === 'stage') key = fromKeyOf({ kind: 'stage', key: this.#stageKeys.get(p.base.index) ?? '' });
+    else key = fromKeyOf({ kind: 'image', configDigest: (await this.#store.resolveImage(p.base.ref)).id });
+    const stageId = p.stage.name ?? String(p.stage.index);
+    const noLookup = this.#noCache || this.#noCacheFilter.has(stageId.toLowerCase()) || this.#noCacheFilter.has(String(p.stage.index));
+    return { stageIndex: p.stage.index, stageId, noLookup, key, lastMissed: undefined };
+  }
+
+  /** Records the stage's final key (FROM <stage> of later stages starts from it). */
+  endStage(cursor: StageCursor): void {
+    this.#stageKeys.set(cursor.stageIndex, cursor.key);
+  }
+
+  /**
+   * Runs one step through the cache: on a hit the record's result is applied without running
+   * `run` (for config-only steps, `run` is applied and the recorded history entries are kept, so
+   * their `created` times stay); on a miss `run` runs and its result is recorded.
+   */
+  async step(ctx: BuildContext, cursor: StageCursor, input: CacheStepInput, run: (s: ImageState) => Promise<ImageState>): Promise<StepOutcome> {
+    const { state, index } = input;
+    const { inputs, sources } = await this.#inputs(ctx, cursor, input);
+    const key = cacheKeyOf(inputs);
+    const rec = cursor.noLookup ? undefined : await this.records.get(key);
+    const display = index + 1;
+    cursor.key = key;
+    if (rec !== undefined) {
+      ctx.emit({ type: 'step-cached', stage: cursor.stageIndex, index });
+      const next = RESTORED.has(input.step.kind) ? this.#restore(ctx, state, rec, input.step.kind) : this.#adoptHistory(await run(state), state, rec);
+      await this.records.touch(rec, this.#now());
+      cursor.lastMissed = undefined;
+      return { state: next, cached: true, key };
+    }
+    if (sources !== undefined && inputs.sources !== undefined) {
+      const files = await this.#fileFacts(sources);
+      if (files !== undefined) inputs.files = files;
+    }
+    const names = pointerNames(this.#project, cursor.stageId, index, input.instr.raw);
+    const reason = await this.#explain(inputs, names, cursor.lastMissed);
+    ctx.emit({ type: 'step-cache-miss', stage: cursor.stageIndex, index, key, reason });
+    const next = await run(state);
+    const added = next.layers.slice(state.layers.length);
+    const addedDiffIDs = next.image.rootfs.diff_ids.slice(state.image.rootfs.diff_ids.length);
+    const record: CacheRecord = {
+      version: CACHE_RECORD_VERSION,
+      key,
+      inputs,
+      config: next.image.config,
+      layers: added.map((descriptor, i) => ({ descriptor, diffID: addedDiffIDs[i] as DiffID })),
+      history: (next.image.history ?? []).slice((state.image.history ?? []).length),
+      blobs: added.map((d) => d.digest),
+      lastUsed: this.#now().toISOString(),
+    };
+    await this.records.put(record);
+    await this.records.setPointers([names.byPosition, names.byText], key);
+    cursor.lastMissed = display;
+    return { state: next, cached: false, key, reason };
+  }
+
+  #restore(ctx: BuildContext, state: ImageState, rec: CacheRecord, kind: string): ImageState {
+    // runCreatedBy marks the stage's ARGs as used when a RUN runs; a cached RUN used them too
+    if (kind === 'RUN') for (const k of state.args.keys()) ctx.usedArgs.add(k);
+    return {
+      ...state,
+      layers: [...state.layers, ...rec.layers.map((l) => l.descriptor)],
+      image: {
+        ...state.image,
+        config: structuredClone(rec.config),
+        rootfs: { type: 'layers', diff_ids: [...state.image.rootfs.diff_ids, ...rec.layers.map((l) => l.diffID)] },
+        history: [...(state.image.history ?? []), ...rec.history],
+      },
+    };
+  }
+
+  #adoptHistory(next: ImageState, before: ImageState, rec: CacheRecord): ImageState {
+    const from = (before.image.history ?? []).length;
+    const history = next.image.history ?? [];
+    if (history.length - from !== rec.history.length) return next;
+    return { ...next, image: { ...next.image, history: [...history.slice(0, from), ...rec.history] } };
+  }
+
+  async #explain(cur: CacheInputs, names: { byPosition: string; byText: string }, parentMissed: number | undefined): Promise<string> {
+    const sameText = await this.#recordAt(names.byText);
+    if (sameText !== undefined) return explainDifference(sameText.inputs, cur, parentMissed);
+    const samePlace = await this.#recordAt(names.byPosition);
+    if (samePlace !== undefined) return `instruction text changed (was: ${samePlace.inputs.text})`;
+    return 'no previous record';
+  }
+
+  async #recordAt(pointer: string): Promise<CacheRecord | undefined> {
+    const k = await this.records.pointer(pointer);
+    return k === undefined ? undefined : this.records.get(k);
+  }
+
+  /** The named inputs of a step's key (and the COPY/ADD sources, for per-file facts on a miss). */
+  async #inputs(ctx: BuildContext, cursor: StageCursor, input: CacheStepInput): Promise<{ inputs: CacheInputs; sources?: Source[] }> {
+    const { state, step, instr } = input;
+    const config = state.image.config;
+    const inputs: CacheInputs = {
+      parent: cursor.key,
+      kind: step.kind,
+      text: instr.raw,
+      instruction: JSON.stringify(instr.kind === 'RUN' ? [step, instr.heredocs.map((h) => [h.name, h.content, h.expand])] : step),
+      env: envPairs(config.Env ?? []),
+      user: config.User ?? '',
+      workdir: config.WorkingDir ?? '',
+      shell: config.Shell ?? [],
+      platform: platformString(ctx.platform),
+    };
+    if (step.kind === 'RUN') {
+      inputs.args = [...allowedArgs(ctx, state)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      inputs.network = step.network === 'none' || ctx.options.network === 'none' ? 'none' : 'host';
+      if (input.mounts.length > 0) {
+        const parts: string[] = [];
+        for (const m of input.mounts) parts.push(await this.#mountKey(ctx, cursor, m));
+        inputs.mounts = parts;
+      }
+      return { inputs };
+    }
+    if (step.kind !== 'COPY' && step.kind !== 'ADD') return { inputs };
+    if (step.from !== undefined) {
+      inputs.fromRootfs = await this.#rootfsDigest(ctx, cursor, step.from);
+      return { inputs };
+    }
+    const local = step.sources.filter((s) => !isUrl(s));
+    if (local.length === 0 || ctx.options.contextDir === null) return { inputs };
+    const sources = await this.#select(ctx, ctx.options.contextDir, local);
+    inputs.sources = await hashSources(sources, { statIndex: await this.#index(), ...(ctx.options.signal ? { signal: ctx.options.signal } : {}) });
+    return { inputs, sources };
+  }
+
+  async #select(ctx: BuildContext, contextDir: string, patterns: readonly string[]): Promise<Source[]> {
+    this.#ignore ??= (async () => {
+      const dfPath = 'path' in ctx.options.dockerfile ? ctx.options.dockerfile.path : undefined;
+      return compileIgnore(await readDockerignore(contextDir, dfPath));
+    })();
+    const ignore = await this.#ignore;
+    return selectSources(contextDir, patterns, { ignore, allowEmptyWildcard: true, ...(ctx.options.signal ? { signal: ctx.options.signal } : {}) });
+  }
+
+  #index(): Promise<StatIndex> {
+    this.#statIndex ??= StatIndex.load(join(this.#store.cacheDir, 'stat-index'));
+    return this.#statIndex;
+  }
+
+  /** Digest of the rootfs a `--from` / `from=` names: its diffIDs (content, not how it was made). */
+  async #rootfsDigest(ctx: BuildContext, cursor: StageCursor, from: string): Promise<string> {
+    const i = stageRef(ctx.df, from, cursor.stageIndex);
+    const diffIDs =
+      i !== undefined ? ((await ctx.stages.get(i)) as ImageState).image.rootfs.diff_ids : (await this.#store.resolveImage(from)).config.rootfs.diff_ids;
+    return `sha256:${sha256Hex(JSON.stringify(diffIDs))}`;
+  }
+
+  async #mountKey(ctx: BuildContext, cursor: StageCursor, m: RunMount): Promise<string> {
+    const parts = mountKeyParts(m);
+    if (m.type === 'bind') {
+      if (m.from !== undefined && m.from !== '') parts.push(['fromRootfs', await this.#rootfsDigest(ctx, cursor, m.from)]);
+      else if (ctx.options.contextDir !== null) {
+        const sources = await this.#select(ctx, ctx.options.contextDir, [m.source ?? '.']);
+        parts.push(['content', await hashSources(sources, { statIndex: await this.#index() })]);
+      }
+    }
+    return JSON.stringify(parts);
+  }
+
+  /** Per-file facts for explanations; content from the stat index or read again. */
+  async #fileFacts(sources: readonly Source[]): Promise<SourceFileFact[] | undefined> {
+    const total = sources.reduce((n, s) => n + s.entries.length, 0);
+    if (total > MAX_FILE_FACTS) return undefined;
+    const index = await this.#index();
+    const out: SourceFileFact[] = [];
+    for (const s of sources) {
+      const prefix = s.rel === '.' ? '' : s.rel;
+      for (const e of s.entries) {
+        const rel = e.rel === '' ? prefix : prefix === '' ? e.rel : `${prefix}/${e.rel}`;
+        const sha = e.type === 'file' ? (index.lookup(e) ?? sha256Hex(readFileSync(e.hostPath))) : '';
+        out.push([rel, e.type, e.mode, e.uid, e.gid, e.size, e.linkTarget ?? '', sha]);
+      }
+    }
+    return out;
+  }
+}
