@@ -3,8 +3,8 @@
  * `docker import` makes it. The tar is applied to a private directory under the store's `tmp/`
  * with the store's safe `applyLayer` (so tar-slip, absolute names, links and whiteouts that point
  * out are refused and nothing outside the store is written), then written back as a deterministic
- * layer. `-c/--change` lines (CMD ENTRYPOINT ENV EXPOSE LABEL ONBUILD STOPSIGNAL USER VOLUME
- * WORKDIR) are parsed here by a small parser: the store knows no Dockerfiles.
+ * layer. `-c/--change` lines (CMD ENTRYPOINT ENV EXPOSE LABEL ONBUILD USER VOLUME WORKDIR,
+ * the set Docker 20.10 accepts) are parsed here by a small parser: the store knows no Dockerfiles.
  */
 import { chmod } from 'node:fs/promises';
 import { posix } from 'node:path';
@@ -20,7 +20,7 @@ export class ChangeError extends StoreError {
   constructor(readonly line: string, reason: string) {
     super(`invalid change "${line}": ${reason}`, {
       code: 'E_CHANGE',
-      hint: 'a change is a Dockerfile line: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME or WORKDIR',
+      hint: 'a change is a Dockerfile line: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME or WORKDIR',
     });
   }
 }
@@ -150,10 +150,6 @@ export function applyChanges(base: ContainerConfig, lines: readonly string[]): C
       case 'WORKDIR':
         need();
         c.WorkingDir = posix.isAbsolute(rest) ? posix.normalize(rest) : posix.join('/', c.WorkingDir ?? '/', rest);
-        break;
-      case 'STOPSIGNAL':
-        need();
-        c.StopSignal = rest;
         break;
       case 'ONBUILD': {
         need();
