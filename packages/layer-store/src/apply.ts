@@ -68,7 +68,9 @@ async function resolveParent(root: string, parts: readonly string[], entry: stri
       st = await lstat(p);
     } catch (err) {
       if (!isENOENT(err)) throw err;
-      if (!create) return [...cur, c, ...queue];
+      // Looking up (a hard link's target): a missing directory means a missing target. Never
+      // return the unresolved rest, which may hold ".." from a symlink.
+      if (!create) throw new CorruptLayerError(`layer entry "${entry}" refers to "${[...cur, c].join('/')}", which does not exist`);
       await mkdir(p, { mode: 0o755 });
       cur.push(c);
       continue;
