@@ -414,28 +414,14 @@ function nodeFromLine(line: string, escape: string, base: number): Node {
     rest = goTrim(ex.rest);
   }
   let args: string[] = [];
-  let json = false;
+  let exec: string[] | undefined;
   let child: Node | undefined;
-  const maybeJson = (r: string): void => {
-    if (r === '') return;
-    const j = parseJsonArray(r);
-    if (j.kind === 'ok') {
-      args = j.values;
-      json = true;
-    } else if (j.kind === 'notStrings') throw new AstError(NOT_STRING_ARRAY);
-    else args = [r];
-  };
-  const whitespaceList = (r: string): string[] => (r === '' ? [] : r.split(TOKEN_WS));
   switch (cmd) {
     case 'add':
     case 'copy':
     case 'volume': {
-      const j = parseJsonArray(rest);
-      if (j.kind === 'ok') {
-        args = j.values;
-        json = true;
-      } else if (j.kind === 'notStrings') throw new AstError(NOT_STRING_ARRAY);
-      else args = whitespaceList(rest);
+      exec = execFormWords(rest);
+      args = exec ?? whitespaceList(rest);
       break;
     }
     case 'arg':
@@ -445,7 +431,9 @@ function nodeFromLine(line: string, escape: string, base: number): Node {
     case 'entrypoint':
     case 'run':
     case 'shell':
-      maybeJson(rest);
+      if (rest === '') break;
+      exec = execFormWords(rest);
+      args = exec ?? [rest];
       break;
     case 'env':
     case 'label': {
@@ -474,8 +462,11 @@ function nodeFromLine(line: string, escape: string, base: number): Node {
       let next = sep;
       while (next < rest.length && isGoSpace(rest.charCodeAt(next))) next++;
       if (sep === 0) break;
-      maybeJson(rest.slice(next));
-      args = [rest.slice(0, sep), ...args];
+      const cmdText = rest.slice(next);
+      exec = cmdText === '' ? undefined : execFormWords(cmdText);
+      args = [rest.slice(0, sep)];
+      if (exec) args.push(...exec);
+      else if (cmdText !== '') args.push(cmdText);
       break;
     }
     case 'maintainer':
@@ -493,7 +484,22 @@ function nodeFromLine(line: string, escape: string, base: number): Node {
     default:
       break;
   }
-  return { cmd, keyword, keywordOff: base + lead, flags, args, json, noArgs: rest === '', original: line, child, heredocs: [] };
+  return { cmd, keyword, keywordOff: base + lead, flags, args, json: exec !== undefined, noArgs: rest === '', original: line, child, heredocs: [] };
+}
+
+function whitespaceList(rest: string): string[] {
+  return rest === '' ? [] : rest.split(TOKEN_WS);
+}
+
+/**
+ * The words of Docker's exec form: the strings of a JSON array, or undefined when `text`
+ * is not one. Throws AstError for an array with non-string elements: Docker rejects it
+ * rather than falling back to shell form.
+ */
+function execFormWords(text: string): string[] | undefined {
+  const j = parseJsonArray(text);
+  if (j.kind === 'notStrings') throw new AstError(NOT_STRING_ARRAY);
+  return j.kind === 'ok' ? j.values : undefined;
 }
 
 function splitN(s: string, re: RegExp, n: number): string[] {
@@ -547,7 +553,81 @@ interface Entry {
 }
 
 type FlagType = 'string' | 'strings' | 'bool';
-type FlagValues = Map<string, string | string[]>;
+type FlagSpec = Readonly<Record<string, FlagType>>;
+type FlagValues = ReadonlyMap<string, string | string[]>;
+
+// The flags each instruction accepts (Docker's BFlags declarations).
+const NO_FLAGS: FlagSpec = {};
+const FROM_FLAGS: FlagSpec = { platform: 'string' };
+const RUN_FLAGS: FlagSpec = { mount: 'strings', network: 'string', security: 'string' };
+const COPY_FLAGS: FlagSpec = { chown: 'string', from: 'string', chmod: 'string', link: 'bool', parents: 'bool', exclude: 'strings' };
+const ADD_FLAGS: FlagSpec = {
+  chown: 'string', chmod: 'string', link: 'bool', checksum: 'string', 'keep-git-dir': 'bool', exclude: 'strings', unpack: 'bool',
+};
+const HEALTHCHECK_FLAGS: FlagSpec = {
+  interval: 'string', timeout: 'string', 'start-period': 'string', 'start-interval': 'string', retries: 'string',
+};
+/** Shared result for the common case of an instruction without flags; never written. */
+const NO_FLAG_VALUES: FlagValues = new Map();
+
+function stringFlag(v: FlagValues, name: string): string | undefined {
+  const x = v.get(name);
+  return typeof x === 'string' ? x : undefined;
+}
+
+function formOf(node: Node): 'exec' | 'shell' {
+  return node.json ? 'exec' : 'shell';
+}
+
+/** RUN/CMD/ENTRYPOINT command: exec form keeps the JSON words, shell form joins them. */
+function commandOf(node: Node): string[] | string {
+  return node.json ? [...node.args] : node.args.join(' ');
+}
+
+/**
+ * The instruction being typed: where its errors point and the helpers its cases share.
+ * A class rather than closures so that typing 10,000 instructions allocates one small
+ * object each instead of a closure context and half a dozen functions.
+ */
+class InstructionScope {
+  constructor(
+    private readonly parser: Parser,
+    private readonly entry: Entry,
+    private readonly node: Node,
+    private readonly kind: string,
+    private readonly column: number,
+  ) {}
+
+  /** Reports an error at the keyword; returns undefined so cases can `return c.fail(...)`. */
+  fail(code: DockerfileErrorCode, detail: string, hint?: string): undefined {
+    this.parser.error(2, code, this.entry.startLine, this.column, detail, { text: this.node.keyword, ...(hint ? { hint } : {}) });
+    return undefined;
+  }
+
+  /** The flag values, or undefined after reporting a bad flag. */
+  flags(spec: FlagSpec): FlagValues | undefined {
+    if (this.node.flags.length === 0) return NO_FLAG_VALUES;
+    return this.parser.parseFlags(this.entry, this.node.flags, spec, this.kind);
+  }
+
+  /** Warns that the instruction's flags are ignored (ARG, STOPSIGNAL, HEALTHCHECK NONE). */
+  ignoredFlags(): void {
+    const flags = this.node.flags;
+    if (flags.length > 0) this.parser.warn('W_FLAGS_IGNORED', this.entry.startLine, `${this.kind} ignores flags (${flags.map((f) => f.text).join(' ')}), as Docker does`);
+  }
+
+  /** ENV/LABEL pairs from the node's alternating key/value words. */
+  keyValues(name: string): KeyValue[] | undefined {
+    const args = this.node.args;
+    if (args.length === 0) return this.fail('E_ARGUMENTS', `${name} requires at least one argument`);
+    const out: KeyValue[] = [];
+    for (let j = 0; j + 1 < args.length; j += 2) {
+      if (args[j] === '') return this.fail('E_ARGUMENTS', `${name} names can not be blank`);
+      out.push([args[j]!, args[j + 1]!]);
+    }
+    return out;
+  }
+}
 
 const EDIT_NAMES = KINDS;
 
@@ -595,8 +675,8 @@ class Parser {
   }
 
   /** Parses builder flags like Docker's BFlags.Parse; returns undefined after reporting an error. */
-  parseFlags(e: Entry, flags: readonly RawFlag[], spec: Record<string, FlagType>, kw: string): FlagValues | undefined {
-    const values: FlagValues = new Map();
+  parseFlags(e: Entry, flags: readonly RawFlag[], spec: FlagSpec, kw: string): FlagValues | undefined {
+    const values = new Map<string, string | string[]>();
     for (const f of flags) {
       const pos = e.map.at(f.start);
       const fail = (code: DockerfileErrorCode, msg: string, hint?: string): undefined => {
@@ -639,6 +719,7 @@ class Parser {
   }
 
   toFlags(e: Entry, flags: readonly RawFlag[]): Flag[] {
+    if (flags.length === 0) return [];
     return flags
       .filter((f) => f.text !== '--')
       .map((f) => {
@@ -658,64 +739,41 @@ class Parser {
     const kwPos = kwAt.line === e.startLine ? kwAt : { line: e.startLine, column: 1 };
     const range: SourceRange = { start: kwPos, end: { line: e.endLine, column: e.endCol } };
     const raw = goTrim(node.original);
-    const base = { keyword: node.keyword, range, raw, flags: this.toFlags(e, node.flags) };
+    const keyword = node.keyword;
+    const flags = this.toFlags(e, node.flags);
+    // Results are built as literals, not spreads of a shared base: a spread plus new keys
+    // makes V8 allocate several times the object's size, for every instruction.
     const kind = node.cmd.toUpperCase();
     const args = node.args;
-    const fail = (code: DockerfileErrorCode, detail: string, hint?: string): undefined => {
-      this.error(2, code, line, kwPos.column, detail, { text: node.keyword, ...(hint ? { hint } : {}) });
-      return undefined;
-    };
-    const flagsOf = (spec: Record<string, FlagType>): FlagValues | undefined => this.parseFlags(e, node.flags, spec, kind);
-    const str = (v: FlagValues, k: string): string | undefined => {
-      const x = v.get(k);
-      return typeof x === 'string' ? x : undefined;
-    };
-    const ignoredFlags = (): void => {
-      if (node.flags.length > 0) this.warn('W_FLAGS_IGNORED', line, `${kind} ignores flags (${node.flags.map((f) => f.text).join(' ')}), as Docker does`);
-    };
+    const c = new InstructionScope(this, e, node, kind, kwPos.column);
     if (!KIND_SET.has(kind)) {
       const s = suggest(node.keyword, EDIT_NAMES);
-      return fail('E_UNKNOWN_INSTRUCTION', `unknown instruction ${JSON.stringify(node.keyword.toUpperCase())}`, s ? `did you mean ${s}?` : undefined);
+      return c.fail('E_UNKNOWN_INSTRUCTION', `unknown instruction ${JSON.stringify(node.keyword.toUpperCase())}`, s ? `did you mean ${s}?` : undefined);
     }
-    const kvps = (name: string): KeyValue[] | undefined => {
-      if (args.length === 0) return fail('E_ARGUMENTS', `${name} requires at least one argument`) as undefined;
-      const out: KeyValue[] = [];
-      for (let j = 0; j + 1 < args.length; j += 2) {
-        if (args[j] === '') return fail('E_ARGUMENTS', `${name} names can not be blank`) as undefined;
-        out.push([args[j]!, args[j + 1]!]);
-      }
-      return out;
-    };
-    const cmdLine = (): { form: 'exec' | 'shell'; command: string[] | string } =>
-      node.json ? { form: 'exec', command: [...args] } : { form: 'shell', command: args.join(' ') };
     switch (kind as InstructionKind) {
       case 'ENV': {
-        if (!flagsOf({})) return undefined;
-        const pairs = kvps('ENV');
-        return pairs && { ...base, kind: 'ENV', pairs };
+        if (!c.flags(NO_FLAGS)) return undefined;
+        const pairs = c.keyValues('ENV');
+        return pairs && { keyword, range, raw, flags, kind: 'ENV', pairs };
       }
       case 'LABEL': {
-        if (!flagsOf({})) return undefined;
-        const pairs = kvps('LABEL');
-        return pairs && { ...base, kind: 'LABEL', pairs };
+        if (!c.flags(NO_FLAGS)) return undefined;
+        const pairs = c.keyValues('LABEL');
+        return pairs && { keyword, range, raw, flags, kind: 'LABEL', pairs };
       }
       case 'MAINTAINER':
-        if (args.length !== 1) return fail('E_ARGUMENTS', 'MAINTAINER requires exactly one argument');
-        if (!flagsOf({})) return undefined;
-        return { ...base, kind: 'MAINTAINER', name: args[0]! };
+        if (args.length !== 1) return c.fail('E_ARGUMENTS', 'MAINTAINER requires exactly one argument');
+        if (!c.flags(NO_FLAGS)) return undefined;
+        return { keyword, range, raw, flags, kind: 'MAINTAINER', name: args[0]! };
       case 'ADD':
       case 'COPY': {
         if (args.length < 2) {
-          return fail('E_ARGUMENTS', `${kind} requires at least two arguments, but only one was provided. Destination could not be determined`);
+          return c.fail('E_ARGUMENTS', `${kind} requires at least two arguments, but only one was provided. Destination could not be determined`);
         }
-        const spec: Record<string, FlagType> =
-          kind === 'COPY'
-            ? { chown: 'string', from: 'string', chmod: 'string', link: 'bool', parents: 'bool', exclude: 'strings' }
-            : { chown: 'string', chmod: 'string', link: 'bool', checksum: 'string', 'keep-git-dir': 'bool', exclude: 'strings', unpack: 'bool' };
-        const v = flagsOf(spec);
+        const v = c.flags(kind === 'COPY' ? COPY_FLAGS : ADD_FLAGS);
         if (!v) return undefined;
         const dest = args[args.length - 1]!;
-        if (!node.json && heredocFromWord(dest)) return fail('E_HEREDOC', `${kind} cannot accept a heredoc as a destination`);
+        if (!node.json && heredocFromWord(dest)) return c.fail('E_HEREDOC', `${kind} cannot accept a heredoc as a destination`);
         const sources: string[] = [];
         const heredocs: Heredoc[] = [];
         for (const src of args.slice(0, -1)) {
@@ -725,26 +783,25 @@ class Parser {
             heredocs.push(found ?? { name: h.name, content: '', expand: h.expand, chompTabs: h.chomp, fd: h.fd });
           } else sources.push(src);
         }
-        const common = {
-          ...base,
-          sources,
-          dest,
-          form: node.json ? ('exec' as const) : ('shell' as const),
-          heredocs,
-          link: str(v, 'link') === 'true',
-          exclude: (v.get('exclude') as string[] | undefined) ?? [],
-          chown: v.has('chown') ? str(v, 'chown')! : undefined,
-          chmod: v.has('chmod') ? str(v, 'chmod')! : undefined,
-        };
+        const form = formOf(node);
+        const link = stringFlag(v, 'link') === 'true';
+        const exclude = (v.get('exclude') as string[] | undefined) ?? [];
+        const chown = v.has('chown') ? stringFlag(v, 'chown')! : undefined;
+        const chmod = v.has('chmod') ? stringFlag(v, 'chmod')! : undefined;
         if (kind === 'COPY') {
-          return { ...common, kind: 'COPY', parents: str(v, 'parents') === 'true', from: v.has('from') ? str(v, 'from')! : undefined };
+          return {
+            keyword, range, raw, flags, sources, dest, form, heredocs, link, exclude, chown, chmod,
+            kind: 'COPY',
+            parents: stringFlag(v, 'parents') === 'true',
+            from: v.has('from') ? stringFlag(v, 'from')! : undefined,
+          };
         }
         return {
-          ...common,
+          keyword, range, raw, flags, sources, dest, form, heredocs, link, exclude, chown, chmod,
           kind: 'ADD',
-          checksum: v.has('checksum') ? str(v, 'checksum')! : undefined,
-          keepGitDir: v.has('keep-git-dir') ? str(v, 'keep-git-dir') === 'true' : undefined,
-          unpack: v.has('unpack') ? str(v, 'unpack') === 'true' : undefined,
+          checksum: v.has('checksum') ? stringFlag(v, 'checksum')! : undefined,
+          keepGitDir: v.has('keep-git-dir') ? stringFlag(v, 'keep-git-dir') === 'true' : undefined,
+          unpack: v.has('unpack') ? stringFlag(v, 'unpack') === 'true' : undefined,
         };
       }
       case 'FROM': {
@@ -752,27 +809,27 @@ class Parser {
         if (args.length === 3 && args[1]!.toLowerCase() === 'as') {
           stageName = args[2]!.toLowerCase();
           if (!isValidStageName(stageName)) {
-            return fail('E_STAGE_NAME', `invalid name for build stage: ${JSON.stringify(args[2])}, name can't start with a number or contain symbols`);
+            return c.fail('E_STAGE_NAME', `invalid name for build stage: ${JSON.stringify(args[2])}, name can't start with a number or contain symbols`);
           }
         } else if (args.length !== 1) {
-          return fail('E_ARGUMENTS', 'FROM requires either one or three arguments', 'FROM image [AS name]');
+          return c.fail('E_ARGUMENTS', 'FROM requires either one or three arguments', 'FROM image [AS name]');
         }
-        const v = flagsOf({ platform: 'string' });
+        const v = c.flags(FROM_FLAGS);
         if (!v) return undefined;
         return {
-          ...base,
+          keyword, range, raw, flags,
           kind: 'FROM',
           image: args[0]!,
           ...(stageName !== undefined ? { stageName } : {}),
-          platform: v.has('platform') ? str(v, 'platform')! : undefined,
+          platform: v.has('platform') ? stringFlag(v, 'platform')! : undefined,
         };
       }
       case 'ONBUILD': {
-        if (args.length === 0) return fail('E_ARGUMENTS', 'ONBUILD requires at least one argument');
-        if (!flagsOf({})) return undefined;
+        if (args.length === 0) return c.fail('E_ARGUMENTS', 'ONBUILD requires at least one argument');
+        if (!c.flags(NO_FLAGS)) return undefined;
         const trig = args[0]!.trim().toUpperCase();
-        if (trig === 'ONBUILD') return fail('E_ONBUILD', 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
-        if (trig === 'MAINTAINER' || trig === 'FROM') return fail('E_ONBUILD', `${trig} isn't allowed as an ONBUILD trigger`);
+        if (trig === 'ONBUILD') return c.fail('E_ONBUILD', 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
+        if (trig === 'MAINTAINER' || trig === 'FROM') return c.fail('E_ONBUILD', `${trig} isn't allowed as an ONBUILD trigger`);
         let triggerText = node.original.replace(/^\s*ONBUILD\s*/i, '');
         for (const h of node.heredocs) triggerText += '\n' + h.content + h.name;
         let trigger: Instruction | undefined;
@@ -783,41 +840,42 @@ class Parser {
             this.warn('W_ONBUILD_TRIGGER', line, `ONBUILD trigger is invalid and will fail in the child build: ${sub.problems[0]?.error.detail ?? ''}`);
           }
         }
-        return { ...base, kind: 'ONBUILD', trigger, triggerText };
+        return { keyword, range, raw, flags, kind: 'ONBUILD', trigger, triggerText };
       }
       case 'WORKDIR':
-        if (args.length !== 1) return fail('E_ARGUMENTS', 'WORKDIR requires exactly one argument');
-        if (!flagsOf({})) return undefined;
+        if (args.length !== 1) return c.fail('E_ARGUMENTS', 'WORKDIR requires exactly one argument');
+        if (!c.flags(NO_FLAGS)) return undefined;
         if (/\s/.test(args[0]!) && !isTrigger) this.warn('W_WORKDIR_SPACES', line, `WORKDIR path ${JSON.stringify(args[0])} contains blanks; Docker uses it as one path`);
-        return { ...base, kind: 'WORKDIR', path: args[0]! };
+        return { keyword, range, raw, flags, kind: 'WORKDIR', path: args[0]! };
       case 'RUN': {
-        const v = flagsOf({ mount: 'strings', network: 'string', security: 'string' });
+        const v = c.flags(RUN_FLAGS);
         if (!v) return undefined;
-        const network = str(v, 'network');
+        const network = stringFlag(v, 'network');
         if (network !== undefined && network !== 'default' && network !== 'none' && network !== 'host') {
-          return fail('E_FLAG_VALUE', `unsupported network mode ${JSON.stringify(network)}`, 'use default, none or host');
+          return c.fail('E_FLAG_VALUE', `unsupported network mode ${JSON.stringify(network)}`, 'use default, none or host');
         }
-        const security = str(v, 'security');
+        const security = stringFlag(v, 'security');
         if (security !== undefined && security !== 'sandbox' && security !== 'insecure') {
-          return fail('E_FLAG_VALUE', `unsupported security mode ${JSON.stringify(security)}`, 'use sandbox or insecure');
+          return c.fail('E_FLAG_VALUE', `unsupported security mode ${JSON.stringify(security)}`, 'use sandbox or insecure');
         }
         const mounts: RunMount[] = [];
         for (const spec of (v.get('mount') as string[] | undefined) ?? []) {
           try {
             const mnt = parseMount(spec);
-            if (/\$./.test(mnt.from ?? '')) return fail('E_MOUNT', "'from' doesn't support variable expansion, define alias stage instead");
+            if (/\$./.test(mnt.from ?? '')) return c.fail('E_MOUNT', "'from' doesn't support variable expansion, define alias stage instead");
             mounts.push(mnt);
           } catch (err) {
             if (!(err instanceof ValueError)) throw err;
             if (spec.includes('$')) mounts.push({ type: 'bind', raw: spec });
-            else return fail('E_MOUNT', err.message);
+            else return c.fail('E_MOUNT', err.message);
           }
         }
         if (node.noArgs && !isTrigger) this.warn('W_EMPTY_COMMAND', line, 'RUN has no command');
         return {
-          ...base,
+          keyword, range, raw, flags,
           kind: 'RUN',
-          ...cmdLine(),
+          form: formOf(node),
+          command: commandOf(node),
           heredocs: node.heredocs,
           mounts,
           network: network !== undefined ? network as 'default' | 'none' | 'host' : undefined,
@@ -826,89 +884,89 @@ class Parser {
       }
       case 'CMD':
       case 'ENTRYPOINT':
-        if (!flagsOf({})) return undefined;
+        if (!c.flags(NO_FLAGS)) return undefined;
         if (node.noArgs && !isTrigger) this.warn('W_EMPTY_COMMAND', line, `${kind} has no arguments; Docker accepts it`);
-        return { ...base, kind: kind as 'CMD' | 'ENTRYPOINT', ...cmdLine() };
+        return { keyword, range, raw, flags, kind: kind as 'CMD' | 'ENTRYPOINT', form: formOf(node), command: commandOf(node) };
       case 'HEALTHCHECK': {
-        if (args.length === 0) return fail('E_ARGUMENTS', 'HEALTHCHECK requires at least one argument');
+        if (args.length === 0) return c.fail('E_ARGUMENTS', 'HEALTHCHECK requires at least one argument');
         const typ = args[0]!.toUpperCase();
         const rest = args.slice(1);
         if (typ === 'NONE') {
-          if (rest.length !== 0) return fail('E_ARGUMENTS', 'HEALTHCHECK NONE takes no arguments');
-          ignoredFlags();
-          return { ...base, kind: 'HEALTHCHECK', none: true };
+          if (rest.length !== 0) return c.fail('E_ARGUMENTS', 'HEALTHCHECK NONE takes no arguments');
+          c.ignoredFlags();
+          return { keyword, range, raw, flags, kind: 'HEALTHCHECK', none: true };
         }
-        const v = flagsOf({ interval: 'string', timeout: 'string', 'start-period': 'string', 'start-interval': 'string', retries: 'string' });
+        const v = c.flags(HEALTHCHECK_FLAGS);
         if (!v) return undefined;
-        if (typ !== 'CMD') return fail('E_ARGUMENTS', `Unknown type ${JSON.stringify(typ)} in HEALTHCHECK (try CMD)`);
+        if (typ !== 'CMD') return c.fail('E_ARGUMENTS', `Unknown type ${JSON.stringify(typ)} in HEALTHCHECK (try CMD)`);
         const cmd = rest.length === 0 ? [] : node.json ? rest : [rest.join(' ')];
-        if (cmd.length === 0) return fail('E_ARGUMENTS', 'Missing command after HEALTHCHECK CMD');
+        if (cmd.length === 0) return c.fail('E_ARGUMENTS', 'Missing command after HEALTHCHECK CMD');
         const test = [node.json ? 'CMD' : 'CMD-SHELL', ...cmd];
         const durations: Record<string, number> = {};
         for (const [flag, key] of [['interval', 'interval'], ['timeout', 'timeout'], ['start-period', 'startPeriod'], ['start-interval', 'startInterval']] as const) {
-          const s = str(v, flag);
+          const s = stringFlag(v, flag);
           if (s === undefined || s === '') continue;
           try {
             const d = parseDuration(s);
-            if (d < MINIMUM_HEALTHCHECK_DURATION_NS) return fail('E_DURATION', `Interval ${JSON.stringify(flag)} cannot be less than 1ms`);
+            if (d < MINIMUM_HEALTHCHECK_DURATION_NS) return c.fail('E_DURATION', `Interval ${JSON.stringify(flag)} cannot be less than 1ms`);
             durations[key] = d;
           } catch (err) {
             if (!(err instanceof ValueError)) throw err;
-            return fail('E_DURATION', err.message, 'durations look like 30s, 1m30s, 500ms');
+            return c.fail('E_DURATION', err.message, 'durations look like 30s, 1m30s, 500ms');
           }
         }
         let retries: number | undefined;
-        const r = str(v, 'retries');
+        const r = stringFlag(v, 'retries');
         if (r !== undefined && r !== '') {
-          if (!/^[+-]?[0-9]+$/.test(r) || Math.abs(Number(r)) > 2147483647) return fail('E_FLAG_VALUE', `strconv.ParseInt: parsing ${JSON.stringify(r)}: invalid syntax`);
+          if (!/^[+-]?[0-9]+$/.test(r) || Math.abs(Number(r)) > 2147483647) return c.fail('E_FLAG_VALUE', `strconv.ParseInt: parsing ${JSON.stringify(r)}: invalid syntax`);
           retries = Number(r);
-          if (retries < 1) return fail('E_FLAG_VALUE', `--retries must be at least 1 (not ${retries})`);
+          if (retries < 1) return c.fail('E_FLAG_VALUE', `--retries must be at least 1 (not ${retries})`);
         }
-        return { ...base, kind: 'HEALTHCHECK', none: false, test, ...durations, ...(retries !== undefined ? { retries } : {}) };
+        return { keyword, range, raw, flags, kind: 'HEALTHCHECK', none: false, test, ...durations, ...(retries !== undefined ? { retries } : {}) };
       }
       case 'EXPOSE':
-        if (args.length === 0) return fail('E_ARGUMENTS', 'EXPOSE requires at least one argument');
-        if (!flagsOf({})) return undefined;
-        return { ...base, kind: 'EXPOSE', ports: [...args] };
+        if (args.length === 0) return c.fail('E_ARGUMENTS', 'EXPOSE requires at least one argument');
+        if (!c.flags(NO_FLAGS)) return undefined;
+        return { keyword, range, raw, flags, kind: 'EXPOSE', ports: [...args] };
       case 'USER':
-        if (args.length !== 1) return fail('E_ARGUMENTS', 'USER requires exactly one argument');
-        if (!flagsOf({})) return undefined;
+        if (args.length !== 1) return c.fail('E_ARGUMENTS', 'USER requires exactly one argument');
+        if (!c.flags(NO_FLAGS)) return undefined;
         if (/\s/.test(args[0]!) && !isTrigger) this.warn('W_USER_SPACES', line, `USER ${JSON.stringify(args[0])} contains blanks; Docker stores it as one user name`);
-        return { ...base, kind: 'USER', user: args[0]! };
+        return { keyword, range, raw, flags, kind: 'USER', user: args[0]! };
       case 'VOLUME': {
-        if (args.length === 0) return fail('E_ARGUMENTS', 'VOLUME requires at least one argument');
-        if (!flagsOf({})) return undefined;
+        if (args.length === 0) return c.fail('E_ARGUMENTS', 'VOLUME requires at least one argument');
+        if (!c.flags(NO_FLAGS)) return undefined;
         const paths: string[] = [];
         for (const a of args) {
           const t = goTrim(a);
-          if (t === '') return fail('E_ARGUMENTS', 'VOLUME specified can not be an empty string');
+          if (t === '') return c.fail('E_ARGUMENTS', 'VOLUME specified can not be an empty string');
           paths.push(t);
         }
-        return { ...base, kind: 'VOLUME', form: node.json ? 'exec' : 'shell', paths };
+        return { keyword, range, raw, flags, kind: 'VOLUME', form: formOf(node), paths };
       }
       case 'STOPSIGNAL':
-        if (args.length !== 1) return fail('E_ARGUMENTS', 'STOPSIGNAL requires exactly one argument');
-        ignoredFlags();
-        return { ...base, kind: 'STOPSIGNAL', signal: args[0]! };
+        if (args.length !== 1) return c.fail('E_ARGUMENTS', 'STOPSIGNAL requires exactly one argument');
+        c.ignoredFlags();
+        return { keyword, range, raw, flags, kind: 'STOPSIGNAL', signal: args[0]! };
       case 'ARG': {
-        if (args.length === 0) return fail('E_ARGUMENTS', 'ARG requires at least one argument');
+        if (args.length === 0) return c.fail('E_ARGUMENTS', 'ARG requires at least one argument');
         const decl: { name: string; defaultValue?: string }[] = [];
         for (const a of args) {
           const eq = a.indexOf('=');
           if (eq < 0) decl.push({ name: a });
           else {
-            if (eq === 0) return fail('E_ARGUMENTS', 'ARG names can not be blank');
+            if (eq === 0) return c.fail('E_ARGUMENTS', 'ARG names can not be blank');
             decl.push({ name: a.slice(0, eq), defaultValue: a.slice(eq + 1) });
           }
         }
-        ignoredFlags();
-        return { ...base, kind: 'ARG', args: decl };
+        c.ignoredFlags();
+        return { keyword, range, raw, flags, kind: 'ARG', args: decl };
       }
       case 'SHELL': {
-        if (!flagsOf({})) return undefined;
-        if (args.length === 0) return fail('E_ARGUMENTS', 'SHELL requires at least one argument');
-        if (!node.json) return fail('E_JSON_ARRAY', 'SHELL requires the arguments to be in JSON form', 'SHELL ["/bin/sh", "-c"]');
-        return { ...base, kind: 'SHELL', shell: [...args] };
+        if (!c.flags(NO_FLAGS)) return undefined;
+        if (args.length === 0) return c.fail('E_ARGUMENTS', 'SHELL requires at least one argument');
+        if (!node.json) return c.fail('E_JSON_ARRAY', 'SHELL requires the arguments to be in JSON form', 'SHELL ["/bin/sh", "-c"]');
+        return { keyword, range, raw, flags, kind: 'SHELL', shell: [...args] };
       }
     }
   }
