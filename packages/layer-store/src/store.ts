@@ -112,6 +112,7 @@ export class Store {
       for (const d of [store.blobsDir, store.tmpDir, store.snapshotsDir, store.cacheDir]) await mkdir(d, { recursive: true });
       await store.#ensureFile('oci-layout', `${canonicalJSON({ imageLayoutVersion: '1.0.0' })}`);
       await store.#ensureFile('index.json', canonicalJSON(emptyIndex(), 'index'));
+      await (await open(store.lockPath, 'a', 0o644)).close();
     } catch (err) {
       throw new StoreError(`opening store ${store.root}`, { cause: err, hint: 'check that the directory is writable (or pass --root)' });
     }

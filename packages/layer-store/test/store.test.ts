@@ -27,7 +27,7 @@ test('open creates an OCI layout that reopens', async (t) => {
   await Store.open(root);
   t.deepEqual(JSON.parse(await readFile(join(root, 'oci-layout'), 'utf8')), { imageLayoutVersion: '1.0.0' });
   t.deepEqual(JSON.parse(await readFile(join(root, 'index.json'), 'utf8')).manifests, []);
-  t.deepEqual((await readdir(root)).sort(), ['blobs', 'cache', 'index.json', 'oci-layout', 'snapshots', 'tmp'].sort());
+  t.deepEqual((await readdir(root)).sort(), ['blobs', 'cache', 'index.json', 'oci-layout', 'snapshots', 'tmp', 'tsbuild.lock'].sort());
   const again = await Store.open(root);
   t.deepEqual((await again.readIndex()).manifests, []);
 });
