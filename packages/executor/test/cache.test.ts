@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { prune, removeImage, Store } from '@tsbuild/layer-store';
+import { prune, pruneCache, removeImage, Store } from '@tsbuild/layer-store';
 import { busyboxStore, buildCollect, testDir, writeFiles } from './cache-helpers.js';
 
 const DOCKERFILE = `FROM busybox
@@ -110,4 +110,20 @@ test('cache: --no-cache looks nothing up but still records; --no-cache-filter sk
   t.deepEqual(filtered.result.steps.map((s) => [s.stage, s.cached]), [[0, true], [1, false]]);
   const all = await buildCollect(opts);
   t.true(all.result.steps.every((s) => s.cached));
+});
+
+test('cache: pruneCache removes records by age, by storage (LRU) and all, then collects garbage', async (t) => {
+  const { store, opts } = await setup(t);
+  const first = await buildCollect(opts);
+  const records = async () => (await readdir(store.cacheDir)).filter((n) => n.endsWith('.json')).length;
+  t.is((await pruneCache(store, { usedBefore: new Date(-1000) })).recordsDeleted, 0);
+  const byStorage = await pruneCache(store, { keepStorage: 0 });
+  t.is(byStorage.recordsDeleted, 3, 'the three records that keep a layer');
+  t.is(await records(), 3);
+  await removeImage(store, 'x');
+  const all = await pruneCache(store);
+  t.is(all.recordsDeleted, 3);
+  t.is(await records(), 0);
+  const layer = first.result.steps.find((s) => s.layer)?.layer;
+  t.false(await store.hasBlob(layer as never), 'layers only the cache kept are collected');
 });

@@ -249,6 +249,65 @@ export async function prune(store: Store): Promise<PruneReport> {
   return { ...report, imagesDeleted };
 }
 
+/** Options of {@link pruneCache}. */
+export interface PruneCacheOptions {
+  /** remove only records last used before this time */
+  usedBefore?: Date;
+  /** keep the most recently used records whose blobs fit in this many bytes; remove the rest */
+  keepStorage?: number;
+}
+
+/** What {@link pruneCache} removed. */
+export interface PruneCacheReport extends PruneReport {
+  /** cache record files removed */
+  recordsDeleted: number;
+}
+
+/**
+ * Removes build cache records (`cache/*.json` with a `lastUsed` time and `blobs`): all of them, or
+ * those used before `usedBefore`, or the least recently used beyond `keepStorage` bytes (the sizes
+ * of the blobs they keep, each blob counted once), then collects garbage. Other files in `cache/`
+ * are left alone.
+ */
+export async function pruneCache(store: Store, opts: PruneCacheOptions = {}): Promise<PruneCacheReport> {
+  const recs: Array<{ name: string; lastUsed: number; blobs: string[] }> = [];
+  for (const name of await listDir(store.cacheDir)) {
+    if (!name.endsWith('.json')) continue;
+    try {
+      const r = JSON.parse(await readFile(join(store.cacheDir, name), 'utf8')) as { lastUsed?: unknown; blobs?: unknown };
+      const lastUsed = typeof r.lastUsed === 'string' ? Date.parse(r.lastUsed) : NaN;
+      if (Number.isNaN(lastUsed)) continue;
+      const blobs = Array.isArray(r.blobs) ? r.blobs.filter((d): d is string => typeof d === 'string' && isDigest(d)) : [];
+      recs.push({ name, lastUsed, blobs });
+    } catch {
+      continue; // not a record (or being written)
+    }
+  }
+  recs.sort((a, b) => b.lastUsed - a.lastUsed || (a.name < b.name ? -1 : 1));
+  const doomed = new Set<string>();
+  if (opts.keepStorage !== undefined) {
+    const counted = new Set<string>();
+    let used = 0;
+    for (const r of recs) {
+      let size = 0;
+      for (const b of r.blobs) {
+        if (counted.has(b)) continue;
+        size += await store.blobSize(parseDigest(b)).catch(() => 0);
+      }
+      if (used + size > opts.keepStorage) doomed.add(r.name);
+      else {
+        used += size;
+        for (const b of r.blobs) counted.add(b);
+      }
+    }
+  }
+  for (const r of recs) {
+    if (opts.usedBefore !== undefined ? r.lastUsed < opts.usedBefore.getTime() : opts.keepStorage === undefined) doomed.add(r.name);
+  }
+  for (const name of doomed) await unlink(join(store.cacheDir, name)).catch(() => undefined);
+  return { ...(await collectGarbage(store)), recordsDeleted: doomed.size };
+}
+
 async function markLive(store: Store, index: Index): Promise<Live> {
   const blobs = new Set<string>();
   const snapshots = new Set<string>();

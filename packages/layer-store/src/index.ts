@@ -37,6 +37,7 @@ export {
   removeImage,
   collectGarbage,
   prune,
+  pruneCache,
   systemDf,
   ImageConflictError,
   type ImageRow,
@@ -44,5 +45,7 @@ export {
   type HistoryRow,
   type RemoveResult,
   type PruneReport,
+  type PruneCacheOptions,
+  type PruneCacheReport,
   type DiskUsageRow,
 } from './images.js';

@@ -15,6 +15,9 @@ const FLAGS: FlagSpec[] = [
   { name: 'network', type: 'string' },
   { name: 'isolation', type: 'string' },
   { name: 'no-cache', type: 'boolean' },
+  { name: 'no-cache-filter', type: 'string', multiple: true },
+  { name: 'explain-cache', type: 'boolean' },
+  { name: 'secret', type: 'string', multiple: true },
   { name: 'label', type: 'string', multiple: true },
   { name: 'memory', short: 'm', type: 'string' },
   { name: 'cpus', type: 'string' },
@@ -74,7 +77,8 @@ const command: Command = {
     if (sourceDateEpoch !== undefined && !Number.isInteger(sourceDateEpoch)) throw new UsageError(`invalid source date epoch: ${epochText}`);
     const memory = flagString(args, 'memory');
     const cpus = flagString(args, 'cpus');
-    const { build } = await import('@tsbuild/executor');
+    const { build, parseSecretFlag } = await import('@tsbuild/executor');
+    const explain = flagBool(args, 'explain-cache');
     const out = ctx.stdout;
     const result = await build({
       store: ctx.root,
@@ -87,6 +91,8 @@ const command: Command = {
       network: network === 'none' ? 'none' : 'host',
       isolation: isolation as 'oci' | 'chroot' | 'auto',
       noCache: flagBool(args, 'no-cache'),
+      noCacheFilter: flagList(args, 'no-cache-filter').flatMap((s) => s.split(',')).filter((s) => s !== ''),
+      secrets: flagList(args, 'secret').map((s) => parseSecretFlag(s, (name) => ctx.env[name])),
       labels: keyValues(flagList(args, 'label'), ctx.env, false),
       ...(memory !== undefined ? { memoryBytes: parseSize(memory) } : {}),
       ...(cpus !== undefined ? { cpus: Number(cpus) } : {}),
@@ -100,6 +106,7 @@ const command: Command = {
         if (quiet) return;
         if (e.type === 'step-start') out.write(`Step ${e.index + 1}/${e.total} : ${e.instruction}\n`);
         else if (e.type === 'step-cached') out.write(' ---> Using cache\n');
+        else if (e.type === 'step-cache-miss' && explain) out.write(` ---> Cache miss: ${e.reason}\n`);
         else if (e.type === 'step-log') out.write(e.bytes);
         else if (e.type === 'step-done' && e.id !== '') out.write(` ---> ${e.id.replace(/^sha256:/, '').slice(0, 12)}\n`);
       },

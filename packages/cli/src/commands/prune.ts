@@ -1,5 +1,6 @@
 /** `tsbuild prune [-f]`: remove dangling images and every blob and snapshot nothing refers to. */
-import { prune } from '@tsbuild/layer-store';
+import { prune, pruneCache } from '@tsbuild/layer-store';
+import { flagString } from '../args.js';
 import { flagBool, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
 import { humanSize, openStore } from './image-output.js';
@@ -15,10 +16,42 @@ async function readLine(ctx: CliContext): Promise<string> {
   return buf;
 }
 
+/** `90s`, `30m`, `24h`, `7d` (Go durations as Docker's until= takes, plus days) → milliseconds. */
+function parseDuration(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)(s|m|h|d)$/.exec(s.trim());
+  if (!m) throw new UsageError(`invalid duration: ${s}`, 'use e.g. 24h, 30m or 7d');
+  return Number(m[1]) * ({ s: 1e3, m: 6e4, h: 36e5, d: 864e5 } as Record<string, number>)[m[2] as string]!;
+}
+
+function parseBytes(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(s.trim());
+  if (!m) throw new UsageError(`invalid size: ${s}`, 'use e.g. 512mb or 2gb');
+  return Math.floor(Number(m[1]) * 1024 ** ' kmgt'.indexOf((m[2] || ' ').toLowerCase()));
+}
+
+/** `prune --cache [--filter until=24h] [--keep-storage SIZE]`: build cache records, then GC. */
+async function pruneBuildCache(ctx: CliContext, filter: string | undefined, keep: string | undefined): Promise<number> {
+  let usedBefore: Date | undefined;
+  if (filter !== undefined) {
+    const m = /^until=(.+)$/.exec(filter);
+    if (!m) throw new UsageError(`invalid filter: ${filter}`, 'only until=DURATION is supported');
+    usedBefore = new Date(Date.now() - parseDuration(m[1] as string));
+  }
+  const report = await pruneCache(await openStore(ctx), {
+    ...(usedBefore ? { usedBefore } : {}),
+    ...(keep !== undefined ? { keepStorage: parseBytes(keep) } : {}),
+  });
+  ctx.stdout.write(`Deleted ${report.recordsDeleted} build cache records, ${report.blobsDeleted.length} blobs\nTotal reclaimed space: ${humanSize(report.reclaimed)}\n`);
+  return 0;
+}
+
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const args = parseArgs(argv, [
     { name: 'force', short: 'f', type: 'boolean' },
     { name: 'help', type: 'boolean' },
+    { name: 'cache', type: 'boolean' },
+    { name: 'filter', type: 'string' },
+    { name: 'keep-storage', type: 'string' },
   ]);
   if (args.flags.has('help')) return void ctx.stdout.write('Usage: tsbuild prune [OPTIONS]\n\nRemove dangling images and unreferenced blobs and snapshots\n\nOptions:\n  -f, --force   Do not prompt for confirmation\n'), 0;
   if (args.positionals.length > 0) throw new UsageError('"prune" accepts no arguments.');
@@ -27,6 +60,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     const answer = (await readLine(ctx)).trim().toLowerCase();
     if (answer !== 'y' && answer !== 'yes') return 0;
   }
+  if (flagBool(args, 'cache')) return pruneBuildCache(ctx, flagString(args, 'filter'), flagString(args, 'keep-storage'));
   const report = await prune(await openStore(ctx));
   if (report.imagesDeleted.length > 0) {
     ctx.stdout.write(`Deleted Images:\n${report.imagesDeleted.map((d) => `deleted: ${d}\n`).join('')}\n`);
