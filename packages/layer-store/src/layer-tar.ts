@@ -34,7 +34,12 @@ export interface WriteLayerOptions extends LayerTarOptions {
   gzipLevel?: number;
 }
 
-/** Default gzip level; see the report in the package README/commit for the speed/size trade-off. */
+/**
+ * Default gzip level: 6, gzip(1)'s and Go's default, so sizes are what users expect. Measured on a
+ * 225 MB tree of binaries and docs (bench/layer-write.ts): level 1 gives 49.2% of the tar for
+ * 12.9 CPU-s, level 6 46.8% for 15.4 CPU-s (the tar walk and two sha256 passes are in both).
+ * Pass `gzipLevel: 1` where speed matters more than size.
+ */
 export const DEFAULT_GZIP_LEVEL = 6;
 
 function byteOrder(a: string, b: string): number {

@@ -5,7 +5,7 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { hashing, hexOf, isDigest, parseDigest, sha256Of } from './digest.js';
 import {
@@ -163,25 +163,13 @@ export class Store {
    * stream emit BlobNotFoundError. Bytes are not re-verified here (see `readJSONBlob`).
    */
   openBlob(d: Digest): Readable {
-    const path = this.blobPath(d);
-    const src = createReadStream(path);
-    const out = new Readable({ read() {} });
-    // Re-emit with our error class instead of a bare ENOENT.
-    src.on('data', (c) => {
-      if (!out.push(c)) src.pause();
-    });
-    out._read = () => {
-      src.resume();
-    };
-    src.on('end', () => out.push(null));
+    const src = createReadStream(this.blobPath(d));
+    const out = new PassThrough();
     src.on('error', (err: NodeJS.ErrnoException) =>
       out.destroy(err.code === 'ENOENT' ? new BlobNotFoundError(d, { cause: err }) : new StoreError(`reading blob ${d}`, { cause: err })),
     );
-    out._destroy = (err, cb) => {
-      src.destroy();
-      cb(err);
-    };
-    return out;
+    out.on('close', () => src.destroy());
+    return src.pipe(out);
   }
 
   /**
