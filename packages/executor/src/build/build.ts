@@ -146,7 +146,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   }
   const unused = Object.keys(buildArgs).filter((k) => !ctx.usedArgs.has(k) && !PREDEFINED_ARGS.has(k) && !plan.metaArgs.has(k));
   if (unused.length > 0) emit({ type: 'warning', message: `One or more build-args [${unused.join(' ')}] were not consumed` });
-  const image: ImageConfig = { ...final.image, created: created() };
+  // Docker dates the image by its last step, so a rebuild whose steps all hit the cache
+  // gives the same image ID again.
+  const image: ImageConfig = { ...final.image, created: final.image.history?.at(-1)?.created ?? created() };
   if (final.author !== undefined) image.author = final.author;
   const { id, manifest } = await store.commitImage({ config: image, layers: final.layers, tags: options.tags ?? [] });
   return { id, manifestDigest: manifest.digest, steps: ctx.steps };
