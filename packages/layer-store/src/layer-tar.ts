@@ -14,7 +14,7 @@ import { fileSink, tempName } from './fsutil.js';
 import type { Store } from './store.js';
 import { encodeHeader, padding, trailer, type TarHeader } from './tar.js';
 import { MediaTypes, type Cancellable, type DiffID, type Layer } from './types.js';
-import { OVERLAY_OPAQUE_XATTR, upperToLayerEntries } from './whiteout.js';
+import { OVERLAY_OPAQUE_XATTR, OVERLAY_WHITEOUT_XATTR, upperToLayerEntries } from './whiteout.js';
 
 /** Options of `layerTarStream` / `writeLayer`. */
 export interface LayerTarOptions extends Cancellable {
@@ -55,7 +55,7 @@ function minor(rdev: bigint): number {
 
 /** Which xattrs go into a layer: file capabilities and user.*, plus the opaque marker for conversion. */
 function keepXattr(name: string, kind: 'rootfs' | 'upper'): boolean {
-  return name === 'security.capability' || name.startsWith('user.') || (kind === 'upper' && name === OVERLAY_OPAQUE_XATTR);
+  return name === 'security.capability' || name.startsWith('user.') || (kind === 'upper' && (name === OVERLAY_OPAQUE_XATTR || name === OVERLAY_WHITEOUT_XATTR));
 }
 
 async function readXattrs(path: string, kind: 'rootfs' | 'upper'): Promise<Map<string, Buffer> | undefined> {

@@ -11,6 +11,8 @@ import type { TarHeader } from './tar.js';
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_WHITEOUT = '.wh..wh..opq';
 export const OVERLAY_OPAQUE_XATTR = 'trusted.overlay.opaque';
+/** Kernels ≥ 6.7 may mark a whiteout as an empty regular file with this xattr (nested overlays). */
+export const OVERLAY_WHITEOUT_XATTR = 'trusted.overlay.whiteout';
 const OVERLAY_XATTR_PREFIX = 'trusted.overlay.';
 
 function joinPath(dir: string, base: string): string {
@@ -22,15 +24,17 @@ function splitPath(p: string): [string, string] {
   return i < 0 ? ['', p] : [p.slice(0, i), p.slice(i + 1)];
 }
 
-/** True for an overlay whiteout: a character device 0/0. */
-export function isOverlayWhiteout(h: Pick<TarHeader, 'type' | 'devmajor' | 'devminor'>): boolean {
+/** True for an overlay whiteout: a character device 0/0, or an empty file with the whiteout xattr. */
+export function isOverlayWhiteout(h: Pick<TarHeader, 'type' | 'devmajor' | 'devminor' | 'size' | 'xattrs'>): boolean {
+  if (h.type === 'file') return h.size === 0 && h.xattrs?.has(OVERLAY_WHITEOUT_XATTR) === true;
   return h.type === 'char' && (h.devmajor ?? 0) === 0 && (h.devminor ?? 0) === 0;
 }
 
 /**
  * Converts one entry read from an overlay upper dir into the tar entries of an OCI layer
  * (Docker's overlay whiteout converter does the same):
- * 0/0 char device → empty regular file `.wh.<name>` (mode 0600, same owner and mtime);
+ * 0/0 char device (or empty file with `trusted.overlay.whiteout`) → empty regular file
+ * `.wh.<name>` (mode 0600, same owner and mtime);
  * directory with `trusted.overlay.opaque=y` → the directory (without overlay xattrs) followed by
  * `<dir>/.wh..wh..opq`; anything else → itself, minus `trusted.overlay.*` xattrs.
  */

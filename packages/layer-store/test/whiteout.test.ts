@@ -8,6 +8,11 @@ const h = (x: Partial<TarHeader> & { name: string; type: TarHeader['type'] }): T
 const table: Array<[string, TarHeader, Array<Partial<TarHeader>>]> = [
   ['0/0 char device → .wh.<name>', h({ name: 'a/b', type: 'char', devmajor: 0, devminor: 0 }), [{ name: 'a/.wh.b', type: 'file', mode: 0o600, size: 0, uid: 1, gid: 2 }]],
   ['top-level whiteout', h({ name: 'x', type: 'char', devmajor: 0, devminor: 0 }), [{ name: '.wh.x', type: 'file' }]],
+  [
+    'empty file with trusted.overlay.whiteout (kernel ≥ 6.7 form) → .wh.<name>',
+    h({ name: 'a/b', type: 'file', size: 0, xattrs: new Map([['trusted.overlay.whiteout', Buffer.from('')]]) }),
+    [{ name: 'a/.wh.b', type: 'file', mode: 0o600, size: 0 }],
+  ],
   ['real char device stays', h({ name: 'dev/null', type: 'char', devmajor: 1, devminor: 3 }), [{ name: 'dev/null', type: 'char', devmajor: 1, devminor: 3 }]],
   [
     'opaque dir → dir + .wh..wh..opq, overlay xattr dropped',
