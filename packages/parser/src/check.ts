@@ -4,7 +4,7 @@
  * Docker raises while evaluating instructions without running anything.
  */
 import { DockerfileError, DockerfileParseError, ExpansionError } from './errors.js';
-import { expandWord, expandWords, type Lookup } from './expand.js';
+import { expandWord, expandWords, type ExpandOptions, type Lookup } from './expand.js';
 import { parseDockerfile } from './parse.js';
 import type { Dockerfile, Heredoc, Instruction, KeyValue, Warning } from './types.js';
 import { parseMount, parsePortSpec, parseSignal, ValueError } from './validate.js';
@@ -25,11 +25,8 @@ export interface ExpandInstructionOptions {
  */
 export function expandInstruction(instr: Instruction, lookup: Lookup, opts: ExpandInstructionOptions = {}): Instruction {
   const escape = opts.escape ?? '\\';
-  const w = (s: string): string => expandWord(s, lookup, { escape });
-  const at = (err: Error, code: 'E_EXPANSION' | 'E_MOUNT' = 'E_EXPANSION'): DockerfileError =>
-    new DockerfileError(code, { file: opts.file, line: instr.range.start.line, column: instr.range.start.column }, err.message, {
-      text: instr.raw,
-    });
+  const wordOpts: ExpandOptions = { escape };
+  const w = (s: string): string => expandWord(s, lookup, wordOpts);
   try {
     switch (instr.kind) {
       case 'FROM':
@@ -51,7 +48,7 @@ export function expandInstruction(instr: Instruction, lookup: Lookup, opts: Expa
       case 'STOPSIGNAL':
         return { ...instr, signal: w(instr.signal) };
       case 'EXPOSE':
-        return { ...instr, ports: instr.ports.flatMap((p) => expandWords(p, lookup, { escape })) };
+        return { ...instr, ports: instr.ports.flatMap((p) => expandWords(p, lookup, wordOpts)) };
       case 'COPY':
       case 'ADD': {
         const heredocs = instr.heredocs.map(
@@ -72,7 +69,7 @@ export function expandInstruction(instr: Instruction, lookup: Lookup, opts: Expa
           try {
             return parseMount(m.raw, w);
           } catch (err) {
-            if (err instanceof ValueError) throw at(err, 'E_MOUNT');
+            if (err instanceof ValueError) throw errorAt(instr, opts.file, 'E_MOUNT', err.message);
             throw err;
           }
         });
@@ -82,9 +79,14 @@ export function expandInstruction(instr: Instruction, lookup: Lookup, opts: Expa
         return instr;
     }
   } catch (err) {
-    if (err instanceof ExpansionError) throw at(err);
+    if (err instanceof ExpansionError) throw errorAt(instr, opts.file, 'E_EXPANSION', err.message);
     throw err;
   }
+}
+
+/** An error located at `instr`, quoting its text. */
+function errorAt(instr: Instruction, file: string | undefined, code: 'E_EXPANSION' | 'E_MOUNT' | 'E_SIGNAL' | 'E_PORT', message: string): DockerfileError {
+  return new DockerfileError(code, { file, line: instr.range.start.line, column: instr.range.start.column }, message, { text: instr.raw });
 }
 
 /** Options of {@link checkDockerfile}. */
@@ -131,6 +133,7 @@ const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 export function checkDockerfile(df: Dockerfile, opts: CheckOptions = {}): CheckResult {
   const buildArgs = opts.buildArgs ?? {};
   const escape = df.directives.escape;
+  const expandOpts: ExpandInstructionOptions = { escape, file: opts.file };
   const errors: DockerfileError[] = [];
   const warnings: Warning[] = [...df.warnings];
   const done = (targetIndex: number, stages: CheckedStage[]): CheckResult => ({ errors, warnings, targetIndex, stages });
@@ -177,7 +180,7 @@ export function checkDockerfile(df: Dockerfile, opts: CheckOptions = {}): CheckR
   for (const a of df.metaArgs) {
     let ex: Instruction;
     try {
-      ex = expandInstruction(a, metaLookup, { escape, file: opts.file });
+      ex = expandInstruction(a, metaLookup, expandOpts);
     } catch (err) {
       fail(err);
       return done(targetIndex, []);
@@ -194,7 +197,7 @@ export function checkDockerfile(df: Dockerfile, opts: CheckOptions = {}): CheckR
   for (const st of df.stages.slice(0, targetIndex + 1)) {
     let from: Instruction;
     try {
-      from = expandInstruction(st.from, metaLookup, { escape, file: opts.file });
+      from = expandInstruction(st.from, metaLookup, expandOpts);
     } catch (err) {
       fail(err);
       return done(targetIndex, checked);
@@ -228,7 +231,7 @@ export function checkDockerfile(df: Dockerfile, opts: CheckOptions = {}): CheckR
     for (const ins of list) {
       let ex: Instruction;
       try {
-        ex = expandInstruction(ins, lookup, { escape, file: opts.file });
+        ex = expandInstruction(ins, lookup, expandOpts);
         validate(ex, opts.file);
       } catch (err) {
         fail(err);
@@ -289,12 +292,10 @@ function relocateInstruction(i: Instruction, line: number): Instruction {
 
 /** The checks Docker makes on expanded values while dispatching. */
 function validate(ins: Instruction, file: string | undefined): void {
-  const at = (message: string, code: 'E_SIGNAL' | 'E_PORT'): DockerfileError =>
-    new DockerfileError(code, { file, line: ins.range.start.line, column: ins.range.start.column }, message, { text: ins.raw });
   try {
     if (ins.kind === 'STOPSIGNAL') parseSignal(ins.signal);
   } catch (err) {
-    if (err instanceof ValueError) throw at(err.message, 'E_SIGNAL');
+    if (err instanceof ValueError) throw errorAt(ins, file, 'E_SIGNAL', err.message);
     throw err;
   }
   if (ins.kind === 'EXPOSE') {
@@ -302,7 +303,7 @@ function validate(ins: Instruction, file: string | undefined): void {
       try {
         parsePortSpec(p);
       } catch (err) {
-        if (err instanceof ValueError) throw at(err.message, 'E_PORT');
+        if (err instanceof ValueError) throw errorAt(ins, file, 'E_PORT', err.message);
         throw err;
       }
     }

@@ -115,7 +115,8 @@ class ShellWord {
 
   private processStopOn(stop: number, rawEscapes: boolean): { result: string; words: string[] } {
     const parts: string[] = [];
-    const words = new WordSplitter();
+    // Only expandWords needs the split words; expandWord skips building them.
+    const words = this.wantWords ? new WordSplitter() : undefined;
     const saved = this.rawEscapes;
     this.rawEscapes = rawEscapes;
     try {
@@ -123,20 +124,20 @@ class ShellWord {
         let ch = this.peek();
         if (stop !== EOF && ch === stop) {
           this.next();
-          return { result: parts.join(''), words: words.finish() };
+          return { result: parts.join(''), words: words?.finish() ?? [] };
         }
         if (ch === 0x24 /* $ */) {
           const tmp = this.processDollar();
           parts.push(tmp);
-          words.addString(tmp);
+          words?.addString(tmp);
         } else if (ch === 0x27 /* ' */ && !this.opts.skipQuotes) {
           const tmp = this.processSingleQuote();
           parts.push(tmp);
-          words.addRawString(tmp);
+          words?.addRawString(tmp);
         } else if (ch === 0x22 /* " */ && !this.opts.skipQuotes) {
           const tmp = this.processDoubleQuote();
           parts.push(tmp);
-          words.addRawString(tmp);
+          words?.addRawString(tmp);
         } else if (!this.wantWords && ch !== this.escape) {
           // Fast path: a run of ordinary characters is copied as one slice.
           const start = this.pos;
@@ -153,14 +154,14 @@ class ShellWord {
           ch = this.next();
           if (ch === this.escape) {
             if (this.rawEscapes) {
-              words.addRawChar(ch);
+              words?.addRawChar(ch);
               parts.push(String.fromCodePoint(ch));
             }
             ch = this.next();
             if (ch === EOF) break;
-            words.addRawChar(ch);
+            words?.addRawChar(ch);
           } else {
-            words.addChar(ch);
+            words?.addChar(ch);
           }
           parts.push(String.fromCodePoint(ch));
         }
@@ -168,7 +169,7 @@ class ShellWord {
       if (stop !== EOF) {
         throw new ExpansionError(`unexpected end of statement while looking for matching ${String.fromCodePoint(stop)}`);
       }
-      return { result: parts.join(''), words: words.finish() };
+      return { result: parts.join(''), words: words?.finish() ?? [] };
     } finally {
       this.rawEscapes = saved;
     }
@@ -325,21 +326,32 @@ class ShellWord {
     let first = true;
     while (this.peek() !== EOF) {
       const ch = this.peek();
-      const s = String.fromCodePoint(ch);
-      if (first && DIGIT.test(s)) {
-        while (this.peek() !== EOF && DIGIT.test(String.fromCodePoint(this.peek()))) this.next();
+      if (first && isDigit(ch)) {
+        while (this.peek() !== EOF && isDigit(this.peek())) this.next();
         return this.src.slice(start, this.pos);
       }
       if (first && isSpecialParam(ch)) {
         this.next();
-        return s;
+        return String.fromCodePoint(ch);
       }
-      if (!LETTER.test(s) && !DIGIT.test(s) && ch !== 0x5f) break;
+      if (!isLetter(ch) && !isDigit(ch) && ch !== 0x5f) break;
       this.next();
       first = false;
     }
     return this.src.slice(start, this.pos);
   }
+}
+
+/** Go's unicode.IsLetter; ASCII without building a string. */
+function isLetter(cp: number): boolean {
+  if (cp < 0x80) return (cp >= 0x41 && cp <= 0x5a) || (cp >= 0x61 && cp <= 0x7a);
+  return LETTER.test(String.fromCodePoint(cp));
+}
+
+/** Go's unicode.IsDigit; ASCII without building a string. */
+function isDigit(cp: number): boolean {
+  if (cp < 0x80) return cp >= 0x30 && cp <= 0x39;
+  return DIGIT.test(String.fromCodePoint(cp));
 }
 
 function isSpecialParam(ch: number): boolean {
@@ -450,11 +462,25 @@ function replaceAllGo(re: RegExp, value: string, replacement: string): string {
 }
 
 /**
+ * Whether expansion would return `word` unchanged: no `$`, no escape character and (unless
+ * quotes are ordinary characters) no quotes. Most words in a Dockerfile are like this.
+ */
+function isLiteral(word: string, opts: ExpandOptions): boolean {
+  const escape = opts.escape === '`' ? 0x60 : 0x5c;
+  for (let i = 0; i < word.length; i++) {
+    const c = word.charCodeAt(i);
+    if (c === 0x24 || c === escape || ((c === 0x27 || c === 0x22) && !opts.skipQuotes)) return false;
+  }
+  return true;
+}
+
+/**
  * Expands one word as Docker does for ENV, LABEL, WORKDIR, USER, COPY … (quotes removed,
  * escapes applied, variables substituted). Throws {@link ExpansionError} on bad syntax
  * or `${a:?msg}` with `a` unset/empty.
  */
 export function expandWord(word: string, lookup: Lookup, opts: ExpandOptions = {}): string {
+  if (isLiteral(word, opts)) return word;
   try {
     return new ShellWord(word, lookup, opts, false).run().result;
   } catch (err) {

@@ -972,6 +972,41 @@ class Parser {
   }
 }
 
+/** Types entries one by one and files them as meta ARGs or into stages (Docker's instructions.Parse). */
+class StageCollector {
+  readonly instructions: Instruction[] = [];
+  readonly metaArgs: ArgInstruction[] = [];
+  readonly stages: { index: number; name?: string; from: FromInstruction; instructions: Instruction[] }[] = [];
+
+  constructor(readonly parser: Parser) {}
+
+  add(e: Entry): void {
+    const ins = this.parser.instruction(e, e.node);
+    if (!ins) return;
+    const stages = this.stages;
+    if (stages.length === 0 && ins.kind === 'ARG') {
+      this.metaArgs.push(ins);
+      this.instructions.push(ins);
+      return;
+    }
+    if (ins.kind === 'FROM') {
+      stages.push({ index: stages.length, name: ins.stageName !== undefined ? ins.stageName : undefined, from: ins, instructions: [] });
+      this.instructions.push(ins);
+      return;
+    }
+    const cur = stages[stages.length - 1];
+    if (!cur) {
+      this.parser.error(2, 'E_NO_STAGE', e.startLine, ins.range.start.column, 'no build stage in current context', {
+        text: ins.keyword,
+        hint: 'only ARG may come before the first FROM',
+      });
+      return;
+    }
+    cur.instructions.push(ins);
+    this.instructions.push(ins);
+  }
+}
+
 /**
  * Parses Dockerfile text into the typed model, with Docker's rules.
  * Pure: no I/O. Every problem is collected; if there is any, throws
@@ -1016,7 +1051,7 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfi
     return true;
   };
 
-  const entries: Entry[] = [];
+  let collector: StageCollector | undefined;
   const scanWarnings: Warning[] = [];
   let emptyContinuation = false;
   let i = 0;
@@ -1109,53 +1144,27 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfi
         continue;
       }
     }
-    entries.push({ node, startLine: lineNo, endLine: lastLine, endCol: lastLen + 1, map });
+    // Typed at once, so each line's scratch (Node, LineMap) dies young instead of surviving
+    // GC cycles until the whole file is scanned. Directives are settled by now: they end at
+    // the first line that is not one.
+    collector ??= new StageCollector(new Parser(file, directives.escape));
+    collector.add({ node, startLine: lineNo, endLine: lastLine, endCol: lastLen + 1, map });
   }
-  if (entries.length === 0 && early.length === 0) {
+  if (!collector && early.length === 0) {
     throw errAt('E_EMPTY_DOCKERFILE', Math.max(1, lines.length), 'file with no instructions', 'add a FROM instruction');
   }
-
-  // Typed instructions and stages (Docker's instructions.Parse).
-  const p = new Parser(file, directives.escape);
-  p.warnings.push(...scanWarnings);
-  const instructions: Instruction[] = [];
-  const metaArgs: ArgInstruction[] = [];
-  const stages: { index: number; name?: string; from: FromInstruction; instructions: Instruction[] }[] = [];
-  for (const e of entries) {
-    const ins = p.instruction(e, e.node);
-    if (!ins) continue;
-    if (stages.length === 0 && ins.kind === 'ARG') {
-      metaArgs.push(ins);
-      instructions.push(ins);
-      continue;
-    }
-    if (ins.kind === 'FROM') {
-      stages.push({ index: stages.length, name: ins.stageName !== undefined ? ins.stageName : undefined, from: ins, instructions: [] });
-      instructions.push(ins);
-      continue;
-    }
-    const cur = stages[stages.length - 1];
-    if (!cur) {
-      p.error(2, 'E_NO_STAGE', e.startLine, ins.range.start.column, 'no build stage in current context', {
-        text: ins.keyword,
-        hint: 'only ARG may come before the first FROM',
-      });
-      continue;
-    }
-    cur.instructions.push(ins);
-    instructions.push(ins);
-  }
-  const problems = [...early, ...p.problems];
+  const typed = collector ?? new StageCollector(new Parser(file, directives.escape));
+  const problems = [...early, ...typed.parser.problems];
   if (problems.length > 0) {
     problems.sort((a, b) => a.phase - b.phase || a.error.line - b.error.line);
     throw new DockerfileParseError(problems.map((x) => x.error));
   }
   const result: Dockerfile = {
     directives: { ...directives },
-    metaArgs,
-    stages: stages as Stage[],
-    instructions,
-    warnings: p.warnings,
+    metaArgs: typed.metaArgs,
+    stages: typed.stages as Stage[],
+    instructions: typed.instructions,
+    warnings: [...scanWarnings, ...typed.parser.warnings],
   };
   return result;
 }
