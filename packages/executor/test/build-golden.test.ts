@@ -8,11 +8,17 @@ import test from 'ava';
 import { readdirSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { build } from '../src/index.js';
-import { fileLines, fixturesDir, flattenImage, imageSummary, sharedBusyboxStore, tempDir } from './helpers/images.js';
+import { configLines, fileLines, filesAgainstBase, fixturesDir, flattenImage, historyLines, imageSummary, isDockerArtefact, sharedBusyboxStore, tempDir, unpackTar } from './helpers/images.js';
+import { dockerAvailable, maskHashes, Oracle } from './helpers/docker.js';
 
 const shared = sharedBusyboxStore();
-test.after.always(() => shared.remove());
+const oracle = new Oracle(randomBytes(4).toString('hex'));
+test.after.always(async () => {
+  await oracle.cleanup();
+  await shared.remove();
+});
 
 let baseLines: Promise<string[]> | undefined;
 async function busyboxLines(): Promise<string[]> {
@@ -29,6 +35,27 @@ async function busyboxLines(): Promise<string[]> {
 }
 
 const cases = readdirSync(fixturesDir).sort();
+/** Cases Docker's classic builder cannot build (BuildKit-only syntax), so no differential test. */
+const buildkitOnly = new Set(['copy-chmod-heredoc']);
+
+/** Each case is built once and shared by its golden and differential tests. */
+const built = new Map<string, Promise<string>>();
+function buildCase(name: string): Promise<string> {
+  let p = built.get(name);
+  if (!p) {
+    p = (async () => {
+      const { store } = await shared.get();
+      const caseDir = path.join(fixturesDir, name);
+      const tag = `golden-${name}:latest`;
+      await build({ store, contextDir: caseDir, dockerfile: { path: path.join(caseDir, 'Dockerfile') }, tags: [tag], sourceDateEpoch: 0, isolation: 'oci' });
+      return tag;
+    })();
+    built.set(name, p);
+  }
+  return p;
+}
+
+let dockerBase: Promise<void> | undefined;
 
 for (const name of cases) {
   test(`golden image: ${name}`, async (t) => {
@@ -36,8 +63,7 @@ for (const name of cases) {
     const caseDir = path.join(fixturesDir, name);
     const tmp = await tempDir(`golden-${name}`);
     t.teardown(() => rm(tmp, { recursive: true, force: true }));
-    const tag = `golden-${name}:latest`;
-    await build({ store, contextDir: caseDir, dockerfile: { path: path.join(caseDir, 'Dockerfile') }, tags: [tag], sourceDateEpoch: 0, isolation: 'oci' });
+    const tag = await buildCase(name);
     const actual = await imageSummary(store, tag, tmp, await busyboxLines(), 1);
     const goldenFile = path.join(caseDir, 'summary.txt');
     if (process.env['UPDATE_GOLDEN'] === '1') {
@@ -45,5 +71,27 @@ for (const name of cases) {
       t.log(`updated ${goldenFile}`);
     }
     t.is(actual, await readFile(goldenFile, 'utf8'));
+  });
+}
+
+for (const name of cases.filter((c) => !buildkitOnly.has(c))) {
+  test(`differential vs Docker 20.10 classic builder: ${name}`, async (t) => {
+    if (!dockerAvailable()) {
+      t.fail('dockerd is not running and scripts/start-dockerd.sh could not start it: the differential tests need Docker 20.10 (/usr/bin/docker)');
+      return;
+    }
+    const bb = await shared.get();
+    const tmp = await tempDir(`diff-${name}`);
+    t.teardown(() => rm(tmp, { recursive: true, force: true }));
+    dockerBase ??= oracle.importBase(bb.rootfs);
+    await dockerBase;
+    const [tag, theirs] = await Promise.all([buildCase(name), oracle.build(path.join(fixturesDir, name), tmp)]);
+    const base = await busyboxLines();
+    const ours = await bb.store.resolveImage(tag);
+    t.deepEqual(configLines((ours.config.config ?? {}) as Record<string, unknown>), configLines((theirs.config.config ?? {}) as Record<string, unknown>), 'config');
+    t.deepEqual(historyLines(ours.config.history).map(maskHashes), historyLines(theirs.config.history).map(maskHashes), 'history');
+    const ourFiles = filesAgainstBase(await fileLines(await flattenImage(bb.store, tag, tmp)), base);
+    const theirFiles = filesAgainstBase(await fileLines(await unpackTar(theirs.exportTar, tmp)), base).filter((l) => !isDockerArtefact(l.replace(/^deleted /, '').split(' ')[0] as string));
+    t.deepEqual(ourFiles, theirFiles, 'files');
   });
 }

@@ -258,6 +258,8 @@ async function baseState(ctx: BuildContext, p: PlannedStage): Promise<ImageState
     history: [...(cfg.history ?? [])],
   };
   if (cfg.variant) image.variant = cfg.variant;
+  // Docker's dispatchState.setDefaultPath: a base image without PATH gets the default one
+  if (!(image.config.Env ?? []).some((e) => e.startsWith('PATH='))) image.config.Env = [...(image.config.Env ?? []), `PATH=${DEFAULT_PATH}`];
   const s = fresh(image, resolved.manifest.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })), true);
   if (cfg.author !== undefined) s.author = cfg.author;
   return s;
@@ -296,7 +298,8 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
       const outcome = await ctx.cache.step(ctx, cursor, { state, step, instr, mounts, index }, async (state) => {
         if (isFsStep(step)) state = await runFsStep(ctx, state, step, p, index, mounts);
         else state = applyConfig(ctx, state, step);
-      if (step.kind === 'WORKDIR' && state.hasBase) state = await ensureWorkdir(ctx, state);
+        // Docker 20.10 commits WORKDIR's mkdir as a layer (FROM scratch too); empty_layer when it existed
+        if (step.kind === 'WORKDIR') state = await ensureWorkdir(ctx, state);
         return state;
       });
       state = outcome.state;

@@ -5,7 +5,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,37 @@ export function makeBusyboxRootfs(dir: string): void {
   execFileSync('bash', [path.join(repoRoot, 'scripts/make-busybox-rootfs.sh'), dir], { stdio: 'ignore' });
 }
 
+/**
+ * The busybox rootfs, made once per machine and reused read-only by every test file: the script
+ * forks `ln` per applet (~10 s here), and ava runs files in parallel processes. Keyed by the
+ * script's and busybox's content, so a change to either makes a new one; written to a temp dir
+ * and renamed into place, so concurrent files never see a half-made rootfs.
+ */
+export async function sharedBusyboxRootfs(): Promise<string> {
+  const bb = execFileSync('sh', ['-c', 'command -v busybox || echo /bin/busybox'], { encoding: 'utf8' }).trim();
+  const key = createHash('sha256')
+    .update(await readFile(path.join(repoRoot, 'scripts/make-busybox-rootfs.sh')))
+    .update(await readFile(bb))
+    .digest('hex')
+    .slice(0, 16);
+  const dir = path.join(tmpdir(), `tsbuild-test-busybox-rootfs-${key}`);
+  try {
+    await lstat(path.join(dir, 'bin/busybox'));
+    return dir;
+  } catch {
+    const partial = await tempDir('bbrootfs');
+    makeBusyboxRootfs(path.join(partial, 'rootfs'));
+    try {
+      await rename(path.join(partial, 'rootfs'), dir);
+    } catch (err) {
+      // another test file won the race: use its rootfs
+      if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    await rm(partial, { recursive: true, force: true });
+    return dir;
+  }
+}
+
 /** A tar stream of `dir` (numeric owners), as `tar -C dir -c .`. */
 function tarOf(dir: string): NodeJS.ReadableStream & import('node:stream').Readable {
   const child = spawn('tar', ['-C', dir, '--numeric-owner', '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -35,7 +66,7 @@ function tarOf(dir: string): NodeJS.ReadableStream & import('node:stream').Reada
 export interface BusyboxStore {
   store: Store;
   root: string;
-  /** the busybox rootfs the image was imported from (for Docker's `docker import`) */
+  /** the busybox rootfs the image was imported from (shared, read-only; for Docker's `docker import`) */
   rootfs: string;
   /** removes everything */
   remove(): Promise<void>;
@@ -44,8 +75,7 @@ export interface BusyboxStore {
 /** Makes a store under a new temp dir and imports the busybox rootfs as `busybox:latest`. */
 export async function makeBusyboxStore(): Promise<BusyboxStore> {
   const dir = await tempDir('bbstore');
-  const rootfs = path.join(dir, 'rootfs');
-  makeBusyboxRootfs(rootfs);
+  const rootfs = await sharedBusyboxRootfs();
   const root = path.join(dir, 'store');
   const store = await Store.open(root);
   await importRootfs(store, tarOf(rootfs), { ref: 'busybox:latest', sourceDateEpoch: 0, changes: ['CMD ["sh"]'] });
@@ -87,9 +117,9 @@ export function configLines(config: Record<string, unknown>): string[] {
   return out;
 }
 
-/** Paths Docker's `export` adds for the container's mounts, and its marker file. */
+/** Paths Docker's `export` adds for the container's mounts (and its init layer's /etc/mtab link), and its marker file. */
 export function isDockerArtefact(p: string): boolean {
-  return ['.dockerenv', 'etc/hosts', 'etc/resolv.conf', 'etc/hostname', 'dev', 'proc', 'sys'].some((a) => p === a || p.startsWith(`${a}/`));
+  return ['.dockerenv', 'etc/hosts', 'etc/resolv.conf', 'etc/hostname', 'etc/mtab', 'dev', 'proc', 'sys'].some((a) => p === a || p.startsWith(`${a}/`));
 }
 
 /**
