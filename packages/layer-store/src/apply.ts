@@ -35,6 +35,15 @@ export interface ApplyLayerOptions extends Cancellable {
 
 const MAX_SYMLINKS = 40;
 
+/**
+ * The target directory, plus the relative paths verified (or made) as real directories during
+ * this application: they need no second walk. Cleared on every removal.
+ */
+interface Root {
+  path: string;
+  dirs: Set<string>;
+}
+
 /** Normalises an entry name into components; refuses `..`. */
 function components(name: string, entry: string): string[] {
   const parts = name.split('/').filter((c) => c !== '' && c !== '.');
@@ -50,7 +59,9 @@ function isENOENT(err: unknown): boolean {
  * Resolves parent components inside `root` (chroot semantics, never above root), creating missing
  * directories. Returns the resolved components.
  */
-async function resolveParent(root: string, parts: readonly string[], entry: string, create: boolean): Promise<string[]> {
+async function resolveParent(root: Root, parts: readonly string[], entry: string, create: boolean): Promise<string[]> {
+  const key = parts.join('/');
+  if (root.dirs.has(key)) return [...parts];
   const cur: string[] = [];
   const queue = [...parts];
   let hops = 0;
@@ -62,7 +73,7 @@ async function resolveParent(root: string, parts: readonly string[], entry: stri
       cur.pop();
       continue;
     }
-    const p = join(root, ...cur, c);
+    const p = join(root.path, ...cur, c);
     let st;
     try {
       st = await lstat(p);
@@ -85,16 +96,17 @@ async function resolveParent(root: string, parts: readonly string[], entry: stri
     if (!st.isDirectory()) throw new CorruptLayerError(`layer entry "${entry}": parent "${[...cur, c].join('/')}" is not a directory`);
     cur.push(c);
   }
+  if (hops === 0) root.dirs.add(key);
   return cur;
 }
 
 /** Absolute path where an entry lands: resolved parent + final component (not followed). */
-async function placeOf(root: string, name: string, entry: string, create = true): Promise<{ abs: string; rel: string }> {
+async function placeOf(root: Root, name: string, entry: string, create = true): Promise<{ abs: string; rel: string }> {
   const parts = components(name, entry);
-  if (parts.length === 0) return { abs: root, rel: '' };
+  if (parts.length === 0) return { abs: root.path, rel: '' };
   const parent = await resolveParent(root, parts.slice(0, -1), entry, create);
   const rel = [...parent, parts[parts.length - 1]!].join('/');
-  return { abs: join(root, rel), rel };
+  return { abs: join(root.path, rel), rel };
 }
 
 async function run(cmd: string, args: string[], signal?: AbortSignal): Promise<void> {
@@ -166,7 +178,7 @@ export interface ApplyStats {
  * entry is written); CorruptLayerError for a truncated tar, bad compression or `maxBytes` exceeded.
  */
 export async function applyLayer(tar: Readable, targetDir: string, opts: ApplyLayerOptions): Promise<ApplyStats> {
-  const root = targetDir;
+  const root: Root = { path: targetDir, dirs: new Set() };
   const created = new Set<string>();
   const dirTimes: Array<[string, number]> = [];
   const stats: ApplyStats = { entries: 0, whiteouts: 0 };
@@ -203,7 +215,7 @@ export async function applyLayer(tar: Readable, targetDir: string, opts: ApplyLa
 }
 
 async function applyWhiteout(
-  root: string,
+  root: Root,
   header: TarHeader,
   wh: { kind: 'opaque'; dir: string } | { kind: 'whiteout'; target: string },
   created: Set<string>,
@@ -212,7 +224,7 @@ async function applyWhiteout(
   if (wh.kind === 'opaque') {
     const { abs, rel } = await placeOf(root, `${wh.dir}/x`, header.name).then(async (p) => {
       const dirRel = p.rel.split('/').slice(0, -1).join('/');
-      return { abs: join(root, dirRel), rel: dirRel };
+      return { abs: join(root.path, dirRel), rel: dirRel };
     });
     if (opts.format === 'overlay') {
       await mkdir(abs, { recursive: true });
@@ -222,7 +234,10 @@ async function applyWhiteout(
     // Hide what lower layers put here; keep what this layer already wrote.
     for (const child of await readdir(abs)) {
       const childRel = rel === '' ? child : `${rel}/${child}`;
-      if (!created.has(childRel)) await rm(join(abs, child), { recursive: true, force: true });
+      if (!created.has(childRel)) {
+        root.dirs.clear();
+        await rm(join(abs, child), { recursive: true, force: true });
+      }
     }
     return;
   }
@@ -230,9 +245,11 @@ async function applyWhiteout(
   if (rel === '') throw new UnsafePathError(header.name, 'whites out the root');
   if (created.has(rel)) return; // whiteouts hide lower layers only
   if (opts.format === 'plain') {
+    root.dirs.clear();
     await rm(abs, { recursive: true, force: true });
     return;
   }
+  root.dirs.clear();
   await rm(abs, { recursive: true, force: true });
   await run('mknod', [abs, 'c', '0', '0'], opts.signal);
   await lchown(abs, header.uid, header.gid);
@@ -240,7 +257,7 @@ async function applyWhiteout(
 }
 
 async function applyEntry(
-  root: string,
+  root: Root,
   h: TarHeader,
   body: AsyncIterable<Buffer>,
   created: Set<string>,
@@ -265,6 +282,7 @@ async function applyEntry(
     // The root itself ("./"): only its metadata applies.
     if (h.type !== 'directory') throw new UnsafePathError(h.name, 'would replace the target directory');
   } else if (existing && !(existing.isDirectory() && h.type === 'directory')) {
+    root.dirs.clear();
     await rm(abs, { recursive: true, force: true });
   }
   switch (h.type) {
