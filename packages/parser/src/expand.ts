@@ -25,6 +25,13 @@ export interface ExpandOptions {
 
 const EOF = -1;
 
+/**
+ * Deepest `${…${…}…}` nesting expanded. Go's growable stack lets Docker go deeper; a JS
+ * stack overflows near 2,000 levels, so beyond this an ExpansionError is thrown instead
+ * of a RangeError. Real Dockerfiles nest a handful of levels.
+ */
+const MAX_NESTING = 256;
+
 /** Go's unicode.IsSpace. */
 export function isGoSpace(cp: number): boolean {
   return (
@@ -86,6 +93,8 @@ class WordSplitter {
 /** One pass over one word; mirrors ShellLex's shellWord. */
 class ShellWord {
   private pos = 0;
+  /** How many `${` the scanner is inside. */
+  private depth = 0;
   private rawEscapes: boolean;
   private readonly escape: number;
 
@@ -231,6 +240,18 @@ class ShellWord {
   }
 
   private processDollar(): string {
+    if (this.depth >= MAX_NESTING) {
+      throw new ExpansionError(`variable substitutions nested more than ${MAX_NESTING} deep`);
+    }
+    this.depth++;
+    try {
+      return this.processDollarBody();
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private processDollarBody(): string {
     this.next();
     if (this.peek() !== 0x7b /* { */) {
       const name = this.processName();

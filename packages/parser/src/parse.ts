@@ -398,8 +398,14 @@ export function parseJsonArray(input: string): JsonResult {
 
 const NOT_STRING_ARRAY = 'when using JSON array syntax, arrays must be comprised of strings only';
 
+/**
+ * Deepest `ONBUILD ONBUILD …` chain parsed. Docker's parser recurses without limit and
+ * then rejects any chain; stopping here keeps a long chain from overflowing the stack.
+ */
+const MAX_ONBUILD_CHAIN = 64;
+
 /** Builds the AST node for one logical line (Docker's newNodeFromLine). Throws AstError. */
-function nodeFromLine(line: string, escape: string, base: number): Node {
+function nodeFromLine(line: string, escape: string, base: number, depth = 0): Node {
   const lead = leadingSpace(line);
   const trimmed = goTrim(line);
   const m = TOKEN_WS.exec(trimmed);
@@ -477,7 +483,8 @@ function nodeFromLine(line: string, escape: string, base: number): Node {
       break;
     case 'onbuild':
       if (rest !== '') {
-        child = nodeFromLine(rest, escape, base + line.length - goTrimLeft(line).length);
+        if (depth >= MAX_ONBUILD_CHAIN) throw new AstError(`ONBUILD chained more than ${MAX_ONBUILD_CHAIN} deep`);
+        child = nodeFromLine(rest, escape, base + line.length - goTrimLeft(line).length, depth + 1);
         args = [child.cmd, ...child.args];
       }
       break;
