@@ -307,7 +307,8 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
     } catch (err) {
       ctx.emit({ type: 'step-error', stage: stage.index, index, message: err instanceof Error ? err.message : String(err) });
       if (err instanceof BuildError && err.line !== undefined) throw err;
-      throw new BuildError('E_STEP', `${ctx.file}:${line}: ${instr.raw}: ${err instanceof Error ? err.message : String(err)}`, {
+      throw new BuildError(err instanceof BuildError ? err.code : 'E_STEP', `${ctx.file}:${line}: ${instr.raw}: ${err instanceof Error ? err.message : String(err)}`, {
+        ...(err instanceof BuildError && err.hint !== undefined ? { hint: err.hint } : {}),
         cause: err,
         file: ctx.file,
         line,

@@ -61,8 +61,11 @@ function contextIgnore(ctx: BuildContext, contextDir: string): Promise<IgnoreMat
   return ctx.ignore;
 }
 
-/** The image state `--from` names: an earlier stage (name or index) or an image in the store. */
-async function fromState(ctx: BuildContext, from: string, stageIndex: number, line: number): Promise<Pick<ImageState, 'layers' | 'image'>> {
+/**
+ * The image state `COPY --from` names: an earlier stage (name or index) or an image in the store.
+ * @throws BuildError E_STEP (with `line`) for a stage defined later, or a name that is neither.
+ */
+export async function resolveCopyFrom(ctx: BuildContext, from: string, stageIndex: number, line: number): Promise<Pick<ImageState, 'layers' | 'image'>> {
   const i = stageRef(ctx.df, from, stageIndex);
   if (i !== undefined) return (await ctx.stages.get(i)) as ImageState;
   const later = ctx.df.stages.find((s) => s.index >= stageIndex && (s.name === from.toLowerCase() || String(s.index) === from));
@@ -145,7 +148,7 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
       let root: string;
       let ignore: IgnoreMatcher | undefined;
       if (step.from !== undefined) {
-        src = await mountState(ctx, await fromState(ctx, step.from, stageIndex, line), tmp, 'from');
+        src = await mountState(ctx, await resolveCopyFrom(ctx, step.from, stageIndex, line), tmp, 'from');
         root = src.path;
       } else {
         if (options.contextDir === null) {
@@ -165,13 +168,13 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
       const mode = step.chmod !== undefined && step.chmod !== '' ? chmodMode(step.chmod) : undefined;
       const workdir = state.image.config.WorkingDir || '/';
       const count = sources.length + step.heredocs.length + urls.length;
-      const destIsDir = count > 1 || step.dest.endsWith('/');
-      if (count > 1 && !destIsDir) {
+      // Docker 20.10 (createCopyInstruction): several sources need a dest ending in "/", even ".".
+      if (count > 1 && !step.dest.endsWith('/')) {
         throw new BuildError('E_STEP', `When using ${step.kind} with more than one source file, the destination must be a directory and end with a /`, {
           hint: `write the destination as "${step.dest}/"`,
         });
       }
-      const common = { rootfs: dest.path, dest: step.dest, workdir, destIsDir, ...(owner ? { chown: owner } : {}), ...(mode !== undefined ? { chmod: mode } : {}), ...(signal ? { signal } : {}) };
+      const common = { rootfs: dest.path, dest: step.dest, workdir, destIsDir: count > 1, ...(owner ? { chown: owner } : {}), ...(mode !== undefined ? { chmod: mode } : {}), ...(signal ? { signal } : {}) };
       if (step.kind === 'ADD') {
         await addInto({ ...common, sources, urls, ...(step.checksum !== undefined ? { checksum: step.checksum } : {}), tmpDir: tmp });
       } else if (sources.length > 0) {

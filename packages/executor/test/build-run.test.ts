@@ -1,0 +1,169 @@
+/**
+ * build() behaviour beyond the golden images: failing RUN (error, no tag, nothing left mounted or
+ * running), `--network none`, both isolations, COPY/ADD errors, WORKDIR layers.
+ */
+import test from 'ava';
+import { readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { ImageNotFoundError } from '@tsbuild/layer-store';
+import { build, BuildError, type BuildOptions } from '../src/index.js';
+import { fileLines, flattenImage, sharedBusyboxStore, tempDir } from './helpers/images.js';
+
+const shared = sharedBusyboxStore();
+test.after.always(() => shared.remove());
+
+const isolations = ['oci', 'chroot'] as const;
+
+async function setup(t: import('ava').ExecutionContext, name: string): Promise<{ tmp: string; opts: (df: string, extra?: Partial<BuildOptions>) => BuildOptions }> {
+  const { store } = await shared.get();
+  const tmp = await tempDir(name);
+  t.teardown(() => rm(tmp, { recursive: true, force: true }));
+  return { tmp, opts: (df, extra = {}) => ({ store, contextDir: tmp, dockerfile: { text: df }, sourceDateEpoch: 0, ...extra }) };
+}
+
+/** Mount points (from /proc/mounts) below `dir`. */
+async function mountsUnder(dir: string): Promise<string[]> {
+  const lines = (await readFile('/proc/mounts', 'utf8')).split('\n');
+  return lines.map((l) => l.split(' ')[1] ?? '').filter((m) => m === dir || m.startsWith(`${dir}/`));
+}
+
+/** Processes whose root directory is below `dir` (a container left running would have one). */
+async function processesRootedUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const pid of (await readdir('/proc')).filter((p) => /^\d+$/.test(p))) {
+    const root = await readlink(`/proc/${pid}/root`).catch(() => '');
+    if (root.startsWith(`${dir}/`)) out.push(pid);
+  }
+  return out;
+}
+
+for (const isolation of isolations) {
+  // serial (ava runs these before the concurrent tests), so no other build's mounts or temp dirs are around
+  test.serial(`RUN (${isolation}): a failing command gives E_STEP_FAILED with its exit code and line, no tag, no mount or process left`, async (t) => {
+    const { root } = await shared.get();
+    const { opts } = await setup(t, `fail-${isolation}`);
+    const err = await t.throwsAsync(
+      build(opts('FROM busybox\nRUN echo before\nRUN echo some output; echo to stderr >&2; exit 3\nRUN echo never\n', { tags: [`failed-${isolation}:1`], isolation })),
+      { instanceOf: BuildError },
+    );
+    t.is(err?.code, 'E_STEP_FAILED');
+    t.is(err?.exitCode, 3);
+    t.is(err?.line, 3);
+    t.regex(err?.message ?? '', /returned a non-zero code: 3/);
+    t.regex(err?.message ?? '', /to stderr/);
+    const { store } = await shared.get();
+    await t.throwsAsync(store.resolveImage(`failed-${isolation}:1`), { instanceOf: ImageNotFoundError });
+    t.deepEqual(await mountsUnder(root), []);
+    t.deepEqual(await processesRootedUnder(root), []);
+    t.deepEqual(await readdir(path.join(root, 'tmp')).then((e) => e.filter((n) => /^(run|copy|workdir)-/.test(n))), [], 'step temp dirs removed');
+  });
+
+  test(`RUN (${isolation}): writes, Env, build args, user and workdir reach the command`, async (t) => {
+    const { store } = await shared.get();
+    const { tmp, opts } = await setup(t, `run-${isolation}`);
+    const df = 'FROM busybox\nARG GREETING=hi\nENV WHO=world\nWORKDIR /w\nUSER app\nRUN echo "$GREETING $WHO $(id -u):$(id -g) $(pwd)" > /tmp/out\n';
+    await build(opts(df, { tags: [`run-${isolation}:1`], isolation, buildArgs: { GREETING: 'hello' } }));
+    const lines = await fileLines(await flattenImage(store, `run-${isolation}:1`, tmp));
+    const dir = path.join(tmp, `unpacked-${(await readdir(tmp)).find((n) => n.startsWith('export-'))}`);
+    t.is(await readFile(path.join(dir, 'tmp/out'), 'utf8'), 'hello world 1000:1000 /w\n');
+    t.true(lines.includes('w dir 0755 0:0'));
+  });
+
+  test(`RUN --network none (${isolation}): only the loopback interface`, async (t) => {
+    const { store } = await shared.get();
+    const { tmp, opts } = await setup(t, `net-${isolation}`);
+    await build(opts('FROM busybox\nRUN cat /proc/net/dev > /netdev\n', { tags: [`net-${isolation}:1`], isolation, network: 'none' }));
+    await flattenImage(store, `net-${isolation}:1`, tmp);
+    const dir = path.join(tmp, (await readdir(tmp)).find((n) => n.startsWith('unpacked-')) as string);
+    const ifaces = (await readFile(path.join(dir, 'netdev'), 'utf8'))
+      .split('\n')
+      .slice(2)
+      .map((l) => l.split(':')[0]?.trim())
+      .filter((n) => n);
+    t.deepEqual(ifaces, ['lo']);
+  });
+}
+
+test('RUN that changes nothing: empty_layer in history, no layer', async (t) => {
+  const { store } = await shared.get();
+  const { opts } = await setup(t, 'noop');
+  await build(opts('FROM busybox\nRUN true\n', { tags: ['noop:1'] }));
+  const img = await store.resolveImage('noop:1');
+  t.is(img.manifest.layers.length, 1);
+  t.deepEqual(img.config.history?.at(-1), { created: '1970-01-01T00:00:00Z', created_by: '/bin/sh -c true', empty_layer: true });
+});
+
+test('WORKDIR: a new directory is a layer, an existing one is empty_layer (Docker 20.10 classic)', async (t) => {
+  const { store } = await shared.get();
+  const { opts } = await setup(t, 'workdir');
+  await build(opts('FROM busybox\nWORKDIR /new/dir\nWORKDIR /etc\n', { tags: ['workdir:1'] }));
+  const img = await store.resolveImage('workdir:1');
+  t.is(img.manifest.layers.length, 2);
+  t.deepEqual(
+    img.config.history?.slice(1).map((h) => [h.created_by, h.empty_layer === true]),
+    [
+      ['/bin/sh -c #(nop) WORKDIR /new/dir', false],
+      ['/bin/sh -c #(nop) WORKDIR /etc', true],
+    ],
+  );
+});
+
+test('WORKDIR through a file fails with a clear error', async (t) => {
+  const { opts } = await setup(t, 'workdir-file');
+  const err = await t.throwsAsync(build(opts('FROM busybox\nWORKDIR /etc/passwd/x\n')), { instanceOf: BuildError });
+  t.is(err?.line, 2);
+  t.regex(err?.message ?? '', /not a directory/);
+});
+
+test('COPY without a context ("-" build) fails with E_CONTEXT; heredoc and --from still work', async (t) => {
+  const { store } = await shared.get();
+  const { opts } = await setup(t, 'nocontext');
+  const err = await t.throwsAsync(build(opts('FROM busybox\nCOPY a /a\n', { contextDir: null })), { instanceOf: BuildError });
+  t.is(err?.code, 'E_CONTEXT');
+  t.is(err?.line, 2);
+  await build(opts('FROM busybox AS a\nRUN echo x > /x\nFROM busybox\nCOPY --from=a /x /x\nCOPY <<EOF /h\nhd\nEOF\n', { contextDir: null, tags: ['nocontext:1'] }));
+  t.is((await store.resolveImage('nocontext:1')).manifest.layers.length, 3);
+});
+
+test('COPY --from a later stage or an unknown name fails with the line', async (t) => {
+  const { opts } = await setup(t, 'from-later');
+  const later = await t.throwsAsync(build(opts('FROM busybox AS first\nCOPY --from=late /x /x\nFROM busybox AS late\n', { target: 'first' })), { instanceOf: BuildError });
+  t.is(later?.line, 2);
+  t.regex(later?.message ?? '', /late/);
+  const unknown = await t.throwsAsync(build(opts('FROM busybox\n\nCOPY --from=nosuch /x /x\n')), { instanceOf: BuildError });
+  t.is(unknown?.line, 3);
+  t.regex(unknown?.message ?? '', /nosuch/);
+});
+
+test('COPY --from an image in the store', async (t) => {
+  const { store } = await shared.get();
+  const { tmp, opts } = await setup(t, 'from-image');
+  await build(opts('FROM busybox\nCOPY --from=busybox:latest /etc/passwd /copied\n', { tags: ['from-image:1'] }));
+  const lines = await fileLines(await flattenImage(store, 'from-image:1', tmp));
+  t.true(lines.some((l) => l.startsWith('copied file 0644 0:0')));
+});
+
+test('COPY of a missing source and a wildcard matching nothing fail with the line', async (t) => {
+  const { tmp, opts } = await setup(t, 'missing');
+  await writeFile(path.join(tmp, 'present'), 'x');
+  const missing = await t.throwsAsync(build(opts('FROM busybox\nCOPY absent /x\n')), { instanceOf: BuildError });
+  t.is(missing?.line, 2);
+  const wild = await t.throwsAsync(build(opts('FROM busybox\nCOPY present /p\nCOPY *.none /x/\n')), { instanceOf: BuildError });
+  t.is(wild?.line, 3);
+});
+
+test('COPY several sources to a non-directory destination fails like Docker', async (t) => {
+  const { tmp, opts } = await setup(t, 'multi-dest');
+  await writeFile(path.join(tmp, 'a'), 'a');
+  await writeFile(path.join(tmp, 'b'), 'b');
+  const err = await t.throwsAsync(build(opts('FROM busybox\nCOPY a b /dest\n')), { instanceOf: BuildError });
+  t.regex(err?.message ?? '', /must be a directory and end with a \//);
+});
+
+test('COPY --chown with an unknown user name fails with the line', async (t) => {
+  const { tmp, opts } = await setup(t, 'chown-unknown');
+  await writeFile(path.join(tmp, 'a'), 'a');
+  const err = await t.throwsAsync(build(opts('FROM busybox\nCOPY --chown=nobodyhere a /a\n')), { instanceOf: BuildError });
+  t.is(err?.line, 2);
+  t.regex(err?.message ?? '', /unable to find user nobodyhere/);
+});
