@@ -115,7 +115,6 @@ const command: Command = {
     else {
       out.write(`Successfully built ${result.id.replace(/^sha256:/, '').slice(0, 12)}\n`);
       for (const t of flagList(args, 'tag')) out.write(`Successfully tagged ${t.includes(':') ? t : `${t}:latest`}\n`);
-      out.write(`${result.id}\n`);
     }
     return 0;
   },

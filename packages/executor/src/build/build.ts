@@ -2,6 +2,7 @@
  * `build()`: a Dockerfile and a context in, an image in the store out, with Docker 20.10's
  * classic-builder semantics for every instruction. Progress goes to `onEvent`; nothing is printed.
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import { availableParallelism } from 'node:os';
@@ -269,8 +270,18 @@ function instructionText(instr: Instruction): string {
   return instr.raw;
 }
 
+/**
+ * The ID the CLI shows after a step (` ---> <12 hex>`): the digest of the image config as it
+ * stands, like the intermediate image ID Docker's classic builder prints (ours is not committed).
+ */
+function stateId(state: ImageState): string {
+  return `sha256:${createHash('sha256').update(JSON.stringify(state.image)).digest('hex')}`;
+}
+
 async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageState> {
+  const fromStarted = performance.now();
   let state = await baseState(ctx, p);
+  const fromMs = performance.now() - fromStarted;
   const cursor = await ctx.cache.startStage(ctx, p);
   const stage: Stage = p.stage;
   const triggers = state.image.config.OnBuild ?? [];
@@ -283,7 +294,7 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
   }
   const total = instructions.length + 1;
   ctx.emit({ type: 'step-start', stage: stage.index, index: 0, total, instruction: stage.from.raw, line: stage.from.range.start.line });
-  ctx.emit({ type: 'step-done', stage: stage.index, index: 0, durationMs: 0, id: '' });
+  ctx.emit({ type: 'step-done', stage: stage.index, index: 0, durationMs: fromMs, id: stateId(state) });
   for (const [i, instr] of instructions.entries()) {
     ctx.options.signal?.throwIfAborted();
     const index = i + 1;
@@ -317,7 +328,7 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
     }
     const layer = state.layers.length > layersBefore ? state.layers[state.layers.length - 1]?.digest : undefined;
     ctx.steps.push({ stage: stage.index, index, instruction: instr.raw, cached, ...(layer ? { layer } : {}) });
-    ctx.emit({ type: 'step-done', stage: stage.index, index, durationMs: performance.now() - started, ...(layer ? { layer } : {}), id: '' });
+    ctx.emit({ type: 'step-done', stage: stage.index, index, durationMs: performance.now() - started, ...(layer ? { layer } : {}), id: stateId(state) });
   }
   ctx.cache.endStage(cursor);
   return state;
