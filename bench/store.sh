@@ -40,13 +40,15 @@ mk_big() {
     head -c 10000000 /dev/urandom > "$dir/random/f$i"
   done
 }
-mk_small() {
-  local dir=$1 i d
-  for i in $(seq 0 $(( FILES - 1 ))); do
-    d="$dir/d$(( i / 500 ))"
-    [ -d "$d" ] || mkdir -p "$d"
-    head -c $(( 512 + (i * 37) % 3584 )) /dev/urandom | base64 > "$d/f$i"
-  done
+mk_small() { # FILES files of 0.5-4 KB (base64 of random bytes), 500 per directory
+  node -e '
+    const fs = require("fs"), path = require("path"), crypto = require("crypto");
+    const [dir, n] = [process.argv[1], Number(process.argv[2])];
+    for (let i = 0; i < n; i++) {
+      const d = path.join(dir, "d" + Math.floor(i / 500));
+      if (i % 500 === 0) fs.mkdirSync(d, { recursive: true });
+      fs.writeFileSync(path.join(d, "f" + i), crypto.randomBytes(512 + (i * 37) % 3584).toString("base64"));
+    }' "$1" "$FILES"
 }
 echo "bench: making data in $W ..." >&2
 mk_big "$W/big"; mk_small "$W/small"
