@@ -18,6 +18,13 @@ function isCoded(err: unknown): err is CodedError {
  */
 export function renderError(err: unknown, out: Writable): number {
   if (isCoded(err)) {
+    const all = (err as { errors?: unknown }).errors;
+    if (Array.isArray(all) && all.length > 1 && all.every((e) => e instanceof Error)) {
+      // a Dockerfile with several mistakes: show every one, each with its own location and hint
+      out.write(`error: ${all.length} problems in the Dockerfile:\n`);
+      for (const e of all as (Error & { hint?: string })[]) out.write(`  ${e.message}\n`);
+      return 1;
+    }
     out.write(`error: ${err.message}\n`);
     if (err.hint) out.write(`hint: ${err.hint}\n`);
     if (err.code === 'E_USAGE') return 125;

@@ -2,7 +2,7 @@
  * `tsbuild build`: flags → build() → Docker-classic-style progress. SOURCE_DATE_EPOCH is read here
  * (the library never reads the environment).
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { resolve, join, isAbsolute } from 'node:path';
 import type { Command, CliContext } from '../context.js';
 import { parseArgs, flagBool, flagList, flagString, UsageError, type FlagSpec } from '../args.js';
@@ -52,6 +52,36 @@ async function readStream(s: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** Reads the Dockerfile, turning a missing context or file into a usage error (Docker: "unable to prepare context"). */
+async function readDockerfile(contextDir: string, path: string): Promise<string> {
+  const context = await stat(contextDir).catch(() => undefined);
+  if (!context?.isDirectory()) {
+    throw new UsageError(`unable to prepare context: ${contextDir} is not a directory`, 'give the build context directory (often ".") or "-" for a Dockerfile on stdin');
+  }
+  try {
+    return await readFile(path, 'utf8');
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      `unable to read the Dockerfile ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : String(cause)}`,
+      'name another file with -f, or add a Dockerfile to the context',
+    );
+  }
+}
+
+/** Refuses a bad -t before any work is done, as Docker does ("invalid reference format"). */
+async function checkTags(tags: string[]): Promise<void> {
+  if (tags.length === 0) return;
+  const { parseReference } = await import('@tsbuild/layer-store');
+  for (const tag of tags) {
+    try {
+      parseReference(tag);
+    } catch (cause) {
+      throw new UsageError(`invalid argument "${tag}" for "-t, --tag" flag: ${(cause as Error).message}`, 'a tag is name[:tag], lower-case, e.g. app:1 or registry.example:5000/team/app:1');
+    }
+  }
+}
+
 const command: Command = {
   async run(argv, ctx) {
     const args = parseArgs(argv, FLAGS);
@@ -66,8 +96,9 @@ const command: Command = {
     else {
       const p = fileFlag === undefined ? join(contextDir as string, 'Dockerfile') : isAbsolute(fileFlag) ? fileFlag : resolve(fileFlag);
       dockerfileName = fileFlag ?? 'Dockerfile';
-      dockerfile = { text: await readFile(p, 'utf8') };
+      dockerfile = { text: await readDockerfile(contextDir as string, p) };
     }
+    await checkTags(flagList(args, 'tag'));
     const network = flagString(args, 'network') ?? 'default';
     if (!['host', 'none', 'default'].includes(network)) throw new UsageError(`invalid --network ${network}`, 'use host, none or default');
     const isolation = flagString(args, 'isolation') ?? 'auto';
