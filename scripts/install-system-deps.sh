@@ -6,8 +6,9 @@
 #   skopeo umoci    real OCI clients the store is checked against
 #   docker.io       Docker's classic builder: the differential-test oracle and `docker load` round trips
 #   attr jq zstd xz-utils bzip2   archive formats and inspection in tests
+#   docker-registry apache2-utils   the reference registry (push/pull tests) and htpasswd for its auth
 set -euo pipefail
-pkgs=(runc busybox-static skopeo umoci docker.io attr jq zstd xz-utils bzip2 iproute2)
+pkgs=(runc busybox-static skopeo umoci docker.io attr jq zstd xz-utils bzip2 iproute2 docker-registry apache2-utils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
