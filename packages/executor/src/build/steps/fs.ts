@@ -17,6 +17,7 @@ import { argvOf } from '../config.js';
 import { BuildError } from '../errors.js';
 import type { RunMount } from '@tsbuild/parser';
 import { prepareRunMounts, removeMountPoints, type PreparedMounts } from '../mounts.js';
+import { discardVolumeWrites, makeVolumeDirs, prepareVolumes, volumePaths, type PreparedVolumes } from '../volumes.js';
 
 /** Keeps the last `max` lines of a step's output for the error message. */
 function tailKeeper(max: number): { push(b: Buffer): void; text(): string } {
@@ -45,22 +46,31 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
   );
   const tmp = await store.makeTempDir('run');
   let mounts: PreparedMounts | undefined;
+  let volumes: PreparedVolumes | undefined;
   try {
     const upper = join(tmp, 'upper');
     mounts = await prepareRunMounts({ ctx, state, stageIndex: p.stage.index, tmp, privateInUse: ctx.cache.privateInUse }, runMounts);
     const rootfs = await mountRootfs({ lowerdirs, upperdir: upper, workdir: join(tmp, 'work'), target: join(tmp, 'rootfs'), ...(signal ? { signal } : {}) });
     const tail = tailKeeper(10);
     let exitCode: number;
+    const declared = volumePaths(state.image.config.Volumes);
+    let volumesMounted = false;
     try {
       const user = await resolveUser(rootfs.path, state.image.config.User ?? '');
       const { isolation, runtime } = await detectIsolation(options.isolation ?? 'auto');
+      // declared VOLUMEs: throwaway mounts under OCI isolation; chroot cannot mount, see below
+      if (isolation === 'oci') {
+        volumes = await prepareVolumes(declared, lowerdirs, tmp, signal);
+        volumesMounted = true;
+      } else await makeVolumeDirs(rootfs.path, declared);
+      const sandboxMounts = [...(volumes?.mounts ?? []), ...mounts.sandbox];
       const network = step.network === 'none' || options.network === 'none' ? 'none' : 'host';
       const r = await runInSandbox(
         {
           rootfs: rootfs.path,
           args: argv,
           env: [...env, ...mounts.env],
-          ...(mounts.sandbox.length > 0 ? { mounts: mounts.sandbox } : {}),
+          ...(sandboxMounts.length > 0 ? { mounts: sandboxMounts } : {}),
           cwd: state.image.config.WorkingDir || '/',
           user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids ?? [] },
           network,
@@ -85,11 +95,13 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
     }
     await removeSandboxArtifacts(upper, lowerdirs);
     await removeMountPoints(upper, lowerdirs, mounts.targets);
+    if (!volumesMounted) await discardVolumeWrites(upper, lowerdirs, declared);
     if (await isEmptyDir(upper)) return addHistory(ctx, state, createdBy, true);
     const layer = await writeLayer(store, upper, { kind: 'upper', ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
     const withLayer = addLayer(state, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, layer.diffID);
     return addHistory(ctx, withLayer, createdBy, false);
   } finally {
+    await volumes?.release();
     await mounts?.release();
     await rm(tmp, { recursive: true, force: true });
   }
