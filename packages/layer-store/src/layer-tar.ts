@@ -4,13 +4,14 @@
 import { createReadStream, type BigIntStats } from 'node:fs';
 import { lstat, open, readdir, readlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, constants as zlibConstants } from 'node:zlib';
 import { getAttribute, listAttributes } from 'fs-xattr';
 import { hashing } from './digest.js';
 import { StoreError } from './errors.js';
 import { fileSink, tempName } from './fsutil.js';
+import { createParallelGzip } from './parallel-gzip.js';
 import type { Store } from './store.js';
 import { encodeHeader, padding, trailer, type TarHeader } from './tar.js';
 import { MediaTypes, type Cancellable, type DiffID, type Layer } from './types.js';
@@ -32,6 +33,12 @@ export interface WriteLayerOptions extends LayerTarOptions {
   compression?: 'gzip' | 'none';
   /** gzip level (default 6, gzip(1)'s and Go's default). */
   gzipLevel?: number;
+  /**
+   * `parallel` (default): blocks of the tar compressed at once on libuv's thread pool into one gzip
+   * member (see `createParallelGzip`); `zlib`: one `zlib.createGzip` stream (one core; kept for
+   * comparison). Both are deterministic; their bytes, so the digest, differ.
+   */
+  gzipEngine?: 'parallel' | 'zlib';
 }
 
 /**
@@ -176,9 +183,16 @@ export function layerTarStream(dir: string, opts: LayerTarOptions): Readable {
   return Readable.from(tarBytes(dir, opts), { objectMode: false, highWaterMark: 1024 * 1024 });
 }
 
+function compressor(opts: WriteLayerOptions): Transform {
+  const level = opts.gzipLevel ?? DEFAULT_GZIP_LEVEL;
+  if (opts.gzipEngine === 'zlib') return createGzip({ level, chunkSize: 256 * 1024, memLevel: 9, strategy: zlibConstants.Z_DEFAULT_STRATEGY });
+  return createParallelGzip({ level });
+}
+
 /**
  * Writes `dir` as a layer blob into `store`: tar → sha256 (diffID) → gzip → sha256 (digest) →
- * temp file → rename, in one pass with flat memory.
+ * temp file → rename, in one pass with flat memory. gzip compresses blocks of the tar on several
+ * cores by default (`gzipEngine`).
  * @returns the stored Layer.
  * @throws StoreError (and the signal's reason when aborted).
  */
@@ -196,7 +210,7 @@ export async function writeLayer(store: Store, dir: string, opts: WriteLayerOpti
         await pipeline(
           layerTarStream(dir, opts),
           tarHash,
-          createGzip({ level: opts.gzipLevel ?? DEFAULT_GZIP_LEVEL, chunkSize: 256 * 1024, memLevel: 9, strategy: zlibConstants.Z_DEFAULT_STRATEGY }),
+          compressor(opts),
           blobHash,
           out,
           signalOpt,
