@@ -23,6 +23,10 @@ const commands: Record<string, () => Promise<Command>> = {
   rmi: () => import('./commands/rmi.js'),
   prune: () => import('./commands/prune.js'),
   system: () => import('./commands/system.js'),
+  push: () => import('./commands/push.js'),
+  pull: () => import('./commands/pull.js'),
+  login: () => import('./commands/login.js'),
+  logout: () => import('./commands/logout.js'),
 };
 
 const USAGE = `Usage: tsbuild [--root DIR] COMMAND [OPTIONS]
@@ -43,6 +47,10 @@ Commands:
   import    Import a root filesystem tarball as an image
   prune     Remove unused data
   system    system df: show store disk usage
+  pull      Download an image from a registry
+  push      Upload an image to a registry
+  login     Log in to a registry
+  logout    Log out from a registry
 
 Global options:
   --root DIR   store directory (default: $TSBUILD_ROOT, /var/lib/tsbuild for root)

@@ -132,7 +132,7 @@ export class RegistryClient {
       await drain(res);
       await this.#authorize(res);
       const again = await this.#send('GET', '/v2/', {});
-      if (again.status === 401) throw await this.#unauthorized(again, 'checking credentials');
+      if (again.status === 401) throw await this.#unauthorized(again, `logging in to ${this.#domain}`);
       if (!again.ok) throw await responseError(again, `checking ${this.baseURL}/v2/`);
       await drain(again);
       return;
@@ -199,7 +199,7 @@ export class RegistryClient {
       return;
     }
     if (challenge?.scheme === 'basic' || challenge === undefined) {
-      if (!auth) throw await this.#unauthorized(res, 'authenticating');
+      if (!auth) throw await this.#unauthorized(res, `authenticating to ${this.#domain}`);
       this.#authorization = basicAuthorization(auth);
       return;
     }

@@ -1,0 +1,168 @@
+/** login / logout / push / pull through main() against docker-registry (htpasswd auth) on 127.0.0.1. */
+import test, { type ExecutionContext } from 'ava';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { main } from '../src/main.js';
+import { parsePlatform } from '../src/commands/pull.js';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function sink(): Writable & { text(): string } {
+  const chunks: Buffer[] = [];
+  const w = new Writable({
+    write(c: Buffer, _e, cb) {
+      chunks.push(Buffer.from(c));
+      cb();
+    },
+  }) as Writable & { text(): string };
+  w.text = () => Buffer.concat(chunks).toString('utf8');
+  return w;
+}
+
+async function tempDir(t: ExecutionContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'cli-reg-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A CLI runner whose HOME (and so credentials) lives in `home`. */
+function runner(home: string) {
+  return async (root: string, argv: string[], stdin?: Buffer | string): Promise<Run> => {
+    const stdout = sink();
+    const stderr = sink();
+    const input = Readable.from(stdin === undefined ? [] : [Buffer.from(stdin)]);
+    const env = { HOME: home, SOURCE_DATE_EPOCH: '0' };
+    const code = await main(['--root', root, ...argv], { stdin: input, stdout, stderr, env, signal: new AbortController().signal });
+    return { code, stdout: stdout.text(), stderr: stderr.text() };
+  };
+}
+
+/** docker-registry with htpasswd auth on a free 127.0.0.1 port; stopped at teardown. */
+async function startRegistry(t: ExecutionContext, user: string, password: string): Promise<string> {
+  const dir = await tempDir(t);
+  const file = join(dir, 'htpasswd');
+  await writeFile(file, execFileSync('htpasswd', ['-Bbn', user, password]));
+  const child = spawn('bash', [join(REPO, 'scripts/start-registry.sh'), join(dir, 'registry'), file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    }
+  });
+  return new Promise((res, rej) => {
+    let log = '';
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+      log += s;
+      const m = /listening on (127\.0\.0\.1:\d+)/.exec(log);
+      if (m) res(m[1]!);
+    });
+    child.on('exit', (code) => rej(new Error(`docker-registry exited (${code}): ${log}`)));
+  });
+}
+
+test('push needs login; login stores 0600 credentials; push and pull print what Docker prints; logout forgets', async (t) => {
+  const host = await startRegistry(t, 'alice', 's3cret');
+  const dir = await tempDir(t);
+  const run = runner(join(dir, 'home'));
+  const src = join(dir, 'src');
+  const dst = join(dir, 'dst');
+  execFileSync(join(REPO, 'scripts/make-busybox-rootfs.sh'), [join(dir, 'rootfs')]);
+  const rootfs = execFileSync('tar', ['-C', join(dir, 'rootfs'), '-c', '.'], { maxBuffer: 1 << 28 });
+  const ref = `${host}/cli/bb:1`;
+  const imported = await run(src, ['import', '-', ref], rootfs);
+  t.is(imported.code, 0, imported.stderr);
+
+  const anon = await run(src, ['push', ref]);
+  t.is(anon.code, 1);
+  t.is(anon.stderr, `error: authenticating to ${host}: unauthorized: authentication required\nhint: log in first: 'tsbuild login ${host}'\n`);
+
+  const bad = await run(src, ['login', '-u', 'alice', '--password-stdin', host], 'wrong\n');
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /unauthorized/);
+  await t.throwsAsync(stat(join(dir, 'home', '.config', 'tsbuild', 'auth.json')));
+
+  const login = await run(src, ['login', '-u', 'alice', '--password-stdin', `http://${host}/`], 's3cret\n');
+  t.is(login.code, 0, login.stderr);
+  t.is(login.stdout, 'Login Succeeded\n');
+  const authPath = join(dir, 'home', '.config', 'tsbuild', 'auth.json');
+  t.is((await stat(authPath)).mode & 0o777, 0o600);
+  t.deepEqual(JSON.parse(await readFile(authPath, 'utf8')), { auths: { [host]: { auth: Buffer.from('alice:s3cret').toString('base64') } } });
+
+  const pushed = await run(src, ['push', ref]);
+  t.is(pushed.code, 0, pushed.stderr);
+  const lines = pushed.stdout.split('\n');
+  t.is(lines[0], `The push refers to repository [${host}/cli/bb]`);
+  t.regex(lines[1]!, /^[0-9a-f]{12}: Pushed$/);
+  const m = /^1: digest: (sha256:[0-9a-f]{64}) size: (\d+)$/.exec(lines[2]!);
+  t.truthy(m, pushed.stdout);
+  const again = await run(src, ['push', ref]);
+  t.regex(again.stdout.split('\n')[1]!, /^[0-9a-f]{12}: Layer already exists$/);
+
+  const pulled = await run(dst, ['pull', ref]);
+  t.is(pulled.code, 0, pulled.stderr);
+  t.regex(pulled.stdout, new RegExp(`^1: Pulling from cli/bb\\n[0-9a-f]{12}: Pull complete\\nDigest: ${m![1]}\\nStatus: Downloaded newer image for ${host}/cli/bb:1\\n${host}/cli/bb:1\\n$`));
+  const same = await run(dst, ['pull', ref]);
+  t.regex(same.stdout, /Already exists\n[\s\S]*Status: Image is up to date for/);
+  t.is((await run(dst, ['pull', '-q', ref])).stdout, `${ref}\n`);
+  const ids = await Promise.all([src, dst].map((r) => run(r, ['images', '-q', '--no-trunc'])));
+  t.regex(ids[0]!.stdout, /^sha256:[0-9a-f]{64}\n$/);
+  t.is(ids[0]!.stdout, ids[1]!.stdout);
+
+  const missing = await run(dst, ['pull', `${host}/cli/bb`]);
+  t.is(missing.code, 1);
+  t.is(missing.stdout, 'Using default tag: latest\n');
+  t.regex(missing.stderr, new RegExp(`^error: manifest for ${host}/cli/bb:latest not found: manifest unknown`));
+
+  t.is((await run(src, ['logout', host])).stdout, `Removing login credentials for ${host}\n`);
+  t.is((await run(src, ['logout', host])).stdout, `Not logged in to ${host}\n`);
+  t.is((await run(dst, ['pull', ref])).code, 1);
+});
+
+test('pull reads Docker config.json credentials', async (t) => {
+  const host = await startRegistry(t, 'bob', 'pw');
+  const dir = await tempDir(t);
+  const home = join(dir, 'home');
+  const run = runner(home);
+  const empty = await run(join(dir, 'store'), ['pull', `${host}/cli/none:1`]);
+  t.regex(empty.stderr, /unauthorized/);
+  execFileSync('mkdir', ['-p', join(home, '.docker')]);
+  await writeFile(join(home, '.docker', 'config.json'), JSON.stringify({ auths: { [`http://${host}`]: { auth: Buffer.from('bob:pw').toString('base64') } } }));
+  const withDocker = await run(join(dir, 'store'), ['pull', `${host}/cli/none:1`]);
+  // authenticated now: the registry answers that the image does not exist
+  t.regex(withDocker.stderr, /manifest for .* not found/);
+});
+
+test('login usage errors', async (t) => {
+  const dir = await tempDir(t);
+  const run = runner(join(dir, 'home'));
+  const rows: Array<[string[], RegExp]> = [
+    [['login', '--password-stdin', 'localhost:1'], /must provide --username with --password-stdin/],
+    [['login', '-u', 'a', '-p', 'b', '--password-stdin', 'localhost:1'], /mutually exclusive/],
+    [['login', '-p', 'b', 'localhost:1'], /username is required/],
+    [['login', 'a', 'b'], /at most 1 argument/],
+    [['push'], /requires exactly 1 argument/],
+    [['pull', '--platform', 'linux', 'x'], /invalid platform/],
+  ];
+  for (const [argv, re] of rows) {
+    const r = await run(join(dir, 'store'), argv);
+    t.is(r.code, 125, argv.join(' '));
+    t.regex(r.stderr, re, argv.join(' '));
+  }
+});
+
+test('parsePlatform', (t) => {
+  t.deepEqual(parsePlatform('linux/amd64'), { os: 'linux', architecture: 'amd64' });
+  t.deepEqual(parsePlatform('linux/arm/v7'), { os: 'linux', architecture: 'arm', variant: 'v7' });
+  t.throws(() => parsePlatform('linux/'), { message: /invalid platform/ });
+});
