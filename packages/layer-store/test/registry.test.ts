@@ -298,6 +298,33 @@ test('Bearer token flow: token fetched with Basic credentials, service and scope
   t.regex(anon!.hint ?? '', /tsbuild login 127\.0\.0\.1:\d+/);
 });
 
+test('pull aborted mid-blob: rejects, no temp file, nothing tagged', async (t) => {
+  const src = await tempStore(t);
+  await importBusybox(t, src, 'lsreg/x:1');
+  const image = await imageBytes(src, 'lsreg/x:1');
+  const controller = new AbortController();
+  const server = createServer((req, res) => {
+    const path = req.url ?? '';
+    if (path === '/v2/') return void res.writeHead(200).end('{}');
+    if (path.includes('/manifests/')) return void res.writeHead(200, { 'Content-Type': MediaTypes.ociManifest }).end(image.manifest);
+    const blob = image.blobs.get(path.slice(path.lastIndexOf('/') + 1))!;
+    if (!path.endsWith(image.layer)) return void res.writeHead(200).end(blob);
+    // half the layer, then the client gives up while the connection stays open
+    res.writeHead(200, { 'Content-Length': blob.length });
+    res.write(blob.subarray(0, blob.length >> 1), () => controller.abort(new Error('stop')));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const dst = await tempStore(t);
+  const before = await storeState(dst);
+  await t.throwsAsync(pull(dst, `127.0.0.1:${(server.address() as AddressInfo).port}/lsreg/x:1`, { signal: controller.signal }));
+  server.closeAllConnections();
+  t.is((await storeState(dst)).index, before.index);
+  t.false(await dst.hasBlob(image.layer));
+  t.deepEqual(await readdir(dst.tmpDir), []);
+});
+
 test('parseAuthChallenge', (t) => {
   const rows: Array<[string, ReturnType<typeof parseAuthChallenge>]> = [
     ['Basic realm="Registry Realm"', { scheme: 'basic', params: { realm: 'Registry Realm' } }],
