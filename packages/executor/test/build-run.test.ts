@@ -82,6 +82,20 @@ for (const isolation of isolations) {
       .filter((n) => n);
     t.deepEqual(ifaces, ['lo']);
   });
+
+  test(`RUN (${isolation}): HOSTNAME is the sandbox's host name and comes first in the environment, unless ENV sets it (Docker)`, async (t) => {
+    const { store } = await shared.get();
+    const { tmp, opts } = await setup(t, `hostname-${isolation}`);
+    const df = 'FROM busybox\nENV Z=1\nRUN tr "\\0" "\\n" < /proc/self/environ > /environ && hostname > /hn\nENV HOSTNAME=mine\nRUN echo "$HOSTNAME" > /hn2\n';
+    await build(opts(df, { tags: [`hostname-${isolation}:1`], isolation }));
+    await flattenImage(store, `hostname-${isolation}:1`, tmp);
+    const dir = path.join(tmp, (await readdir(tmp)).find((n) => n.startsWith('unpacked-')) as string);
+    const environ = (await readFile(path.join(dir, 'environ'), 'utf8')).split('\n');
+    const hostname = (await readFile(path.join(dir, 'hn'), 'utf8')).trim();
+    t.regex(hostname, /^[0-9a-f]{12}$/);
+    t.is(environ[0], `HOSTNAME=${hostname}`);
+    t.is(await readFile(path.join(dir, 'hn2'), 'utf8'), 'mine\n');
+  });
 }
 
 test('RUN that changes nothing: empty_layer in history, no layer', async (t) => {

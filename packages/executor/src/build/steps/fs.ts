@@ -3,6 +3,7 @@
  * the sandbox, artifact cleanup, then the upper dir becomes the layer (none when it is empty:
  * Docker 20.10 records `empty_layer` for a RUN that changed nothing). COPY/ADD: see copy.ts.
  */
+import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { copyStep, mountState } from './copy.js';
@@ -65,11 +66,16 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
       } else await makeVolumeDirs(rootfs.path, declared);
       const sandboxMounts = [...(volumes?.mounts ?? []), ...mounts.sandbox];
       const network = step.network === 'none' || options.network === 'none' ? 'none' : 'host';
+      // Docker names the container's host after its ID and puts it first in the environment
+      // (container.CreateDaemonEnvironment); the image's Env may override it
+      const hostname = randomBytes(6).toString('hex');
+      const hostEnv = env.some((e) => e.startsWith('HOSTNAME=')) ? [] : [`HOSTNAME=${hostname}`];
       const r = await runInSandbox(
         {
           rootfs: rootfs.path,
           args: argv,
-          env: [...env, ...mounts.env],
+          env: [...hostEnv, ...env, ...mounts.env],
+          hostname,
           ...(sandboxMounts.length > 0 ? { mounts: sandboxMounts } : {}),
           cwd: state.image.config.WorkingDir || '/',
           user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids ?? [] },
