@@ -4,8 +4,10 @@
  * `docker push` do. Blobs stream between the network and the store, every byte verified against
  * its digest; manifests are stored and sent as the exact bytes they were, so digests survive.
  */
-import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { isDigest, sha256Of } from './digest.js';
+import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { compressionOf, decompressor, peek } from './archive-stream.js';
+import { hashing, isDigest, sha256Of } from './digest.js';
 import { DigestMismatchError, ImageNotFoundError, StoreError } from './errors.js';
 import { parseReference, type Reference } from './reference.js';
 import {
@@ -134,12 +136,6 @@ export async function pull(store: Store, ref: string, opts: PullOptions = {}): P
   }
   const manifest = asManifest(chosen.json, r);
   await fetchBlobs(store, client, r, manifest, opts);
-  const config = await store.readJSONBlob<ImageConfig>(manifest.config.digest);
-  if (!Array.isArray(config.rootfs?.diff_ids) || config.rootfs.diff_ids.length !== manifest.layers.length) {
-    throw new RegistryError(`${r.familiar()}: the image config lists ${config.rootfs?.diff_ids?.length ?? 0} layers but the manifest ${manifest.layers.length}`, {
-      hint: 'the image in the registry is malformed',
-    });
-  }
   const manifestDesc: Descriptor = { mediaType: chosen.mediaType, digest: chosen.digest, size: chosen.bytes.length };
   await store.writeBufferBlob(chosen.bytes, { expected: chosen.digest, ...(opts.signal ? { signal: opts.signal } : {}) });
   const tagRef = r.full();
@@ -290,15 +286,38 @@ function asManifest(json: unknown, r: Reference): Manifest {
 }
 
 async function fetchBlobs(store: Store, client: RegistryClient, r: Reference, manifest: Manifest, opts: PullOptions): Promise<void> {
-  const blobs = [{ desc: manifest.config, kind: 'config' as const }, ...manifest.layers.map((desc) => ({ desc, kind: 'layer' as const }))];
-  await eachLimit(blobs, BLOB_CONCURRENCY, async ({ desc, kind }) => {
-    let status: 'exists' | 'done' = 'exists';
-    if (!(await store.hasBlob(desc.digest))) {
-      await fetchBlob(store, client, r, desc, opts.signal);
-      status = 'done';
-    }
-    opts.onEvent?.({ type: 'blob', kind, digest: desc.digest, id: desc.digest, size: desc.size, status });
-  });
+  const have = async (desc: Descriptor): Promise<'exists' | 'done'> => {
+    if (await store.hasBlob(desc.digest)) return 'exists';
+    await fetchBlob(store, client, r, desc, opts.signal);
+    return 'done';
+  };
+  const configStatus = await have(manifest.config);
+  opts.onEvent?.({ type: 'blob', kind: 'config', digest: manifest.config.digest, id: manifest.config.digest, size: manifest.config.size, status: configStatus });
+  const config = await store.readJSONBlob<ImageConfig>(manifest.config.digest);
+  const diffIDs = config.rootfs?.diff_ids;
+  if (!Array.isArray(diffIDs) || diffIDs.length !== manifest.layers.length || !diffIDs.every((d) => typeof d === 'string' && isDigest(d))) {
+    throw malformed(r, `the image config lists ${Array.isArray(diffIDs) ? diffIDs.length : 0} valid layer diffIDs but the manifest ${manifest.layers.length} layers`);
+  }
+  await eachLimit(
+    manifest.layers.map((desc, i) => ({ desc, diffID: diffIDs[i]! })),
+    BLOB_CONCURRENCY,
+    async ({ desc, diffID }) => {
+      const status = await have(desc);
+      // Snapshots are keyed by chain IDs made of diffIDs: a config lying about them would plant
+      // wrong content under an honest image's key. Docker checks them on pull too.
+      const actual = await diffIDOfBlob(store, desc.digest, opts.signal);
+      if (actual !== diffID) throw new DigestMismatchError({ expected: diffID, actual, what: `diffID of layer ${desc.digest} of ${r.familiar()}` });
+      opts.onEvent?.({ type: 'blob', kind: 'layer', digest: desc.digest, id: desc.digest, size: desc.size, status });
+    },
+  );
+}
+
+/** sha256 of a stored layer blob's uncompressed bytes (gzip and zstd detected by magic). */
+async function diffIDOfBlob(store: Store, digest: Digest, signal: AbortSignal | undefined): Promise<string> {
+  const { head, rest } = await peek(store.openBlob(digest), 4);
+  const h = hashing();
+  await pipeline(rest, decompressor(compressionOf(head)), h, new Writable({ write: (_c, _e, cb) => cb() }), signal ? { signal } : {});
+  return h.digest();
 }
 
 async function fetchBlob(store: Store, client: RegistryClient, r: Reference, desc: Descriptor, signal: AbortSignal | undefined): Promise<void> {

@@ -283,6 +283,27 @@ test('a registry serving a layer with wrong bytes: digest mismatch, nothing tagg
   t.deepEqual(await readdir(dst.tmpDir), []);
 });
 
+test('a config whose diffIDs do not match the layers: diffID mismatch, nothing tagged', async (t) => {
+  const src = await tempStore(t);
+  await importBusybox(t, src, 'lsreg/x:1');
+  const image = await imageBytes(src, 'lsreg/x:1');
+  const config = JSON.parse(image.blobs.get(image.config)!.toString('utf8')) as { rootfs: { diff_ids: string[] } };
+  const lie = sha256Of('not the layer');
+  config.rootfs.diff_ids[0] = lie;
+  const configBytes = Buffer.from(JSON.stringify(config));
+  const manifest = JSON.parse(image.manifest.toString('utf8')) as { config: { digest: string; size: number } };
+  manifest.config = { ...manifest.config, digest: sha256Of(configBytes), size: configBytes.length };
+  const blobs = new Map(image.blobs);
+  blobs.set(sha256Of(configBytes), configBytes);
+  const { host } = await fakeRegistry(t, { manifest: Buffer.from(JSON.stringify(manifest)), blobs });
+  const dst = await tempStore(t);
+  const before = await storeState(dst);
+  const err = await t.throwsAsync(pull(dst, `${host}/lsreg/x:1`), { instanceOf: DigestMismatchError });
+  t.is(err!.expected, lie);
+  t.regex(err!.message, /diffID of layer/);
+  t.is((await storeState(dst)).index, before.index);
+});
+
 test('Bearer token flow: token fetched with Basic credentials, service and scope; anonymous is refused', async (t) => {
   const src = await tempStore(t);
   const { id } = await importBusybox(t, src, 'lsreg/x:1');
