@@ -1,0 +1,125 @@
+/**
+ * `tsbuild build` end to end through the real CLI process: the short form people type, a
+ * Dockerfile on stdin, exit codes, and cleanup when the user presses Ctrl-C mid-RUN.
+ */
+import test from 'ava';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
+const cli = path.join(repoRoot, 'packages/cli/dist/src/main.js');
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI; `onStdout` may act (e.g. send a signal) when output arrives. */
+function tsbuild(root: string, args: string[], opts: { input?: string; onStdout?: (all: string, kill: (s: NodeJS.Signals) => void) => void } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, '--root', root, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+      opts.onStdout?.(stdout, (s) => child.kill(s));
+    });
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+async function setup(t: { teardown(fn: () => Promise<void>): void }): Promise<{ dir: string; root: string }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'tsbuild-cli-build-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const rootfs = path.join(dir, 'rootfs');
+  execFileSync('bash', [path.join(repoRoot, 'scripts/make-busybox-rootfs.sh'), rootfs], { stdio: 'ignore' });
+  const root = path.join(dir, 'store');
+  execFileSync('sh', ['-c', `tar -C "$1" --numeric-owner -c . | "$2" "$3" --root "$4" import - busybox:latest`, 'sh', rootfs, process.execPath, cli, root], {
+    stdio: 'ignore',
+  });
+  return { dir, root };
+}
+
+function mountsUnder(dir: string): string[] {
+  return execFileSync('cat', ['/proc/mounts'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.split(' ')[1]?.startsWith(dir));
+}
+
+test('short form `tsbuild -t name DIR` builds, tags and prints Docker-style steps', async (t) => {
+  const { dir, root } = await setup(t);
+  const ctx = path.join(dir, 'ctx');
+  await mkdir(ctx);
+  await writeFile(path.join(ctx, 'Dockerfile'), 'FROM busybox\nCOPY msg.txt /msg.txt\nRUN echo from-run && cat /msg.txt\nCMD ["cat", "/msg.txt"]\n');
+  await writeFile(path.join(ctx, 'msg.txt'), 'hello\n');
+  const r = await tsbuild(root, ['-t', 'shortform:1', ctx]);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /^Step 1\/4 : FROM busybox$/m);
+  t.regex(r.stdout, /^Step 3\/4 : RUN echo from-run && cat \/msg.txt$/m);
+  t.regex(r.stdout, /^from-run$/m, 'the RUN output is streamed');
+  t.regex(r.stdout, /^hello$/m);
+  t.regex(r.stdout, /^Successfully built [0-9a-f]{12}$/m);
+  t.regex(r.stdout, /^Successfully tagged shortform:1$/m);
+  const images = await tsbuild(root, ['images']);
+  t.regex(images.stdout, /^shortform\s+1\s+[0-9a-f]{12}/m);
+  // the same build again: every step from the cache, the same image ID
+  const again = await tsbuild(root, ['build', '-q', '-t', 'shortform:1', ctx]);
+  const first = /Successfully built ([0-9a-f]{12})/.exec(r.stdout)?.[1] as string;
+  t.true(again.stdout.trim().replace('sha256:', '').startsWith(first), `${again.stdout} vs ${first}`);
+});
+
+test('a Dockerfile on stdin (`-` context) builds; COPY from the missing context is a clear error', async (t) => {
+  const { root } = await setup(t);
+  const ok = await tsbuild(root, ['build', '-t', 'stdin:1', '-'], { input: 'FROM busybox\nENV A=b\nRUN test "$A" = b\n' });
+  t.is(ok.code, 0, ok.stderr);
+  const bad = await tsbuild(root, ['build', '-'], { input: 'FROM busybox\nCOPY x /x\n' });
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /Dockerfile:2/);
+  t.regex(bad.stderr, /context/i);
+});
+
+test('exit codes: failing RUN gives its status and line; usage errors 125; nothing tagged', async (t) => {
+  const { dir, root } = await setup(t);
+  const failing = await tsbuild(root, ['build', '-t', 'failing:1', '-'], { input: 'FROM busybox\nRUN echo about-to-fail; exit 7\n' });
+  t.is(failing.code, 7);
+  t.regex(failing.stderr, /Dockerfile:2/);
+  t.regex(failing.stderr, /about-to-fail/);
+  t.notRegex((await tsbuild(root, ['images'])).stdout, /failing/);
+  t.is((await tsbuild(root, ['build', '--no-such-flag', '.'])).code, 125);
+  t.is((await tsbuild(root, ['build', path.join(dir, 'missing')])).code, 125);
+  t.is((await tsbuild(root, ['build', '-t', 'Bad:Tag', '-'], { input: 'FROM busybox\n' })).code, 125);
+  t.deepEqual(mountsUnder(dir), []);
+});
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  test(`${sig} during a RUN stops the build, tags nothing and leaves no mount or process behind`, async (t) => {
+    const { dir, root } = await setup(t);
+    const marker = `tsbuild-sleep-${process.pid}-${sig}`;
+    let sent = false;
+    const r = await tsbuild(root, ['build', '-t', 'interrupted:1', '-'], {
+      input: `FROM busybox\nRUN echo ${marker} && exec sleep 300\n`,
+      onStdout: (all, kill) => {
+        if (!sent && all.includes(marker)) {
+          sent = true;
+          kill(sig);
+        }
+      },
+    });
+    t.true(sent, 'the RUN started');
+    t.not(r.code, 0);
+    t.notRegex((await tsbuild(root, ['images'])).stdout, /interrupted/);
+    t.deepEqual(mountsUnder(dir), []);
+    const sleepers = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('sleep 300'));
+    t.deepEqual(sleepers, [], 'the step process is gone');
+    const tmp = await readFile(path.join(root, 'index.json'), 'utf8');
+    t.notRegex(tmp, /interrupted/);
+  });
+}
