@@ -48,6 +48,14 @@ function gzipHeader(level: number): Buffer {
   return Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3]);
 }
 
+/**
+ * Room for a block's whole output (deflateBound plus a margin): zlib returns to the main thread
+ * each time its output buffer fills, so the 16 KiB default would cost ~64 round trips per block.
+ */
+function outputRoom(n: number): number {
+  return n + (n >> 8) + 1024;
+}
+
 function deflateBlock(block: Buffer, dictionary: Buffer | undefined, level: number, final: boolean): Job {
   const job: { done?: Promise<void>; output?: Buffer; error?: Error } = {};
   job.done = new Promise<void>((resolve) => {
@@ -57,6 +65,7 @@ function deflateBlock(block: Buffer, dictionary: Buffer | undefined, level: numb
         level,
         memLevel: 8,
         windowBits: 15,
+        chunkSize: outputRoom(block.length),
         strategy: zlibConstants.Z_DEFAULT_STRATEGY,
         finishFlush: final ? zlibConstants.Z_FINISH : zlibConstants.Z_SYNC_FLUSH,
         ...(dictionary ? { dictionary } : {}),
