@@ -158,6 +158,7 @@ class ParallelGzip extends Transform {
         await head.done;
       }
       this.#jobs.shift();
+      if (this.destroyed) return; // aborted: blocks still in the pool finish, their output is dropped
       if (head.error) throw new StoreError('gzip: compressing a block', { cause: head.error });
       this.push(head.output);
     }

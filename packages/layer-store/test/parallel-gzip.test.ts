@@ -5,7 +5,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { crc32, gunzipSync, gzipSync, inflateRawSync } from 'node:zlib';
 import { importRootfs, layerTarStream, Store, writeLayer } from '../src/index.js';
 import { createParallelGzip, type ParallelGzipOptions } from '../src/parallel-gzip.js';
@@ -168,4 +168,20 @@ test("Go's gzip reader (skopeo --dest-decompress) inflates a multi-block layer t
   const layer = img.manifest.layers[0]!;
   t.true(layer.size > 1024 * KIB, 'the gzip layer spans several blocks');
   t.is(createHash('sha256').update(await readFile(join(out, hex))).digest('hex'), hex);
+});
+
+test('an abort while blocks are in flight rejects the pipeline with the abort error', async (t) => {
+  const data = mixedData(16 * BLOCK, 13);
+  const ac = new AbortController();
+  let written = 0;
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      written += chunk.length;
+      if (written > 10) ac.abort(new Error('stop'));
+      cb();
+    },
+  });
+  const err = await t.throwsAsync(pipeline(Readable.from([data]), createParallelGzip({ blockSize: BLOCK, concurrency: 4 }), sink, { signal: ac.signal }));
+  t.is(err?.name, 'AbortError');
+  t.true(written < data.length / 2, `stopped early (${written} bytes written)`);
 });
