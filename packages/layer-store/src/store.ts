@@ -335,7 +335,11 @@ export class Store {
       ...(input.annotations && Object.keys(input.annotations).length > 0 ? { annotations: input.annotations } : {}),
     };
     const manifestDesc = await this.writeJSONBlob(manifest, MediaTypes.ociManifest);
-    await this.updateIndex((index) => (refs.length === 0 ? addUntagged(index, manifestDesc) : refs.reduce((i, r) => setTag(i, r, manifestDesc), index)));
+    const apply = (index: Index): Index => (refs.length === 0 ? addUntagged(index, manifestDesc) : refs.reduce((i, r) => setTag(i, r, manifestDesc), index));
+    // A rebuild that changed nothing finds its tags already in place: nothing to write, so no lock
+    // (readers need none: index.json is replaced by rename). Linearises at this read.
+    const current = await this.readIndex();
+    if (apply(current) !== current) await this.updateIndex(apply);
     return { id: configDesc.digest, manifest: manifestDesc };
   }
 

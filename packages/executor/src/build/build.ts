@@ -125,7 +125,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const created = (): string =>
     options.sourceDateEpoch !== undefined ? new Date(options.sourceDateEpoch * 1000).toISOString().replace('.000Z', 'Z') : now().toISOString();
   const ctx: BuildContext = { store, options, df, file, plan, platform, buildArgs, created, emit, stages: new Map(), steps: [], usedArgs: new Set(),
-    cache: new BuildCache(store, { project: JSON.stringify([options.contextDir, 'path' in options.dockerfile ? options.dockerfile.path : file]), noCache: options.noCache === true, noCacheFilter: options.noCacheFilter ?? [], now: options.now ?? (() => new Date()) }),
+    cache: new BuildCache(store, { project: JSON.stringify([options.contextDir, 'path' in options.dockerfile ? options.dockerfile.path : file]), noCache: options.noCache === true, noCacheFilter: options.noCacheFilter ?? [], now: options.now ?? (() => new Date()), contextDir: options.contextDir }),
   };
   const limit = pLimit(Math.max(1, availableParallelism()));
   for (const p of plan.stages) {

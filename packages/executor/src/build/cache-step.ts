@@ -74,9 +74,16 @@ export class BuildCache {
   readonly privateInUse = new Set<string>();
   #statIndex: Promise<StatIndex> | undefined;
   #ignore: Promise<IgnoreMatcher> | undefined;
+  /**
+   * Context selections of this build by patterns: the COPY that missed copies exactly what its key
+   * hashed, without walking the context again.
+   */
+  readonly #selections = new Map<string, Promise<Source[]>>();
+  readonly #contextDir: string | null;
 
-  constructor(store: Store, opts: { project: string; noCache: boolean; noCacheFilter: readonly string[]; now: () => Date }) {
+  constructor(store: Store, opts: { project: string; noCache: boolean; noCacheFilter: readonly string[]; now: () => Date; contextDir?: string | null }) {
     this.#store = store;
+    this.#contextDir = opts.contextDir ?? null;
     this.records = new CacheRecords(store.cacheDir);
     this.#project = opts.project;
     this.#noCache = opts.noCache;
@@ -223,12 +230,36 @@ export class BuildCache {
       return compileIgnore(await readDockerignore(contextDir, dfPath));
     })();
     const ignore = await this.#ignore;
-    return selectSources(contextDir, patterns, { ignore, allowEmptyWildcard: true, ...(ctx.options.signal ? { signal: ctx.options.signal } : {}) });
+    const memo = JSON.stringify([contextDir, patterns]);
+    let selected = this.#selections.get(memo);
+    if (selected === undefined) {
+      selected = selectSources(contextDir, patterns, { ignore, allowEmptyWildcard: true, ...(ctx.options.signal ? { signal: ctx.options.signal } : {}) });
+      this.#selections.set(memo, selected);
+      // a failed selection is not remembered: the step reports it, a retry selects again
+      selected.catch(() => this.#selections.delete(memo));
+    }
+    return selected;
+  }
+
+  /**
+   * The context selection this build made for `patterns` (the one the step's key hashed), or
+   * undefined when none was made; the COPY that runs after a miss reuses it.
+   */
+  selectionOf(contextDir: string, patterns: readonly string[]): Promise<Source[]> | undefined {
+    return this.#selections.get(JSON.stringify([contextDir, patterns]));
+  }
+
+  /**
+   * The stat index of this build's context: one file per context directory under
+   * `cache/stat-indexes/`, so a build loads only the digests of its own context.
+   */
+  statIndex(): Promise<StatIndex> {
+    this.#statIndex ??= StatIndex.load(join(this.#store.cacheDir, 'stat-indexes', sha256Hex(this.#contextDir ?? '-').slice(0, 32)));
+    return this.#statIndex;
   }
 
   #index(): Promise<StatIndex> {
-    this.#statIndex ??= StatIndex.load(join(this.#store.cacheDir, 'stat-index'));
-    return this.#statIndex;
+    return this.statIndex();
   }
 
   /** Digest of the rootfs a `--from` / `from=` names: its diffIDs (content, not how it was made). */

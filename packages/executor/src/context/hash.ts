@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import type { Digest } from '@tsbuild/layer-store';
@@ -43,6 +44,8 @@ export class StatIndex {
   /** host path → [identity, sha256 hex] */
   readonly #records: Map<string, [string, string]>;
   readonly #racyFromNs: bigint;
+  /** host paths hashed by this process: trusted even when racy (same stat, same build) */
+  readonly #fresh = new Set<string>();
   #dirty = false;
 
   private constructor(file: string | undefined, records: Map<string, [string, string]>, racyFromNs: bigint) {
@@ -83,19 +86,21 @@ export class StatIndex {
   lookup(e: SourceEntry): string | undefined {
     const r = this.#records.get(e.hostPath);
     if (r === undefined || r[0] !== identityOf(e)) return undefined;
-    if (e.mtimeNs >= this.#racyFromNs || e.ctimeNs >= this.#racyFromNs) return undefined;
+    if ((e.mtimeNs >= this.#racyFromNs || e.ctimeNs >= this.#racyFromNs) && !this.#fresh.has(e.hostPath)) return undefined;
     return r[1];
   }
 
   /** Records the content sha256 (hex) of an entry as it was stat'ed before reading. */
   record(e: SourceEntry, sha256: string): void {
     this.#records.set(e.hostPath, [identityOf(e), sha256]);
+    this.#fresh.add(e.hostPath);
     this.#dirty = true;
   }
 
   /** Writes the index back to its file (temp file, fsync, rename) when it changed. */
   async save(): Promise<void> {
     if (this.#file === undefined || !this.#dirty) return;
+    await mkdir(dirname(this.#file), { recursive: true });
     const tmp = `${this.#file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     const parts: string[] = [INDEX_MAGIC];
     for (const [p, [id, sha]] of this.#records) parts.push(`${id}\t${sha}\t${escapePath(p)}`);

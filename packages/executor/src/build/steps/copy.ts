@@ -16,17 +16,20 @@ import {
   compileIgnore,
   copyInto,
   hashSources,
+  hasWildcards,
   readDockerignore,
   selectSources,
   writeHeredoc,
   type IgnoreMatcher,
   type Owner,
   type Source,
+  type StatIndex,
 } from '../../context/index.js';
 import { addHistory, addLayer, type BuildContext, type ImageState } from '../build.js';
 import type { FsStep } from '../expand.js';
 import { stageRef } from '../plan.js';
 import { BuildError } from '../errors.js';
+import { nopCreatedBy1 } from '../config.js';
 
 /** A COPY or ADD step after expansion. */
 export type CopyStep = Extract<FsStep, { kind: 'COPY' | 'ADD' }>;
@@ -122,10 +125,10 @@ const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
  * for several. Docker's hex is its tarsum, which we cannot reproduce; ours is the sha256 of our
  * source digest (content, mode, owner, size, link target; no mtimes).
  */
-async function sourceHash(sources: readonly Source[], heredocs: CopyStep['heredocs'], urls: readonly string[], signal?: AbortSignal): Promise<string> {
+async function sourceHash(sources: readonly Source[], heredocs: CopyStep['heredocs'], urls: readonly string[], signal?: AbortSignal, statIndex?: StatIndex): Promise<string> {
   const parts: string[] = [];
   for (const s of sources) {
-    const d = await hashSources([s], signal ? { signal } : {});
+    const d = await hashSources([s], { ...(signal ? { signal } : {}), ...(statIndex ? { statIndex } : {}) });
     parts.push(`${s.entries[0]?.type === 'dir' ? 'dir' : 'file'}:${d.slice('sha256:'.length)}`);
   }
   for (const h of heredocs) parts.push(`file:${createHash('sha256').update(h.content).digest('hex')}`);
@@ -159,9 +162,14 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
         root = options.contextDir;
         ignore = await contextIgnore(ctx, options.contextDir);
       }
-      sources = await selectSources(root, local, { ...(ignore ? { ignore } : {}), ...(signal ? { signal } : {}) });
+      // The selection the cache key hashed, when there is one: no second walk of the context.
+      // (A wildcard matching nothing is an error here but not for the key: select again then.)
+      const selected = step.from === undefined && !local.some(hasWildcards) ? ctx.cache.selectionOf(root, local) : undefined;
+      sources = selected !== undefined ? await selected : await selectSources(root, local, { ...(ignore ? { ignore } : {}), ...(signal ? { signal } : {}) });
     }
-    const hash = await sourceHash(sources, step.heredocs, urls, signal);
+    // the context's stat index: the digests the key just computed are not read again
+    const statIndex = step.from === undefined && options.contextDir !== null ? await ctx.cache.statIndex() : undefined;
+    const hash = await sourceHash(sources, step.heredocs, urls, signal, statIndex);
     const dest = await mountState(ctx, state, tmp, 'rootfs');
     try {
       const owner = step.chown !== undefined && step.chown !== '' ? await chownOwner(dest.path, step.chown) : undefined;
@@ -174,7 +182,9 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
           hint: `write the destination as "${step.dest}/"`,
         });
       }
-      const common = { rootfs: dest.path, dest: step.dest, workdir, destIsDir: count > 1, ...(owner ? { chown: owner } : {}), ...(mode !== undefined ? { chmod: mode } : {}), ...(signal ? { signal } : {}) };
+      // Docker 20.10 (performCopy): --from without --chown keeps each entry's owner
+      const preserveOwnership = step.from !== undefined && owner === undefined;
+      const common = { rootfs: dest.path, dest: step.dest, workdir, destIsDir: count > 1, preserveOwnership, ...(owner ? { chown: owner } : {}), ...(mode !== undefined ? { chmod: mode } : {}), ...(signal ? { signal } : {}) };
       if (step.kind === 'ADD') {
         await addInto({ ...common, sources, urls, ...(step.checksum !== undefined ? { checksum: step.checksum } : {}), tmpDir: tmp });
       } else if (sources.length > 0) {
@@ -188,7 +198,8 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
     }
     const chownComment = step.chown !== undefined && step.chown !== '' ? `--chown=${step.chown}` : '';
     // Docker's format string is "%s %s%s in %s " (no space after --chown=…, a trailing space).
-    const createdBy = `/bin/sh -c #(nop) ${step.kind} ${chownComment}${hash} in ${step.dest} `;
+    // with the stage's SHELL in front, as for every other `#(nop)` entry
+    const createdBy = nopCreatedBy1(state.image.config, `${step.kind} ${chownComment}${hash} in ${step.dest} `);
     const upper = dest.upperdir;
     if ((await readdir(upper)).length === 0) return addHistory(ctx, state, createdBy, true);
     const layer = await writeLayer(store, upper, { kind: 'upper', ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
