@@ -3,7 +3,7 @@
  * running), `--network none`, both isolations, COPY/ADD errors, WORKDIR layers.
  */
 import test from 'ava';
-import { readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ImageNotFoundError } from '@tsbuild/layer-store';
 import { build, BuildError, type BuildOptions } from '../src/index.js';
@@ -155,6 +155,27 @@ test('COPY --from an image in the store', async (t) => {
   await build(opts('FROM busybox\nCOPY --from=busybox:latest /etc/passwd /copied\n', { tags: ['from-image:1'] }));
   const lines = await fileLines(await flattenImage(store, 'from-image:1', tmp));
   t.true(lines.some((l) => l.startsWith('copied file 0644 0:0')));
+});
+
+test('COPY from the context chowns after copying, so files lose setuid (and setgid when group-executable) as in Docker; directories and sticky keep them', async (t) => {
+  const { store } = await shared.get();
+  const { tmp, opts } = await setup(t, 'ctx-suid');
+  const ctxDir = path.join(tmp, 'ctx');
+  await mkdir(path.join(ctxDir, 'sgdir'), { recursive: true });
+  const modes: Array<[string, number]> = [['f4755', 0o4755], ['f2711', 0o2711], ['f2745', 0o2745], ['f1755', 0o1755], ['f6755', 0o6755]];
+  for (const [name, mode] of modes) {
+    await writeFile(path.join(ctxDir, name), name);
+    await chmod(path.join(ctxDir, name), mode);
+  }
+  await chmod(path.join(ctxDir, 'sgdir'), 0o2775);
+  await writeFile(path.join(ctxDir, 'Dockerfile'), 'FROM busybox\nCOPY . /c/\nCOPY --chown=app f4755 /owned\n');
+  await build(opts('', { contextDir: ctxDir, dockerfile: { path: path.join(ctxDir, 'Dockerfile') }, tags: ['ctx-suid:1'] }));
+  const lines = await fileLines(await flattenImage(store, 'ctx-suid:1', tmp));
+  const modeOf = (p: string): string | undefined => lines.find((l) => l.startsWith(`${p} `))?.split(' ')[2];
+  t.deepEqual(
+    ['c/f4755', 'c/f2711', 'c/f2745', 'c/f1755', 'c/f6755', 'c/sgdir', 'owned'].map(modeOf),
+    ['0755', '0711', '2745', '1755', '0755', '2775', '0755'],
+  );
 });
 
 test('COPY of a missing source and a wildcard matching nothing fail with the line', async (t) => {

@@ -24,6 +24,11 @@ export interface CopyOptions {
   chown?: Owner;
   /** --chmod: mode of every copied file and directory (BuildKit semantics). */
   chmod?: number;
+  /**
+   * Entries keep their owner (COPY --from without --chown: Docker's `preserveOwnership`), and no
+   * chown happens, so setuid/setgid bits survive. Directories created for the copy are 0:0.
+   */
+  preserveOwnership?: boolean;
   /** The destination is a directory (it ends with `/`, or there are several sources or a wildcard). */
   destIsDir?: boolean;
   signal?: AbortSignal;
@@ -85,6 +90,12 @@ interface CopyState {
   readonly links: Map<string, string>;
   readonly owner: Owner;
   readonly chmod: number | undefined;
+  readonly preserveOwnership: boolean;
+}
+
+/** The owner an entry gets: its own with preserveOwnership, else the copy's (0:0 or --chown). */
+function ownerOf(e: SourceEntry | undefined, st: CopyState): Owner {
+  return st.preserveOwnership && e !== undefined ? { uid: e.uid, gid: e.gid } : st.owner;
 }
 
 /** Writes one non-directory entry at `target` (a host path whose parent is a real directory). */
@@ -94,7 +105,8 @@ async function writeLeaf(e: SourceEntry, target: string, st: CopyState): Promise
   if (existing !== null) await rm(target, { recursive: true, force: true });
   if (e.type === 'symlink') {
     await symlink(e.linkTarget!, target);
-    await lchown(target, st.owner.uid, st.owner.gid);
+    const owner = ownerOf(e, st);
+    await lchown(target, owner.uid, owner.gid);
     const t = secondsOf(e.mtimeNs);
     await lutimes(target, t, t);
     return;
@@ -107,8 +119,16 @@ async function writeLeaf(e: SourceEntry, target: string, st: CopyState): Promise
     return;
   }
   await copyFile(e.hostPath, target, constants.COPYFILE_FICLONE);
-  await lchown(target, st.owner.uid, st.owner.gid);
-  await chmod(target, st.chmod ?? e.mode);
+  const owner = ownerOf(e, st);
+  if (st.preserveOwnership || st.chmod !== undefined) {
+    await lchown(target, owner.uid, owner.gid);
+    await chmod(target, st.chmod ?? e.mode);
+  } else {
+    // Docker copies (mode kept) and then chowns every entry (fixPermissions); the kernel's chown
+    // clears setuid, and setgid on a group-executable file, so the same order gives the same bits
+    await chmod(target, e.mode);
+    await lchown(target, owner.uid, owner.gid);
+  }
   const t = secondsOf(e.mtimeNs);
   await lutimes(target, t, t);
   if (e.nlink > 1) st.links.set(key, target);
@@ -119,7 +139,8 @@ async function writeDir(e: SourceEntry | undefined, target: string, st: CopyStat
   const existing = await lstatOrNull(target);
   if (existing !== null && !existing.isDirectory()) await rm(target, { force: true });
   if (existing === null || !existing.isDirectory()) await mkdir(target);
-  await lchown(target, st.owner.uid, st.owner.gid);
+  const owner = ownerOf(e, st);
+  await lchown(target, owner.uid, owner.gid);
   await chmod(target, st.chmod ?? e?.mode ?? 0o755);
 }
 
@@ -214,7 +235,7 @@ export async function copyInto(opts: CopyOptions): Promise<void> {
     );
   }
   const destImage = imagePath(opts.dest, opts.workdir);
-  const st: CopyState = { links: new Map(), owner: opts.chown ?? { uid: 0, gid: 0 }, chmod: opts.chmod };
+  const st: CopyState = { links: new Map(), owner: opts.chown ?? { uid: 0, gid: 0 }, chmod: opts.chmod, preserveOwnership: opts.preserveOwnership === true && opts.chown === undefined };
   for (const src of opts.sources) {
     opts.signal?.throwIfAborted();
     const top = src.entries[0]!;
