@@ -141,7 +141,15 @@ export function trailer(): Buffer {
 export interface TarEntry {
   header: TarHeader;
   body: AsyncIterable<Buffer>;
+  /**
+   * The whole content, when it is small (≤ `SMALL_BODY` bytes; then `body` yields just this):
+   * lets a consumer write it with one call instead of a stream per entry.
+   */
+  data?: Buffer;
 }
+
+/** Entry bodies up to this size are handed over whole (`TarEntry.data`). */
+export const SMALL_BODY = 1024 * 1024;
 
 /** Pulls exact byte counts out of an async chunk source. */
 class ByteReader {
@@ -241,6 +249,15 @@ async function readAll(r: ByteReader, n: number, what: string): Promise<Buffer> 
   return Buffer.concat(chunks);
 }
 
+/** An iterable of one buffer (none when it is empty). */
+function once(data: Buffer): AsyncIterable<Buffer> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      if (data.length > 0) yield data;
+    },
+  };
+}
+
 const TYPES: Record<string, EntryType> = { '0': 'file', '\0': 'file', '7': 'file', '1': 'link', '2': 'symlink', '3': 'char', '4': 'block', '5': 'directory', '6': 'fifo' };
 
 /**
@@ -281,7 +298,7 @@ export async function* readTar(src: AsyncIterable<Buffer | Uint8Array | string>)
       else longLink = v;
       continue;
     }
-    const all = new Map([...globalPax, ...pax]);
+    const all = globalPax.size === 0 ? pax : pax.size === 0 ? globalPax : new Map([...globalPax, ...pax]);
     const isUstar = block.subarray(257, 262).toString('ascii') === 'ustar';
     let name = cstring(block, 0, 100);
     const prefix = isUstar ? cstring(block, 345, 155) : '';
@@ -291,7 +308,7 @@ export async function* readTar(src: AsyncIterable<Buffer | Uint8Array | string>)
     if (all.has('size')) size = Number(all.get('size')!.toString());
     const xattrs = new Map<string, Buffer>();
     for (const [k, v] of all) if (k.startsWith('SCHILY.xattr.')) xattrs.set(k.slice('SCHILY.xattr.'.length), v);
-    pax = new Map();
+    if (pax.size > 0) pax = new Map();
     longName = undefined;
     longLink = undefined;
     const type = TYPES[typeflag];
@@ -311,6 +328,14 @@ export async function* readTar(src: AsyncIterable<Buffer | Uint8Array | string>)
     };
     // As Go's archive/tar: header-only types carry no data whatever their size field says.
     const dataSize = type === 'file' || type === undefined ? size : 0;
+    if (dataSize <= SMALL_BODY) {
+      const data = await r.read(dataSize);
+      if (data.length < dataSize) throw new CorruptLayerError(`layer tar is truncated inside entry "${header.name}"`);
+      const pad = padding(dataSize).length;
+      if ((await r.read(pad)).length < pad) throw new CorruptLayerError('layer tar is truncated inside padding');
+      if (type !== undefined) yield { header, body: once(data), data };
+      continue;
+    }
     const body = r.stream(dataSize, `entry "${header.name}"`);
     // No return(): a consumer that stops early must not end the generator; the rest is drained below.
     const wrapped: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => ({ next: () => body.next() }) };
