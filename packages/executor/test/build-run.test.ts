@@ -107,6 +107,17 @@ test('RUN that changes nothing: empty_layer in history, no layer', async (t) => 
   t.deepEqual(img.config.history?.at(-1), { created: '1970-01-01T00:00:00Z', created_by: '/bin/sh -c true', empty_layer: true });
 });
 
+test('RUN history: a predefined build arg given but not declared gives "|0 <cmd>", declared it is listed (Docker prependEnvOnCmd)', async (t) => {
+  const { store } = await shared.get();
+  const { opts } = await setup(t, 'run-history-args');
+  await build(opts('FROM busybox\nRUN echo a\nARG HTTP_PROXY\nARG B=2\nRUN echo b\nENV B=env\nRUN echo c\n', { tags: ['run-history-args:1'], buildArgs: { HTTP_PROXY: 'http://p' } }));
+  const img = await store.resolveImage('run-history-args:1');
+  t.deepEqual(
+    img.config.history?.filter((h) => h.created_by?.includes('echo')).map((h) => h.created_by),
+    ['|0 /bin/sh -c echo a', '|2 B=2 HTTP_PROXY=http://p /bin/sh -c echo b', '|1 HTTP_PROXY=http://p /bin/sh -c echo c'],
+  );
+});
+
 test('WORKDIR: a new directory is a layer, an existing one is empty_layer (Docker 20.10 classic)', async (t) => {
   const { store } = await shared.get();
   const { opts } = await setup(t, 'workdir');

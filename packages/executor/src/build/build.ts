@@ -342,12 +342,17 @@ export function runEnv(ctx: BuildContext, state: ImageState): string[] {
   return env;
 }
 
-/** History of a RUN: `|N a=1 b=2 <argv>` when declared build args are in scope (sorted), as Docker writes it. */
+/**
+ * History of a RUN: `|N a=1 b=2 <argv>` when build args are in scope (sorted), as Docker writes it
+ * (prependEnvOnCmd): the prefix appears whenever any arg is allowed, but predefined args (HTTP_PROXY…)
+ * given with --build-arg and not declared in the stage are not listed, so `|0 <argv>` is possible.
+ */
 export function runCreatedBy(ctx: BuildContext, state: ImageState, argv: readonly string[]): string {
-  const shown = [...allowedArgs(ctx, state)].filter(([k]) => !PREDEFINED_ARGS.has(k) || state.args.has(k)).map(([k, v]) => `${k}=${v}`);
+  const allowed = [...allowedArgs(ctx, state)];
+  const shown = allowed.filter(([k]) => !PREDEFINED_ARGS.has(k) || state.args.has(k)).map(([k, v]) => `${k}=${v}`);
   shown.sort();
   for (const k of state.args.keys()) ctx.usedArgs.add(k);
-  return (shown.length > 0 ? [`|${shown.length}`, ...shown, ...argv] : [...argv]).join(' ');
+  return (allowed.length > 0 ? [`|${shown.length}`, ...shown, ...argv] : [...argv]).join(' ');
 }
 
 function isFsStep(s: ExpandedStep): s is FsStep {
