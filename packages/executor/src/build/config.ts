@@ -195,8 +195,18 @@ export function applyConfigStep(prev: ConfigState, step: ConfigStep): ConfigResu
       if (step.health.StartPeriod) h.StartPeriod = step.health.StartPeriod;
       if (step.health.StartInterval) h.StartInterval = step.health.StartInterval;
       if (step.health.Retries) h.Retries = step.health.Retries;
+      const createdBy = nopCreatedBy(before, healthHistory(h));
+      // Docker 20.10 commits through a container whose create merges the parent image's config
+      // into the step's (daemon merge()), and the HealthConfig pointer is shared: options left at
+      // zero take the previous HEALTHCHECK's values. The history line is written before that.
+      const old = prev.config.Healthcheck;
+      if (old) {
+        for (const k of ['Interval', 'Timeout', 'StartPeriod', 'Retries'] as const) {
+          if (!h[k] && old[k]) h[k] = old[k];
+        }
+      }
       config.Healthcheck = h;
-      return { state, createdBy: nopCreatedBy(before, healthHistory(h)) };
+      return { state, createdBy };
     }
     case 'ONBUILD':
       config.OnBuild = [...(config.OnBuild ?? []), step.trigger];
