@@ -167,12 +167,20 @@ class ByteReader {
     };
   }
   async #fill(n: number): Promise<boolean> {
-    while (this.#buf.length < n && !this.#eof) {
+    if (this.#buf.length >= n) return true;
+    // Gather then join once (no quadratic copying for a body spanning many chunks).
+    const parts = this.#buf.length > 0 ? [this.#buf] : [];
+    let len = this.#buf.length;
+    while (len < n && !this.#eof) {
       const r = await this.#it.next();
       if (r.done) this.#eof = true;
-      else this.#buf = this.#buf.length === 0 ? r.value : Buffer.concat([this.#buf, r.value]);
+      else if (r.value.length > 0) {
+        parts.push(r.value);
+        len += r.value.length;
+      }
     }
-    return this.#buf.length >= n;
+    this.#buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts, len);
+    return len >= n;
   }
   /** Exactly n bytes, or fewer at end of input. */
   async read(n: number): Promise<Buffer> {

@@ -210,3 +210,55 @@ test('directory mtimes are set after their children; setuid survives chown', asy
   t.is(f.mode & 0o7777, 0o4755);
   t.deepEqual([f.uid, f.gid], [1000, 1000]);
 });
+
+test('a directory later replaced by a symlink to outside: its mtime is not set through the symlink', async (t) => {
+  const a = await arena(t);
+  const sentinelBefore = (await lstat(a.sentinel)).mtimeMs;
+  const layer = await tarOf([
+    { name: 'd', type: 'directory', mtime: new Date(1_000_000_000) },
+    { name: 'd', type: 'symlink', linkname: a.sentinel.replace(/[^/]+$/, '').concat('sentinel') },
+  ]);
+  await applyLayer(Readable.from([layer]), a.target, { format: 'plain' });
+  t.true((await lstat(join(a.target, 'd'))).isSymbolicLink());
+  t.is((await lstat(a.sentinel)).mtimeMs, sentinelBefore);
+  await a.unchanged();
+});
+
+test('the same directory twice: the last entry\'s metadata wins', async (t) => {
+  const dir = await tempDir(t);
+  const layer = await tarOf([
+    { name: 'd', type: 'directory', mtime: new Date(1_000_000_000), mode: 0o700 },
+    { name: 'd/f', content: 'x' },
+    { name: 'd', type: 'directory', mtime: new Date(1_500_000_000), mode: 0o751 },
+  ]);
+  await applyLayer(Readable.from([layer]), dir, { format: 'plain' });
+  const d = await lstat(join(dir, 'd'));
+  t.is(d.mtimeMs, 1_500_000_000);
+  t.is(d.mode & 0o7777, 0o751);
+});
+
+for (const size of [0, 511, 512, 3 * 1024 * 1024 + 7]) {
+  test(`a ${size}-byte file replaces a directory and a symlink, with owner, mode and mtime`, async (t) => {
+    const a = await arena(t);
+    const content = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) content[i] = 33 + ((i * 7 + (i >> 9)) % 94);
+    const body = content.toString('ascii');
+    const layer = await tarOf([
+      { name: 'd', type: 'directory' },
+      { name: 'd/inner', content: 'x' },
+      { name: 's', type: 'symlink', linkname: '../sentinel/file' },
+      { name: 'd', content: body, mode: 0o4750, uid: 123, gid: 456, mtime: new Date(1_234_567_000) },
+      { name: 's', content: body, mode: 0o640, uid: 7, gid: 8, mtime: new Date(1_234_568_000) },
+    ]);
+    await applyLayer(Readable.from([layer]), a.target, { format: 'plain' });
+    for (const [name, mode, owner, mtime] of [['d', 0o4750, [123, 456], 1_234_567_000], ['s', 0o640, [7, 8], 1_234_568_000]] as const) {
+      const st = await lstat(join(a.target, name));
+      t.true(st.isFile(), name);
+      t.is(st.mode & 0o7777, mode, name);
+      t.deepEqual([st.uid, st.gid], [...owner], name);
+      t.is(st.mtimeMs, mtime, name);
+      t.true((await readFile(join(a.target, name))).equals(content), name);
+    }
+    await a.unchanged();
+  });
+}
