@@ -50,8 +50,10 @@ test('ENTRYPOINT resets an inherited Cmd but keeps one set in this stage', (t) =
   t.deepEqual(own.state.config.Cmd, ['y']);
 });
 
-test('CMD []: no Cmd; shell forms use the current SHELL', (t) => {
-  t.is(run([{ kind: 'CMD', cmd: { form: 'exec', args: [] } }]).state.config.Cmd, undefined);
+test('CMD []: an empty Cmd (Docker 20.10 config shows "Cmd":[]) that a later ENTRYPOINT resets; shell forms use the current SHELL', (t) => {
+  const empty = run([{ kind: 'CMD', cmd: { form: 'exec', args: [] } }]);
+  t.deepEqual(empty.state.config.Cmd, []);
+  t.is(run([{ kind: 'CMD', cmd: { form: 'exec', args: [] } }, { kind: 'ENTRYPOINT', cmd: { form: 'exec', args: ['x'] } }]).state.config.Cmd, undefined);
   const s = run([{ kind: 'SHELL', shell: ['/bin/bash', '-c'] }, { kind: 'CMD', cmd: { form: 'shell', command: 'x' } }]);
   t.deepEqual(s.state.config.Cmd, ['/bin/bash', '-c', 'x']);
 });

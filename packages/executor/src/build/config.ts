@@ -147,10 +147,10 @@ export function applyConfigStep(prev: ConfigState, step: ConfigStep): ConfigResu
     case 'CMD': {
       // a bare `CMD` (shell form, no text) stores just the SHELL, as Docker 20.10 does
       const argv = step.cmd.form === 'shell' && step.cmd.command === '' ? shellOf(config) : argvOf(step.cmd, config);
-      if (argv.length > 0) {
-        config.Cmd = argv;
-        state.cmdSet = true;
-      } else delete config.Cmd; // `CMD []`: Docker stores an empty list, which inspect shows as null
+      // `CMD []` too: Docker 20.10 stores (and inspect shows) an empty list; but only a non-empty
+      // command line counts as set (dispatchCmd), so a later ENTRYPOINT still resets it
+      config.Cmd = argv;
+      if (step.cmd.form === 'shell' ? step.cmd.command !== '' : step.cmd.args.length > 0) state.cmdSet = true;
       return { state, createdBy: nopCreatedBy(before, `CMD ${goQuoteList(argv)}`) };
     }
     case 'ENTRYPOINT': {
