@@ -2,6 +2,12 @@
  * Snapshots: each layer unpacked once (overlay format) into `snapshots/<chainID hex>/`, for use
  * as overlay lower dirs. Staged under `tmp/` and renamed into place, so concurrent builders on one
  * store never see a half-unpacked snapshot; the loser of a race discards its copy.
+ *
+ * Durability: nothing is fsynced per entry (see apply.ts) — a crash during unpacking leaves only a
+ * staging directory under tmp/, never a snapshot. Not covered: a power loss shortly after the
+ * rename can leave a snapshot whose file data had not reached the disk yet; one `syncfs` of the
+ * store's filesystem before the rename would close that (Node has no binding; `sync -f DIR` is one
+ * process per snapshot) at the price of flushing everything else dirty on that filesystem.
  */
 import { chmod, rename, stat } from 'node:fs/promises';
 import { applyLayer } from './apply.js';

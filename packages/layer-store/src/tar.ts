@@ -63,7 +63,7 @@ function rawHeader(h: { name: string; typeflag: string; mode: number; uid: numbe
   octal(b, 337, 8, h.devminor);
   b.fill(0x20, 148, 156);
   let sum = 0;
-  for (const x of b) sum += x;
+  for (let i = 0; i < BLOCK; i++) sum += b[i]!;
   b.write(sum.toString(8).padStart(6, '0'), 148, 6, 'ascii');
   b[154] = 0;
   b[155] = 0x20;
