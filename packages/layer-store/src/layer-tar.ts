@@ -257,9 +257,9 @@ function compressor(opts: WriteLayerOptions): Transform {
  * @throws StoreError (and the signal's reason when aborted).
  */
 export async function writeLayer(store: Store, dir: string, opts: WriteLayerOptions): Promise<Layer> {
-  const tarHash = hashing();
-  const blobHash = hashing();
   const gzip = opts.compression !== 'none';
+  const tarHash = hashing();
+  const blobHash = gzip ? hashing() : tarHash; // uncompressed: the blob is the tar, hash it once
   const tmp = tempName(store.tmpDir, 'layer');
   try {
     const fh = await open(tmp, 'wx', 0o644);
@@ -276,7 +276,7 @@ export async function writeLayer(store: Store, dir: string, opts: WriteLayerOpti
           signalOpt,
         );
       } else {
-        await pipeline(layerTarStream(dir, opts), tarHash, blobHash, out, signalOpt);
+        await pipeline(layerTarStream(dir, opts), tarHash, out, signalOpt);
       }
       await fh.sync();
     } finally {

@@ -4,7 +4,7 @@ import { chmod, cp, link, lchown, mkdir, readFile, rm, symlink, utimes, writeFil
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { setAttribute } from 'fs-xattr';
-import { applyLayer, hashing, layerTarStream, MediaTypes, Store, writeLayer } from '../src/index.js';
+import { applyLayer, hashing, layerTarStream, MediaTypes, sha256Of, Store, writeLayer } from '../src/index.js';
 import { readTar } from '../src/tar.js';
 import { describeTree, sh, tempDir } from './helpers.js';
 
@@ -88,6 +88,9 @@ test('GNU tar reads the layer: entries in order, numeric owners, long names, lin
   const layer = await writeLayer(store, src, { kind: 'rootfs', compression: 'none' });
   t.is(layer.mediaType, MediaTypes.ociLayer);
   t.is(layer.digest as string, layer.diffID as string);
+  const blob = await readFile(store.blobPath(layer.digest));
+  t.is(sha256Of(blob), layer.digest);
+  t.is(layer.size, blob.length);
   const listing = await sh('tar', ['--numeric-owner', '-tvf', store.blobPath(layer.digest)]);
   const names = (await sh('tar', ['-tf', store.blobPath(layer.digest)])).trim().split('\n');
   t.is(names[0], 'bin/');
