@@ -9,7 +9,8 @@
  * store's filesystem before the rename would close that (Node has no binding; `sync -f DIR` is one
  * process per snapshot) at the price of flushing everything else dirty on that filesystem.
  */
-import { chmod, rename, stat } from 'node:fs/promises';
+import { chmod, lstat, lutimes, readdir, rename, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { applyLayer } from './apply.js';
 import { chainIDsOf, hashing } from './digest.js';
 import { DigestMismatchError, StoreError } from './errors.js';
@@ -60,4 +61,51 @@ export async function prepareSnapshots(
     }
   }
   return dirs;
+}
+
+/**
+ * Installs `dir` — an overlay upper dir whose tar just became the top layer of `diffIDs` — as
+ * that chain's snapshot, by renaming it: a layer built here is never unpacked again (Docker's
+ * overlay2 likewise keeps a step's diff dir as the next step's lower dir). The upper dir already
+ * holds the overlay form of the layer (0/0 whiteout devices, opaque xattrs). With
+ * `sourceDateEpoch`, mtimes newer than it are clamped first, so the snapshot holds what
+ * unpacking the layer's tar would give and later steps see the same files on every machine.
+ *
+ * @returns false, leaving `dir` alone, when the chain already has a snapshot.
+ * `dir` must be on the store's file system (under `tmp/`) and no longer mounted.
+ */
+export async function adoptSnapshot(
+  store: Store,
+  diffIDs: readonly DiffID[],
+  dir: string,
+  opts: Cancellable & { sourceDateEpoch?: number } = {},
+): Promise<boolean> {
+  const chain = chainIDsOf(diffIDs).at(-1);
+  if (chain === undefined) return false;
+  const target = store.snapshotDirFor(chain);
+  if (await exists(target)) return false;
+  if (opts.sourceDateEpoch !== undefined) await clampMtimes(dir, opts.sourceDateEpoch, opts.signal);
+  await chmod(dir, 0o755);
+  try {
+    await rename(dir, target);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // another builder installed the same chain first: theirs is as good as ours
+    if (code === 'ENOTEMPTY' || code === 'EEXIST') return false;
+    throw new StoreError(`installing snapshot ${target}`, { cause: err });
+  }
+}
+
+/** Sets every mtime (and atime) newer than `epoch` to `epoch`, as the layer tar writer clamps them. */
+async function clampMtimes(dir: string, epoch: number, signal?: AbortSignal): Promise<void> {
+  const pending = [dir];
+  for (let d = pending.pop(); d !== undefined; d = pending.pop()) {
+    signal?.throwIfAborted();
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) pending.push(p);
+      if ((await lstat(p)).mtimeMs > epoch * 1000) await lutimes(p, epoch, epoch);
+    }
+  }
 }

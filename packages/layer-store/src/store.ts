@@ -18,7 +18,7 @@ import {
 import { fileSink, fsyncDir, tempName, writeFileAtomic } from './fsutil.js';
 import { canonicalJSON, shapeForMediaType } from './json.js';
 import { acquireLock } from './lock.js';
-import { prepareSnapshots } from './snapshots.js';
+import { adoptSnapshot, prepareSnapshots } from './snapshots.js';
 import { parseReference, type Reference } from './reference.js';
 import {
   MediaTypes,
@@ -486,6 +486,15 @@ export class Store {
    */
   prepareSnapshots(layers: ReadonlyArray<{ digest: Digest; diffID: DiffID }>, opts: Cancellable = {}): Promise<string[]> {
     return prepareSnapshots(this, layers, opts);
+  }
+
+  /**
+   * Renames `dir`, an overlay upper dir whose tar is the top layer of `diffIDs`, into place as
+   * that chain's snapshot (mtimes clamped to `sourceDateEpoch` first), so the layer is never
+   * unpacked again. Returns false, leaving `dir` alone, when the snapshot exists already.
+   */
+  adoptSnapshot(diffIDs: readonly DiffID[], dir: string, opts: Cancellable & { sourceDateEpoch?: number } = {}): Promise<boolean> {
+    return adoptSnapshot(this, diffIDs, dir, opts);
   }
 
   /** Removes a directory tree under the store (used for temp dirs). */

@@ -204,6 +204,8 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
     if ((await readdir(upper)).length === 0) return addHistory(ctx, state, createdBy, true);
     const layer = await writeLayer(store, upper, { kind: 'upper', ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
     const withLayer = addLayer(state, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, layer.diffID);
+    // the upper dir is this layer's snapshot already: keep it instead of unpacking the tar again
+    await store.adoptSnapshot(withLayer.image.rootfs.diff_ids, upper, { ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
     return addHistory(ctx, withLayer, createdBy, false);
   } finally {
     if (src) await src.unmount();

@@ -105,6 +105,8 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
     if (await isEmptyDir(upper)) return addHistory(ctx, state, createdBy, true);
     const layer = await writeLayer(store, upper, { kind: 'upper', ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
     const withLayer = addLayer(state, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, layer.diffID);
+    // the upper dir is this layer's snapshot already: keep it instead of unpacking the tar again
+    await store.adoptSnapshot(withLayer.image.rootfs.diff_ids, upper, { ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
     return addHistory(ctx, withLayer, createdBy, false);
   } finally {
     await volumes?.release();
@@ -156,6 +158,8 @@ export async function ensureWorkdir(ctx: BuildContext, state: ImageState): Promi
     if (await isEmptyDir(rootfs.upperdir)) return state;
     const layer = await writeLayer(store, rootfs.upperdir, { kind: 'upper', ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
     const withLayer = addLayer(state, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, layer.diffID);
+    // the upper dir is this layer's snapshot already: keep it instead of unpacking the tar again
+    await store.adoptSnapshot(withLayer.image.rootfs.diff_ids, rootfs.upperdir, { ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
     const history = [...(withLayer.image.history ?? [])];
     const last = history.pop();
     if (last) {
