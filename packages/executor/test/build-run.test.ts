@@ -213,3 +213,21 @@ test('COPY --chown with an unknown user name fails with the line', async (t) => 
   t.is(err?.line, 2);
   t.regex(err?.message ?? '', /unable to find user nobodyhere/);
 });
+
+test('RUN over the --memory limit (oci): fails saying it was killed for memory and naming the limit', async (t) => {
+  const { opts } = await setup(t, 'oom');
+  const err = await t.throwsAsync(build(opts('FROM busybox\nRUN head -c 200m /dev/zero | tail\n', { isolation: 'oci', memoryBytes: 32 * 1024 * 1024, noCache: true })), {
+    instanceOf: BuildError,
+  });
+  t.is(err?.code, 'E_STEP_FAILED');
+  t.is(err?.line, 2);
+  t.regex(err?.message ?? '', /killed for using more memory than the --memory limit \(33554432 bytes = 32 MiB\)/);
+  // within the limit the same kind of step passes
+  await t.notThrowsAsync(build(opts('FROM busybox\nRUN head -c 8m /dev/zero | tail | wc -c\n', { isolation: 'oci', memoryBytes: 64 * 1024 * 1024, cpus: 0.5, noCache: true })));
+});
+
+test('--memory with the chroot fallback is refused, not silently ignored', async (t) => {
+  const { opts } = await setup(t, 'oom-chroot');
+  const err = await t.throwsAsync(build(opts('FROM busybox\nRUN true\n', { isolation: 'chroot', memoryBytes: 64 * 1024 * 1024, noCache: true })));
+  t.regex(err?.message ?? '', /need OCI isolation/);
+});

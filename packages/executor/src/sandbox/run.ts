@@ -46,5 +46,11 @@ export async function runInSandbox(spec: RunSpec, opts: SandboxOptions): Promise
     const runtime = opts.runtime ?? (await requireTool('runc', 'runc'));
     return runWithRunc(spec, runtime, opts.stateDir, id);
   }
+  if (spec.memoryBytes !== undefined || spec.cpus !== undefined) {
+    // unshare + chroot makes no cgroup: a limit would be silently ignored
+    throw new SandboxError('--memory and --cpus need OCI isolation: the chroot fallback cannot limit a step', {
+      hint: 'install runc (apt-get install runc) and build with --isolation oci, or drop the limits',
+    });
+  }
   return runWithChroot(spec, opts.stateDir, id);
 }

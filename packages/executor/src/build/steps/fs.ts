@@ -54,6 +54,7 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
     const rootfs = await mountRootfs({ lowerdirs, upperdir: upper, workdir: join(tmp, 'work'), target: join(tmp, 'rootfs'), ...(signal ? { signal } : {}) });
     const tail = tailKeeper(10);
     let exitCode: number;
+    let oomKilled = false;
     const declared = volumePaths(state.image.config.Volumes);
     let volumesMounted = false;
     try {
@@ -91,12 +92,17 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
         { isolation, ...(runtime ? { runtime } : {}), stateDir: join(tmp, 'state') },
       );
       exitCode = r.exitCode;
+      oomKilled = r.oomKilled;
     } finally {
       await rootfs.unmount();
     }
     if (exitCode !== 0) {
-      throw new BuildError('E_STEP_FAILED', `The command '${argv.join(' ')}' returned a non-zero code: ${exitCode}${tail.text() ? `\n--- last lines of output ---\n${tail.text()}` : ''}`, {
+      const why = oomKilled
+        ? `was killed for using more memory than the --memory limit (${options.memoryBytes ?? 0} bytes = ${((options.memoryBytes ?? 0) / 1024 / 1024).toFixed(0)} MiB); exit code ${exitCode}`
+        : `returned a non-zero code: ${exitCode}`;
+      throw new BuildError('E_STEP_FAILED', `The command '${argv.join(' ')}' ${why}${tail.text() ? `\n--- last lines of output ---\n${tail.text()}` : ''}`, {
         exitCode,
+        ...(oomKilled ? { hint: 'raise the limit with --memory, or make the step use less memory' } : {}),
       });
     }
     await removeSandboxArtifacts(upper, lowerdirs);
