@@ -94,7 +94,8 @@ fresh_tsb_root() { # dir
 
 # build commands, per tool
 tsb_build() { $TSB --root "$W/tsb-root" build -q -t "bench-$1" "$W/ctx/$1"; }
-docker_build() { $DOCKER build -q -t "bench-$1" "$W/ctx/$1"; }
+# host network like tsbuild's default (the test dockerd runs with --bridge=none)
+docker_build() { $DOCKER build --network host -q -t "bench-$1" "$W/ctx/$1"; }
 buildah_build() { buildah build --layers --isolation chroot -q -t "bench-$1" "$W/ctx/$1"; }
 tsb_cold_prep() { fresh_tsb_root "$W/tsb-root"; }
 docker_cold_prep() { $DOCKER rmi -f "bench-$1" >/dev/null 2>&1 || true; $DOCKER builder prune -af >/dev/null 2>&1 || true; $DOCKER image prune -f >/dev/null 2>&1 || true; }
