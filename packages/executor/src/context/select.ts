@@ -1,4 +1,4 @@
-import { lstatSync, readdirSync, readlinkSync, type Dirent } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, type BigIntStats, type Dirent } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ContextError } from './errors.js';
@@ -57,9 +57,10 @@ function typeOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(
   return 'other';
 }
 
-async function entryOf(hostPath: string, rel: string): Promise<SourceEntry> {
-  const st = await lstat(hostPath, { bigint: true });
+/** The entry for `rel` from its lstat; `linkTarget` read only for symlinks. */
+function entryFromStats(hostPath: string, rel: string, st: BigIntStats, readLink: (p: string) => string | undefined): SourceEntry {
   const type = typeOf(st);
+  const linkTarget = type === 'symlink' ? readLink(hostPath) : undefined;
   return {
     rel,
     hostPath,
@@ -73,29 +74,19 @@ async function entryOf(hostPath: string, rel: string): Promise<SourceEntry> {
     nlink: Number(st.nlink),
     mtimeNs: st.mtimeNs,
     ctimeNs: st.ctimeNs,
-    ...(type === 'symlink' ? { linkTarget: await readlink(hostPath) } : {}),
+    ...(linkTarget !== undefined ? { linkTarget } : {}),
   };
+}
+
+async function entryOf(hostPath: string, rel: string): Promise<SourceEntry> {
+  const st = await lstat(hostPath, { bigint: true });
+  const linkTarget = st.isSymbolicLink() ? await readlink(hostPath) : undefined;
+  return entryFromStats(hostPath, rel, st, () => linkTarget);
 }
 
 /** {@link entryOf} with synchronous calls: the walk's hot path (see {@link walk}). */
 function entryOfSync(hostPath: string, rel: string): SourceEntry {
-  const st = lstatSync(hostPath, { bigint: true });
-  const type = typeOf(st);
-  return {
-    rel,
-    hostPath,
-    type,
-    mode: Number(st.mode & 0o7777n),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    size: type === 'file' ? Number(st.size) : 0,
-    dev: st.dev,
-    ino: st.ino,
-    nlink: Number(st.nlink),
-    mtimeNs: st.mtimeNs,
-    ctimeNs: st.ctimeNs,
-    ...(type === 'symlink' ? { linkTarget: readlinkSync(hostPath) } : {}),
-  };
+  return entryFromStats(hostPath, rel, lstatSync(hostPath, { bigint: true }), (p) => readlinkSync(p));
 }
 
 /** Longest stretch the walk blocks the event loop before yielding to it. */
