@@ -28,16 +28,8 @@ MAIN=$repo/packages/cli/dist/src/main.js
 TSB=(node "$MAIN" --root "$ROOT")
 mkdir -p "$W"
 
-now() { date +%s.%N; }
-# timed CMD...: runs CMD quietly, prints elapsed seconds; fails loudly when CMD fails
-timed() {
-  local t0 t1 out
-  t0=$(now)
-  if ! out=$("$@" 2>&1); then echo "command failed: $*" >&2; echo "$out" | tail -20 >&2; return 1; fi
-  t1=$(now)
-  awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", b - a}'
-}
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) {print a[(NR+1)/2]} else {printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}}'; }
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 # bench NAME PREP CMD...: runs PREP then CMD (timed) $runs times, prints the median
 bench() {
   local name=$1 prep=$2 t=()
