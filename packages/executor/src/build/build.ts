@@ -294,7 +294,7 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
   }
   const total = instructions.length + 1;
   ctx.emit({ type: 'step-start', stage: stage.index, index: 0, total, instruction: stage.from.raw, line: stage.from.range.start.line });
-  ctx.emit({ type: 'step-done', stage: stage.index, index: 0, durationMs: fromMs, id: stateId(state) });
+  ctx.emit({ type: 'step-done', stage: stage.index, index: 0, durationMs: fromMs, cached: false, id: stateId(state) });
   for (const [i, instr] of instructions.entries()) {
     ctx.options.signal?.throwIfAborted();
     const index = i + 1;
@@ -328,7 +328,7 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
     }
     const layer = state.layers.length > layersBefore ? state.layers[state.layers.length - 1]?.digest : undefined;
     ctx.steps.push({ stage: stage.index, index, instruction: instr.raw, cached, ...(layer ? { layer } : {}) });
-    ctx.emit({ type: 'step-done', stage: stage.index, index, durationMs: performance.now() - started, ...(layer ? { layer } : {}), id: stateId(state) });
+    ctx.emit({ type: 'step-done', stage: stage.index, index, durationMs: performance.now() - started, cached, ...(layer ? { layer } : {}), id: stateId(state) });
   }
   ctx.cache.endStage(cursor);
   return state;

@@ -6,7 +6,7 @@ export type BuildEvent =
   | { type: 'step-cached'; stage: number; index: number }
   /** a cache miss and why (which input changed against the nearest previous record) */
   | { type: 'step-cache-miss'; stage: number; index: number; key: string; reason: string }
-  | { type: 'step-done'; stage: number; index: number; durationMs: number; layer?: string; id: string }
+  | { type: 'step-done'; stage: number; index: number; durationMs: number; cached: boolean; layer?: string; id: string }
   | { type: 'step-error'; stage: number; index: number; message: string }
   | { type: 'warning'; message: string; line?: number };
 
