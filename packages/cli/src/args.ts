@@ -11,6 +11,8 @@ export interface FlagSpec {
   type: 'string' | 'boolean';
   /** may be given several times (values collected in order) */
   multiple?: boolean;
+  /** one line for `--help` */
+  help?: string;
 }
 
 export interface ParsedArgs {
@@ -25,6 +27,26 @@ export class UsageError extends Error {
     super(message);
     this.name = 'UsageError';
   }
+}
+
+/**
+ * Thrown by {@link parseArgs} for `--help`/`-h` when the command declares no such flag; the CLI
+ * prints {@link helpText} to stdout and exits 0, as Docker does.
+ */
+export class HelpRequested extends Error {
+  readonly code = 'E_HELP';
+  constructor(readonly specs: readonly FlagSpec[]) {
+    super('help requested');
+    this.name = 'HelpRequested';
+  }
+}
+
+/** `Options:` lines for a command's flags, Docker's layout (`-t, --tag string   Name and tag`). */
+export function helpText(command: string, specs: readonly FlagSpec[]): string {
+  const rows = specs.map((s) => [`${s.short ? `-${s.short}, ` : '    '}--${s.name}${s.type === 'string' ? (s.multiple ? ' list' : ' string') : ''}`, s.help ?? '']);
+  const width = Math.max(0, ...rows.map((r) => (r[0] as string).length));
+  const lines = rows.map(([f, h]) => `  ${(f as string).padEnd(width)}   ${h}`.trimEnd());
+  return `Usage: tsbuild ${command} [OPTIONS]${command === 'build' ? ' PATH | -' : ''}\n${lines.length > 0 ? `\nOptions:\n${lines.join('\n')}\n` : ''}`;
 }
 
 /** Parses argv against specs. Throws UsageError on unknown flags or a missing value. */
@@ -47,6 +69,7 @@ export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[]): 
       const eq = arg.indexOf('=');
       const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
       const spec = byLong.get(name);
+      if (!spec && name === 'help') throw new HelpRequested(specs);
       if (!spec) throw new UsageError(`unknown flag: --${name}`, 'see --help for the flags this command takes');
       if (spec.type === 'boolean') {
         put(spec, eq < 0 ? 'true' : arg.slice(eq + 1));
@@ -63,6 +86,7 @@ export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[]): 
       for (let j = 1; j < arg.length; j++) {
         const c = arg[j] as string;
         const spec = byShort.get(c);
+        if (!spec && c === 'h' && arg === '-h') throw new HelpRequested(specs);
         if (!spec) throw new UsageError(`unknown shorthand flag: '${c}' in ${arg}`, 'see --help for the flags this command takes');
         if (spec.type === 'boolean') {
           put(spec, 'true');

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command, CliContext } from './context.js';
 import { defaultRoot } from './context.js';
 import { renderError } from './errors.js';
+import { HelpRequested, helpText } from './args.js';
 
 /** Each command's module, loaded on demand. Add a line per command. */
 const commands: Record<string, () => Promise<Command>> = {
@@ -92,6 +93,10 @@ export async function main(argv: string[], base: Omit<CliContext, 'root'>): Prom
     const command = await load();
     return await command.run(args, ctx);
   } catch (err) {
+    if (err instanceof HelpRequested) {
+      ctx.stdout.write(helpText(name, err.specs));
+      return 0;
+    }
     return renderError(err, ctx.stderr);
   }
 }

@@ -123,3 +123,46 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     t.notRegex(tmp, /interrupted/);
   });
 }
+
+test('--progress json prints one event a line: starts, cache decisions with reasons, times, the result', async (t) => {
+  const { dir, root } = await setup(t);
+  const ctx = path.join(dir, 'ctx');
+  await mkdir(ctx);
+  await writeFile(path.join(ctx, 'Dockerfile'), 'FROM busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt\n');
+  await writeFile(path.join(ctx, 'a.txt'), 'one\n');
+  const first = await tsbuild(root, ['build', '--progress', 'json', '-t', 'j', ctx]);
+  t.is(first.code, 0, first.stderr);
+  const events = first.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; index?: number; cached?: boolean; durationMs?: number; text?: string; reason?: string; id?: string });
+  t.deepEqual(
+    events.filter((e) => e.type === 'step-start').map((e) => e.index),
+    [0, 1, 2],
+  );
+  t.true(events.some((e) => e.type === 'step-log' && e.text === 'one\n'), 'RUN output as text');
+  const done = events.filter((e) => e.type === 'step-done' && e.index !== 0);
+  t.true(done.every((e) => e.cached === false && typeof e.durationMs === 'number'));
+  const last = events[events.length - 1];
+  t.is(last?.type, 'build-done');
+  t.regex(last?.id ?? '', /^sha256:[0-9a-f]{64}$/);
+  await writeFile(path.join(ctx, 'a.txt'), 'two\n');
+  const second = await tsbuild(root, ['build', '--progress=json', '-t', 'j', ctx]);
+  const ev2 = second.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; index?: number; reason?: string; cached?: boolean });
+  const miss = ev2.find((e) => e.type === 'step-cache-miss' && e.index === 1);
+  t.truthy(miss, second.stdout);
+  t.regex(miss?.reason ?? '', /a\.txt/);
+  t.true(ev2.filter((e) => e.type === 'step-done' && e.index === 1).every((e) => e.cached === false));
+});
+
+test('`build --help` and `save -h` print the flags to stdout and exit 0; an unknown flag is a usage error', async (t) => {
+  const { root } = await setup(t);
+  const h = await tsbuild(root, ['build', '--help']);
+  t.is(h.code, 0);
+  t.regex(h.stdout, /^Usage: tsbuild build \[OPTIONS\] PATH \| -$/m);
+  t.regex(h.stdout, /^ {2}-t, --tag list +Name and optionally a tag/m);
+  t.regex(h.stdout, /--explain-cache/);
+  const s = await tsbuild(root, ['save', '-h']);
+  t.is(s.code, 0);
+  t.regex(s.stdout, /-o, --output string/);
+  const bad = await tsbuild(root, ['build', '--nope', '.']);
+  t.is(bad.code, 125);
+  t.regex(bad.stderr, /unknown flag: --nope/);
+});

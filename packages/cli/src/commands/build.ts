@@ -8,21 +8,22 @@ import type { Command, CliContext } from '../context.js';
 import { parseArgs, flagBool, flagList, flagString, UsageError, type FlagSpec } from '../args.js';
 
 const FLAGS: FlagSpec[] = [
-  { name: 'tag', short: 't', type: 'string', multiple: true },
-  { name: 'file', short: 'f', type: 'string' },
-  { name: 'build-arg', type: 'string', multiple: true },
-  { name: 'target', type: 'string' },
-  { name: 'network', type: 'string' },
-  { name: 'isolation', type: 'string' },
-  { name: 'no-cache', type: 'boolean' },
-  { name: 'no-cache-filter', type: 'string', multiple: true },
-  { name: 'explain-cache', type: 'boolean' },
-  { name: 'secret', type: 'string', multiple: true },
-  { name: 'label', type: 'string', multiple: true },
-  { name: 'memory', short: 'm', type: 'string' },
-  { name: 'cpus', type: 'string' },
-  { name: 'source-date-epoch', type: 'string' },
-  { name: 'quiet', short: 'q', type: 'boolean' },
+  { name: 'tag', short: 't', type: 'string', multiple: true, help: 'Name and optionally a tag in the "name:tag" format' },
+  { name: 'file', short: 'f', type: 'string', help: "Name of the Dockerfile (default: 'PATH/Dockerfile'; '-' reads stdin)" },
+  { name: 'build-arg', type: 'string', multiple: true, help: 'Set build-time variables (NAME=value, or NAME to take it from the environment)' },
+  { name: 'target', type: 'string', help: 'Set the target build stage to build' },
+  { name: 'network', type: 'string', help: 'Networking mode for RUN: host (default) or none' },
+  { name: 'isolation', type: 'string', help: 'Sandbox for RUN: oci (runc), chroot (unshare + chroot) or auto (default)' },
+  { name: 'no-cache', type: 'boolean', help: 'Do not use cache when building the image' },
+  { name: 'no-cache-filter', type: 'string', multiple: true, help: 'Do not cache the named stages' },
+  { name: 'explain-cache', type: 'boolean', help: 'For each step that was not cached, say which input changed' },
+  { name: 'progress', type: 'string', help: 'plain (default: Docker-style steps) or json (one JSON event a line)' },
+  { name: 'secret', type: 'string', multiple: true, help: 'Secret for RUN --mount=type=secret: id=x,src=FILE or id=x,env=VAR' },
+  { name: 'label', type: 'string', multiple: true, help: 'Set metadata for an image (KEY=value)' },
+  { name: 'memory', short: 'm', type: 'string', help: 'Memory limit for RUN (e.g. 512m; needs --isolation oci)' },
+  { name: 'cpus', type: 'string', help: 'Number of CPUs for RUN (needs --isolation oci)' },
+  { name: 'source-date-epoch', type: 'string', help: 'Timestamp for reproducible images (default: $SOURCE_DATE_EPOCH)' },
+  { name: 'quiet', short: 'q', type: 'boolean', help: 'Suppress the build output and print image ID on success' },
 ];
 
 function keyValues(list: string[], env: CliContext['env'], fromEnv: boolean): Record<string, string> {
@@ -110,6 +111,9 @@ const command: Command = {
     const cpus = flagString(args, 'cpus');
     const { build, parseSecretFlag } = await import('@tsbuild/executor');
     const explain = flagBool(args, 'explain-cache');
+    const progress = flagString(args, 'progress') ?? 'plain';
+    if (!['plain', 'auto', 'json'].includes(progress)) throw new UsageError(`invalid --progress ${progress}`, 'use plain or json');
+    const json = progress === 'json';
     const out = ctx.stdout;
     const result = await build({
       store: ctx.root,
@@ -135,6 +139,11 @@ const command: Command = {
           return;
         }
         if (quiet) return;
+        if (json) {
+          // one event a line; a log chunk's bytes as text (invalid UTF-8 replaced)
+          out.write(`${JSON.stringify(e.type === 'step-log' ? { ...e, bytes: undefined, text: Buffer.from(e.bytes).toString('utf8') } : e)}\n`);
+          return;
+        }
         if (e.type === 'step-start') out.write(`Step ${e.index + 1}/${e.total} : ${e.instruction}\n`);
         else if (e.type === 'step-cached') out.write(' ---> Using cache\n');
         else if (e.type === 'step-cache-miss' && explain) out.write(` ---> Cache miss: ${e.reason}\n`);
@@ -143,6 +152,7 @@ const command: Command = {
       },
     });
     if (quiet) out.write(`${result.id}\n`);
+    else if (json) out.write(`${JSON.stringify({ type: 'build-done', id: result.id, tags: flagList(args, 'tag') })}\n`);
     else {
       out.write(`Successfully built ${result.id.replace(/^sha256:/, '').slice(0, 12)}\n`);
       for (const t of flagList(args, 'tag')) out.write(`Successfully tagged ${t.includes(':') ? t : `${t}:latest`}\n`);
