@@ -190,3 +190,26 @@ for (const [ms, s] of durations) test(`humanDuration(${ms}) = ${s}`, (t) => t.is
 test('table pads like Docker\'s tabwriter (min width 10, padding 3)', (t) => {
   t.is(table([['REPOSITORY', 'TAG', 'SIZE'], ['a', 'latest', '1B']]), 'REPOSITORY   TAG       SIZE\na            latest    1B\n');
 });
+
+test('--format Go templates: inspect -f once per image, images/history rows and `table` headers', async (t) => {
+  const { root, id } = await withImage(t, 'fmt:1');
+  t.is((await run(root, ['tag', 'fmt:1', 'fmt:2'])).code, 0);
+  const ins = await run(root, ['inspect', '-f', '{{.Id}} {{json .Config.Cmd}} {{.Config.Entrypoint}} {{.Comment}}', 'fmt:1', 'fmt:2']);
+  t.is(ins.code, 0, ins.stderr);
+  t.is(ins.stdout, `${id} ["sh"] [] made by test\n${id} ["sh"] [] made by test\n`);
+  const tags = await run(root, ['inspect', '--format', '{{range .RepoTags}}{{.}},{{end}}', 'fmt:1']);
+  t.is(tags.stdout, 'fmt:1,fmt:2,\n');
+  const imgs = await run(root, ['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}']);
+  t.is(imgs.stdout, `fmt:1 ${id.slice(7, 19)}\nfmt:2 ${id.slice(7, 19)}\n`);
+  const tbl = await run(root, ['images', '--format', 'table {{.Repository}}\\t{{.Tag}}\\t{{.ID}}']);
+  t.is(tbl.stdout.split('\n')[0], 'REPOSITORY   TAG       IMAGE ID');
+  t.regex(tbl.stdout.split('\n')[1] ?? '', /^fmt {10}1 {9}[0-9a-f]{12}$/);
+  const hist = await run(root, ['history', '--format', '{{.CreatedBy}}|{{.Comment}}', 'fmt:1']);
+  t.is(hist.stdout, '|made by test\n');
+  const bad = await run(root, ['inspect', '-f', '{{.NoSuchField}}', 'fmt:1']);
+  t.is(bad.code, 125);
+  t.regex(bad.stderr, /map has no entry for key "NoSuchField"/);
+  const unparsable = await run(root, ['images', '--format', '{{if .ID}}']);
+  t.is(unparsable.code, 125);
+  t.regex(unparsable.stderr, /invalid --format: .*missing \{\{end\}\}/);
+});

@@ -2,14 +2,14 @@
 import { canonicalJSON, imageHistory, type HistoryRow } from '@tsbuild/layer-store';
 import { flagBool, flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
-import { createdAt, humanSize, isJSONFormat, openStore, shortID, since, table } from './image-output.js';
+import { createdAt, formatRows, humanSize, isJSONFormat, openStore, shortID, since, table } from './image-output.js';
 
 const HELP = `Usage: tsbuild history [OPTIONS] IMAGE
 
 Show the history of an image. SIZE is the layer's compressed size.
 
 Options:
-      --format string   json: one JSON object per line
+      --format string   json (one JSON object per line) or a Go template, e.g. '{{.CreatedBy}}'
   -H, --human           Print sizes and dates in human readable format (default true)
       --no-trunc        Don't truncate output
   -q, --quiet           Only show image IDs
@@ -41,10 +41,11 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     ctx.stdout.write(rows.map((r) => `${id(r)}\n`).join(''));
     return 0;
   }
-  if (json) {
-    for (const r of rows) {
-      ctx.stdout.write(`${canonicalJSON({ Comment: r.comment, CreatedAt: createdAt(r.created), CreatedBy: createdBy(r), CreatedSince: since(r.created, now), ID: id(r), Size: size(r) })}\n`);
-    }
+  const format = flagString(args, 'format');
+  if (json || format !== undefined) {
+    const objects = rows.map((r) => ({ Comment: r.comment, CreatedAt: createdAt(r.created), CreatedBy: createdBy(r), CreatedSince: since(r.created, now), ID: id(r), Size: size(r) }));
+    if (json) ctx.stdout.write(objects.map((o) => `${canonicalJSON(o)}\n`).join(''));
+    else ctx.stdout.write(formatRows(format as string, objects, { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' }));
     return 0;
   }
   const header = ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'];

@@ -9,6 +9,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { Store } from '@tsbuild/layer-store';
 import { UsageError } from '../args.js';
+import { Template, TemplateError } from '../template.js';
 import type { CliContext } from '../context.js';
 
 /** Opens the store at the context's root. */
@@ -80,11 +81,45 @@ export function shortID(id: string): string {
   return id.replace(/^sha256:/, '').slice(0, 12);
 }
 
-/** True for `--format json` and Docker's `--format '{{json .}}'`. */
+/** True for `--format json` and Docker's `--format '{{json .}}'`; false for none or another template. */
 export function isJSONFormat(format: string | undefined): boolean {
-  if (format === undefined) return false;
-  if (format === 'json' || /^\{\{\s*json\s+\.\s*\}\}$/.test(format)) return true;
-  throw new UsageError(`unsupported --format "${format}"`, 'only --format json ({{json .}}) is supported');
+  return format !== undefined && (format === 'json' || /^\{\{\s*json\s+\.\s*\}\}$/.test(format));
+}
+
+/** Parses a `--format` template, turning a mistake into a usage error that names the flag. */
+export function parseFormat(format: string): Template {
+  try {
+    return Template.parse(format);
+  } catch (err) {
+    if (err instanceof TemplateError) throw new UsageError(`invalid --format: ${err.message}`, err.hint);
+    throw err;
+  }
+}
+
+/** Runs a `--format` template on one value; a template that fails on it is a usage error. */
+export function runFormat(tpl: Template, data: unknown): string {
+  try {
+    return tpl.execute(data);
+  } catch (err) {
+    if (err instanceof TemplateError) throw new UsageError(`--format: ${err.message}`, err.hint);
+    throw err;
+  }
+}
+
+/**
+ * `--format TEMPLATE` over rows, as Docker's list commands do: one line per row; with a leading
+ * `table ` the columns (split on tabs) are laid out under a header made of each field's column
+ * name (`{{.Repository}}` → REPOSITORY).
+ */
+export function formatRows(format: string, rows: readonly Record<string, unknown>[], headers: Readonly<Record<string, string>>): string {
+  const isTable = /^table(\s|$)/.test(format);
+  const body = isTable ? format.replace(/^table\s?/, '') : format;
+  const tpl = parseFormat(body.replace(/\\t/g, '\t').replace(/\\n/g, '\n'));
+  const lines = rows.map((r) => runFormat(tpl, r));
+  if (!isTable) return lines.map((l) => `${l}\n`).join('');
+  const header = body.replace(/\\t/g, '\t').replace(/\{\{-?\s*\.(\w+)\s*-?\}\}/g, (_m, f: string) => `{{"${headers[f] ?? f.toUpperCase()}"}}`);
+  const head = runFormat(parseFormat(header), {});
+  return table([head, ...lines].map((l) => l.split('\t')));
 }
 
 /**

@@ -2,7 +2,7 @@
 import { canonicalJSON, listImages, parseReference, type ImageRow } from '@tsbuild/layer-store';
 import { flagBool, flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
-import { createdAt, humanSize, isJSONFormat, openStore, shortID, since, table } from './image-output.js';
+import { createdAt, formatRows, humanSize, isJSONFormat, openStore, shortID, since, table } from './image-output.js';
 
 const HELP = `Usage: tsbuild images [OPTIONS] [REPOSITORY[:TAG]]
 
@@ -11,10 +11,14 @@ List images. SIZE is what the image takes in the store (compressed layers).
 Options:
   -a, --all             Show all images (accepted; there are no intermediate images)
       --digests         Show digests (the manifest digest)
-      --format string   json: one JSON object per line, as --format '{{json .}}'
+      --format string   json (one JSON object per line, as '{{json .}}') or a Go template,
+                        e.g. '{{.Repository}}:{{.Tag}}' or 'table {{.ID}}\t{{.Size}}'
       --no-trunc        Don't truncate output
   -q, --quiet           Only show image IDs
 `;
+
+/** Column names of `--format 'table …'`, as Docker's. */
+const IMAGE_HEADERS = { ID: 'IMAGE ID', Repository: 'REPOSITORY', Tag: 'TAG', Digest: 'DIGEST', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', Size: 'SIZE', Containers: 'CONTAINERS', SharedSize: 'SHARED SIZE', UniqueSize: 'UNIQUE SIZE', VirtualSize: 'VIRTUAL SIZE' };
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const args = parseArgs(argv, [
@@ -38,10 +42,9 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     ctx.stdout.write([...new Set(rows.map(id))].map((s) => `${s}\n`).join(''));
     return 0;
   }
-  if (json) {
-    for (const r of rows) {
-      ctx.stdout.write(
-        `${canonicalJSON({
+  const format = flagString(args, 'format');
+  if (json || format !== undefined) {
+    const objects = rows.map((r) => ({
           Containers: 'N/A',
           CreatedAt: createdAt(r.created),
           CreatedSince: since(r.created, now),
@@ -53,9 +56,9 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
           Tag: r.tag,
           UniqueSize: 'N/A',
           VirtualSize: humanSize(r.size),
-        })}\n`,
-      );
-    }
+    }));
+    if (json) ctx.stdout.write(objects.map((o) => `${canonicalJSON(o)}\n`).join(''));
+    else ctx.stdout.write(formatRows(format as string, objects, IMAGE_HEADERS));
     return 0;
   }
   const digests = flagBool(args, 'digests');

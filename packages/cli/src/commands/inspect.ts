@@ -1,12 +1,23 @@
 /** `tsbuild inspect IMAGE...`: images as JSON, shaped like `docker image inspect`. */
 import { inspectImage, type ImageInspect } from '@tsbuild/layer-store';
-import { parseArgs, UsageError } from '../args.js';
+import { flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
-import { openStore } from './image-output.js';
+import { openStore, parseFormat, runFormat } from './image-output.js';
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
-  const args = parseArgs(argv, [{ name: 'help', type: 'boolean' }]);
-  if (args.flags.has('help')) return void ctx.stdout.write('Usage: tsbuild inspect IMAGE [IMAGE...]\n\nDisplay detailed information on one or more images\n'), 0;
+  const args = parseArgs(argv, [
+    { name: 'format', short: 'f', type: 'string' },
+    { name: 'type', type: 'string' },
+    { name: 'help', type: 'boolean' },
+  ]);
+  if (args.flags.has('help')) {
+    ctx.stdout.write('Usage: tsbuild inspect [OPTIONS] IMAGE [IMAGE...]\n\nDisplay detailed information on one or more images\n\nOptions:\n  -f, --format string   Format the output using the given Go template\n');
+    return 0;
+  }
+  const type = flagString(args, 'type');
+  if (type !== undefined && type !== 'image') throw new UsageError(`"${type}" is not a valid value for --type`, 'tsbuild stores images only: --type image');
+  const format = flagString(args, 'format');
+  const tpl = format === undefined ? undefined : parseFormat(format.replace(/\\t/g, '\t').replace(/\\n/g, '\n'));
   if (args.positionals.length === 0) throw new UsageError('"inspect" requires at least 1 argument.', 'Usage: tsbuild inspect IMAGE [IMAGE...]');
   const store = await openStore(ctx);
   const found: ImageInspect[] = [];
@@ -20,6 +31,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
       failed = true;
     }
   }
-  ctx.stdout.write(`${JSON.stringify(found, null, 4)}\n`);
+  // as Docker: a template runs once per image, each result on its own line
+  if (tpl !== undefined) ctx.stdout.write(found.map((img) => `${runFormat(tpl, img)}\n`).join(''));
+  else ctx.stdout.write(`${JSON.stringify(found, null, 4)}\n`);
   return failed ? 1 : 0;
 }
