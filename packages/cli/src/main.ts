@@ -108,7 +108,13 @@ function isEntry(): boolean {
     return false;
   }
 }
-if (isEntry()) {
+
+/**
+ * Runs tsbuild as a process: `process.argv`, the standard streams, SIGINT/SIGTERM abort the
+ * command (a second signal exits at once); sets `process.exitCode`. The entry of `bin/tsbuild.cjs`
+ * (bundled) and of `node dist/src/main.js`.
+ */
+export function runCli(): void {
   const controller = new AbortController();
   const stop = (sig: NodeJS.Signals): void => {
     if (controller.signal.aborted) process.exit(130);
@@ -131,3 +137,4 @@ if (isEntry()) {
     },
   );
 }
+if (isEntry()) runCli();
