@@ -26,7 +26,7 @@ export {
 export { ArchiveError } from './archive-errors.js';
 export { acquireLock, type HeldLock } from './lock.js';
 export { save, CONTAINERD_NAME_ANNOTATION, type SaveOptions } from './save.js';
-export { load, type LoadOptions, type LoadedImage } from './load.js';
+export { load, loadFile, type LoadOptions, type LoadedImage } from './load.js';
 export { exportImage } from './export.js';
 export * from './registry.js';
 export { importRootfs, applyChanges, ChangeError, type ImportOptions, type ImportedConfig } from './import.js';

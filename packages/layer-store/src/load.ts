@@ -3,23 +3,36 @@
  * form and Docker 25's `blobs/sha256/` form) and OCI layout archives, plain or compressed (gzip,
  * zstd: detected by magic).
  *
- * Every member is spooled once to a private directory under the store's `tmp/`, hashed on the
- * way; uncompressed layer tars are gzip'd on the way (their diffID is the hash of the raw bytes),
- * gzip'd layers are gunzip'd on a side branch only to compute their diffID. Only when the whole
- * archive has been read and checked (JSON, digests, diffIDs against the config's rootfs) are the
- * spooled files renamed into `blobs/` and the tags written to `index.json`. On any error the
- * spool directory is removed and `index.json` is untouched.
+ * Each member's bytes are read once and, in the same pass, hashed (sha256), written to a temp file
+ * in a private directory under the store's `tmp/`, and — for a gzip'd layer — gunzipped and hashed
+ * again for the diffID (zlib runs on the thread pool while the main thread hashes); an
+ * uncompressed layer tar is gzip'd on the way instead (its diffID is the hash of the raw bytes).
+ * A blob already in the store is hashed and checked but not written again.
+ *
+ * From a stream (stdin, a compressed archive) every member is read as it comes, gzip'd ones with
+ * their diffID computed on the side. From an uncompressed archive file (`loadFile`) the headers are
+ * listed first and only the members the images need are read, in place (no copy of the archive),
+ * several layers at once.
+ *
+ * Only when the whole archive has been read and checked (JSON, digests, diffIDs against the
+ * config's rootfs) are the temp files renamed into `blobs/` and the tags written to `index.json`.
+ * On any error the temp directory is removed and `index.json` is untouched.
  */
-import { open, readFile } from 'node:fs/promises';
+import { closeSync, createReadStream, fdatasync, fstatSync, fsync, openSync, writeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createHash, type Hash } from 'node:crypto';
+import { createGunzip, type ZlibOptions } from 'node:zlib';
+import { promisify } from 'node:util';
 import tar from 'tar-stream';
 import { ArchiveError } from './archive-errors.js';
-import { byteCap, contentKindOf, decompressing, linkTarget, peek, safeMemberName, type ContentKind } from './archive-stream.js';
-import { hashing, hexOf, isDigest } from './digest.js';
+import { contentKindOf, compressionOf, decompressing, linkTarget, safeMemberName, type ContentKind } from './archive-stream.js';
+import { indexArchive, readExactly, type IndexedMember } from './archive-tar.js';
+import { hexOf, isDigest } from './digest.js';
 import { DigestMismatchError, StoreError } from './errors.js';
+import { createParallelGzip } from './parallel-gzip.js';
 import { parseReference } from './reference.js';
 import { CONTAINERD_NAME_ANNOTATION } from './save.js';
 import { REF_NAME_ANNOTATION, type Store } from './store.js';
@@ -46,17 +59,40 @@ export interface LoadedImage {
 /** JSON members larger than this are refused (a manifest.json of thousands of images fits). */
 const MAX_JSON_BYTES = 16 * 1024 * 1024;
 const BLOB_MEMBER_RE = /^blobs\/sha256\/([0-9a-f]{64})$/;
+/**
+ * Bytes per read of an archive file and per zlib output buffer: each async step costs a thread-pool
+ * hand-off, far dearer on this kind of VM than the copy, so few large steps (zlib's default output
+ * buffer of 16 KiB meant 64 hand-offs per MiB).
+ */
+const CHUNK = 2 * 1024 * 1024;
+const ZLIB_OUT = 1024 * 1024;
+/**
+ * Written bytes after which an fdatasync is started in the background (one at a time): the disk
+ * then writes while we read and hash, instead of all at the final fsync (the kernel would not
+ * start on its own until gigabytes are dirty).
+ */
+const WRITEBACK_EVERY = 64 * 1024 * 1024;
+/** Layers read at once from an archive file (zlib on the thread pool, hashing on the main thread). */
+const LAYER_CONCURRENCY = 2;
+/** Longest stretch of synchronous work before yielding to the event loop (signals, other I/O). */
+const SLICE_MS = 20;
 
-/** A spooled archive member: what its bytes were and where the blob to store sits. */
+const fdatasyncAsync = promisify(fdatasync);
+const fsyncAsync = promisify(fsync);
+
+/** An ingested archive member: what its bytes were and where the blob to store sits. */
 interface Spooled {
   name: string;
   kind: ContentKind;
   /** sha256 and size of the member's bytes as they were in the archive. */
   digest: Digest;
   size: number;
-  /** The file to adopt as a blob: the member's bytes, or their gzip for an uncompressed tar. */
-  blob: { file: string; digest: Digest; size: number };
-  /** sha256 of the uncompressed tar (tar and gzip members; undefined for zstd). */
+  /**
+   * The blob to store: the member's bytes, or their gzip for an uncompressed tar. `file` is the
+   * temp file to adopt; undefined when the blob was already in the store (nothing was written).
+   */
+  blob: { file: string | undefined; digest: Digest; size: number };
+  /** sha256 of the uncompressed tar (tar members, and gzip members read as layers; undefined for zstd). */
   diffID?: DiffID;
   /** Why the diffID of a gzip member could not be computed (corrupt, truncated, too large). */
   diffError?: unknown;
@@ -81,7 +117,7 @@ interface Plan {
 export async function load(store: Store, input: Readable, opts: LoadOptions = {}): Promise<LoadedImage[]> {
   const dir = await store.makeTempDir('load');
   try {
-    const members = await spoolArchive(input, dir, opts);
+    const members = await spoolArchive(store, input, dir, opts);
     const plans = await planImages(members);
     return await commitPlans(store, plans);
   } finally {
@@ -89,18 +125,56 @@ export async function load(store: Store, input: Readable, opts: LoadOptions = {}
   }
 }
 
+/**
+ * Loads every image of the archive file at `path` into the store, like `load`. An uncompressed
+ * archive in a regular file is read in place: its headers first, then only the members the images
+ * use (several layers at once); anything else (a compressed archive, a pipe) is streamed.
+ * @returns the images stored, in archive order.
+ * @throws as `load`; StoreError when the file cannot be opened.
+ */
+export async function loadFile(store: Store, path: string, opts: LoadOptions = {}): Promise<LoadedImage[]> {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw new StoreError(`opening archive ${path}`, { cause: err, hint: 'check the path given to load -i' });
+  }
+  try {
+    const st = fstatSync(fd);
+    const head = Buffer.alloc(Math.min(4, st.size));
+    if (st.isFile()) readExactly(fd, head, 0);
+    if (!st.isFile() || compressionOf(head) !== 'none') {
+      return await load(store, createReadStream(path, { highWaterMark: CHUNK }), opts);
+    }
+    if (opts.maxBytes !== undefined && st.size > opts.maxBytes) throw tooLarge('the archive', opts.maxBytes);
+    const dir = await store.makeTempDir('load');
+    const members = new FileMembers(store, fd, dir, opts);
+    try {
+      for (const m of indexArchive(fd, st.size)) members.add(m);
+      const plans = await planImages(members);
+      return await commitPlans(store, plans);
+    } finally {
+      await members.settled();
+      await store.removeTree(dir);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 // ---- reading the archive ----
 
-class Members {
-  readonly files = new Map<string, Spooled>();
+/** The archive's members by name, with archive-internal links followed. */
+abstract class Members<T> {
+  readonly files = new Map<string, T>();
   readonly links = new Map<string, string>();
 
-  /** The spooled member `name` (following archive-internal links). */
-  get(name: string, what: string): Spooled {
+  /** The member `name` refers to (following links). */
+  resolve(name: string, what: string): { name: string; member: T } {
     let n = safeMemberName(name);
     for (let hops = 0; hops < 40; hops++) {
       const f = this.files.get(n);
-      if (f) return f;
+      if (f) return { name: n, member: f };
       const next = this.links.get(n);
       if (next === undefined) break;
       n = next;
@@ -112,21 +186,118 @@ class Members {
     return this.files.has(name) || this.links.has(name);
   }
 
+  /** The member `name` refers to, read: hashed, in a temp file; `asLayer` asks for its diffID. */
+  abstract get(name: string, what: string, asLayer?: boolean): Promise<Spooled>;
+
+  /** The blob's bytes on disk: its temp file, or the store's copy. */
+  protected abstract pathOf(blob: Spooled['blob']): string;
+
   async json<T>(name: string, what: string): Promise<T> {
-    const m = this.get(name, what);
+    const m = await this.get(name, what);
     if (m.kind !== 'other' || m.size > MAX_JSON_BYTES) {
       throw new ArchiveError('E_ARCHIVE_BAD_JSON', `${what} is not a JSON document`, { member: name });
     }
     try {
-      return JSON.parse(await readFile(m.blob.file, 'utf8')) as T;
+      return JSON.parse(await readFile(this.pathOf(m.blob), 'utf8')) as T;
     } catch (err) {
       throw new ArchiveError('E_ARCHIVE_BAD_JSON', `${what} is not valid JSON`, { member: name, cause: err });
     }
   }
 }
 
-async function spoolArchive(input: Readable, dir: string, opts: LoadOptions): Promise<Members> {
-  const members = new Members();
+/** Members of a streamed archive: all read (and gzip'd ones gunzipped for a diffID) as they came. */
+class StreamMembers extends Members<Spooled> {
+  constructor(private readonly store: Store) {
+    super();
+  }
+  get(name: string, what: string): Promise<Spooled> {
+    return Promise.resolve(this.resolve(name, what).member);
+  }
+  protected pathOf(blob: Spooled['blob']): string {
+    return blob.file ?? this.store.blobPath(blob.digest);
+  }
+}
+
+/** Members of an archive file, read in place when first asked for (layers a few at once). */
+class FileMembers extends Members<IndexedMember> {
+  readonly #read = new Map<string, Promise<Spooled>>();
+  readonly #queue: Array<() => void> = [];
+  #running = 0;
+  #count = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly fd: number,
+    private readonly dir: string,
+    private readonly opts: LoadOptions,
+  ) {
+    super();
+  }
+
+  add(m: IndexedMember): void {
+    const name = safeMemberName(m.name);
+    if (m.type === 'file') {
+      this.files.set(name, m);
+      this.links.delete(name);
+    } else if (m.type === 'symlink' || m.type === 'link') {
+      this.links.set(name, linkTarget(name, m.linkname, m.type));
+      this.files.delete(name);
+    }
+  }
+
+  get(name: string, what: string, asLayer = false): Promise<Spooled> {
+    const { name: n, member } = this.resolve(name, what);
+    const key = `${asLayer ? 'layer' : 'blob'}:${n}`;
+    let p = this.#read.get(key);
+    if (!p) {
+      p = this.#limited(asLayer, () => this.#ingest(n, member, asLayer));
+      p.catch(() => undefined);
+      this.#read.set(key, p);
+    }
+    return p;
+  }
+
+  /** Resolves once no read is running (so the temp dir can be removed). */
+  async settled(): Promise<void> {
+    await Promise.allSettled(this.#read.values());
+  }
+
+  protected pathOf(blob: Spooled['blob']): string {
+    return blob.file ?? this.store.blobPath(blob.digest);
+  }
+
+  async #ingest(name: string, m: IndexedMember, asLayer: boolean): Promise<Spooled> {
+    const named = BLOB_MEMBER_RE.exec(name)?.[1];
+    const stored = named !== undefined && (await this.store.hasBlob(`sha256:${named}` as Digest));
+    const file = stored ? undefined : join(this.dir, String(this.#count++));
+    return ingestMember(chunksAt(this.fd, m.offset, m.size), name, { file, diffID: asLayer, maxBytes: this.opts.maxBytes, signal: this.opts.signal });
+  }
+
+  async #limited<T>(limit: boolean, fn: () => Promise<T>): Promise<T> {
+    if (!limit) return fn();
+    if (this.#running >= LAYER_CONCURRENCY) await new Promise<void>((resolve) => this.#queue.push(resolve));
+    this.#running++;
+    try {
+      return await fn();
+    } finally {
+      this.#running--;
+      this.#queue.shift()?.();
+    }
+  }
+}
+
+/** The bytes of a member of an archive file, read in CHUNK-sized pieces (each a new buffer). */
+function* chunksAt(fd: number, offset: number, size: number): Generator<Buffer> {
+  for (let pos = 0; pos < size; ) {
+    const buf = Buffer.allocUnsafe(Math.min(CHUNK, size - pos));
+    readExactly(fd, buf, offset + pos);
+    pos += buf.length;
+    yield buf;
+  }
+}
+
+async function spoolArchive(store: Store, input: Readable, dir: string, opts: LoadOptions): Promise<StreamMembers> {
+  const members = new StreamMembers(store);
   const { streams } = await decompressing(input, { maxBytes: opts.maxBytes, what: 'the archive' });
   const extract = tar.extract();
   const feeding = pipeline([...streams, extract], opts.signal ? { signal: opts.signal } : {});
@@ -137,7 +308,10 @@ async function spoolArchive(input: Readable, dir: string, opts: LoadOptions): Pr
       const h = entry.header;
       const name = safeMemberName(h.name);
       if (h.type === 'file' || h.type === 'contiguous-file') {
-        const spooled = await spoolMember(entry as AsyncIterable<Buffer>, name, join(dir, String(count++)), opts);
+        const named = BLOB_MEMBER_RE.exec(name)?.[1];
+        const stored = named !== undefined && (await store.hasBlob(`sha256:${named}` as Digest));
+        const file = stored ? undefined : join(dir, String(count++));
+        const spooled = await ingestMember(entry as AsyncIterable<Buffer>, name, { file, diffID: true, maxBytes: opts.maxBytes, signal: opts.signal });
         members.files.set(name, spooled);
         members.links.delete(name);
       } else if (h.type === 'symlink' || h.type === 'link') {
@@ -172,98 +346,191 @@ function archiveReadError(err: unknown, signal: AbortSignal | undefined): unknow
   return new StoreError('reading the archive', { cause: err });
 }
 
-/** Spools one member to `file`: hashes it, gzips a tar, computes a gzip member's diffID on the side. */
-async function spoolMember(entry: AsyncIterable<Buffer>, name: string, file: string, opts: LoadOptions): Promise<Spooled> {
-  const { head, rest } = await peek(entry, 512);
-  const kind = contentKindOf(head);
-  const raw = hashing();
-  const signal = opts.signal ? { signal: opts.signal } : {};
-  let spooled: Spooled;
-  if (kind === 'tar') {
-    const gz = hashing();
-    await pipeline(rest, raw, createGzip(), gz, await fileSink(file), signal);
-    spooled = { name, kind, digest: raw.digest(), size: raw.size, blob: { file, digest: gz.digest(), size: gz.size }, diffID: raw.digest() as string as DiffID };
-  } else {
-    const tee = kind === 'gzip' ? new DiffIDTee(opts.maxBytes, name) : undefined;
-    await pipeline([rest, raw, ...(tee ? [tee] : []), await fileSink(file)], signal);
-    spooled = { name, kind, digest: raw.digest(), size: raw.size, blob: { file, digest: raw.digest(), size: raw.size } };
-    if (tee) {
-      if (tee.error === undefined) spooled.diffID = tee.diffID();
-      else spooled.diffError = tee.error;
-    }
-  }
-  const named = BLOB_MEMBER_RE.exec(name)?.[1];
-  if (named !== undefined && named !== hexOf(spooled.digest)) {
-    throw new DigestMismatchError({ expected: `sha256:${named}`, actual: spooled.digest, path: `archive member ${name}` });
-  }
-  return spooled;
-}
-
-/** A write stream to a new file that is fsynced and closed before the stream finishes. */
-async function fileSink(file: string): Promise<Writable> {
-  const fh = await open(file, 'wx', 0o644);
-  let closed = false;
-  const close = async (): Promise<void> => {
-    if (closed) return;
-    closed = true;
-    await fh.close();
-  };
-  return new Writable({
-    write(chunk: Buffer, _e, cb) {
-      fh.write(chunk).then(() => cb(), cb);
-    },
-    writev(chunks, cb) {
-      fh.writev(chunks.map((c) => c.chunk as Buffer)).then(() => cb(), cb);
-    },
-    final(cb) {
-      fh.sync().then(close).then(() => cb(), cb);
-    },
-    destroy(err, cb) {
-      close().then(() => cb(err), () => cb(err));
-    },
+function tooLarge(what: string, max: number): ArchiveError {
+  return new ArchiveError('E_ARCHIVE_TOO_LARGE', `${what} expands to more than ${max} bytes`, {
+    hint: 'the input may be a decompression bomb; raise the size limit if it is genuine',
   });
 }
 
-/**
- * Passes bytes through unchanged while gunzipping a copy to hash it (the diffID). A failure of the
- * copy (corrupt or truncated gzip, too large) is recorded, not thrown: it matters only if the
- * member turns out to be a layer.
- */
-class DiffIDTee extends Transform {
-  error: unknown;
-  readonly #gunzip = createGunzip();
-  readonly #hash = hashing();
-  readonly #done: Promise<void>;
+interface IngestOptions extends Cancellable {
+  /** Temp file to write the blob to; undefined when the blob is already stored (hash and check only). */
+  file: string | undefined;
+  /** Gunzip a gzip member to hash it (its diffID). */
+  diffID: boolean;
+  maxBytes?: number | undefined;
+}
 
-  constructor(maxBytes: number | undefined, name: string) {
-    super();
-    const chain = [this.#gunzip, ...(maxBytes !== undefined ? [byteCap(maxBytes, `layer ${name}`)] : []), this.#hash, new Writable({ write: (_c, _e, cb) => cb() })];
-    this.#done = pipeline(chain).catch((err: unknown) => {
-      this.error = err;
-    });
+/**
+ * Reads one member once: hashes it; writes it (an uncompressed tar: its gzip) to `opts.file`,
+ * fsynced and closed before this returns; for a gzip member with `opts.diffID`, gunzips a copy on
+ * the thread pool and hashes that. A member named `blobs/sha256/<hex>` must hash to `<hex>`.
+ * @throws DigestMismatchError, ArchiveError, or what reading `chunks` throws.
+ */
+async function ingestMember(chunks: AsyncIterable<Buffer> | Iterable<Buffer>, name: string, opts: IngestOptions): Promise<Spooled> {
+  const it = (Symbol.asyncIterator in chunks ? chunks[Symbol.asyncIterator]() : chunks[Symbol.iterator]()) as AsyncIterator<Buffer> | Iterator<Buffer>;
+  const head: Buffer[] = [];
+  let headBytes = 0;
+  let ended = false;
+  while (headBytes < 512) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    head.push(r.value);
+    headBytes += r.value.length;
+  }
+  const kind = contentKindOf(head.length === 1 ? head[0]! : Buffer.concat(head));
+  const sink = new BlobSink(kind, name, opts);
+  try {
+    let slice = performance.now();
+    const take = async (chunk: Buffer): Promise<void> => {
+      await sink.write(chunk);
+      if (performance.now() - slice > SLICE_MS) {
+        await new Promise(setImmediate);
+        opts.signal?.throwIfAborted();
+        slice = performance.now();
+      }
+    };
+    for (const c of head) await take(c);
+    while (!ended) {
+      const r = await it.next();
+      if (r.done) break;
+      await take(r.value);
+    }
+    const spooled = await sink.end();
+    const named = BLOB_MEMBER_RE.exec(name)?.[1];
+    if (named !== undefined && named !== hexOf(spooled.digest)) {
+      throw new DigestMismatchError({ expected: `sha256:${named}`, actual: spooled.digest, path: `archive member ${name}` });
+    }
+    return spooled;
+  } finally {
+    await sink.close();
+  }
+}
+
+/**
+ * Where one member's bytes go: sha256 of the bytes, synchronous writes to the temp file (cheap:
+ * page cache) with background writeback, and a zlib side stream — gunzip → sha256 for a gzip
+ * layer's diffID, or gzip → file for an uncompressed layer tar.
+ */
+class BlobSink {
+  readonly #raw: Hash = createHash('sha256');
+  #rawSize = 0;
+  readonly #fd: number | undefined;
+  readonly #file: string | undefined;
+  /** gunzip (diffID) or gzip (conversion), with what comes out of it hashed. */
+  readonly #side: NodeJS.ReadWriteStream & { destroy(err?: Error): void } | undefined;
+  readonly #sideHash: Hash = createHash('sha256');
+  #sideSize = 0;
+  #sideError: unknown;
+  readonly #sideDone: Promise<void> | undefined;
+  #unsynced = 0;
+  #writeback: Promise<void> | undefined;
+  #writebackError: unknown;
+
+  constructor(
+    readonly kind: ContentKind,
+    readonly name: string,
+    readonly opts: IngestOptions,
+  ) {
+    this.#file = kind === 'tar' || opts.file !== undefined ? opts.file : undefined;
+    if (this.#file !== undefined) this.#fd = openSync(this.#file, 'wx', 0o644);
+    if (kind === 'tar') {
+      this.#side = createParallelGzip();
+    } else if (kind === 'gzip' && opts.diffID) {
+      // zlib hands its options to Transform too: room for a chunk in flight while the next is read.
+      this.#side = createGunzip({ chunkSize: ZLIB_OUT, writableHighWaterMark: 2 * CHUNK } as ZlibOptions);
+    }
+    const side = this.#side;
+    if (side) {
+      const cap = kind === 'gzip' ? opts.maxBytes : undefined;
+      side.on('data', (c: Buffer) => {
+        this.#sideSize += c.length;
+        if (cap !== undefined && this.#sideSize > cap) {
+          side.destroy(tooLarge(`layer ${name}`, cap));
+          return;
+        }
+        this.#sideHash.update(c);
+        if (kind === 'tar') this.#writeFile(c);
+      });
+      this.#sideDone = new Promise<void>((resolve) => {
+        side.once('end', resolve);
+        side.once('error', (err: unknown) => {
+          this.#sideError ??= err;
+          resolve();
+        });
+        side.once('close', resolve);
+      });
+    }
   }
 
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    if (this.error !== undefined || this.#gunzip.write(chunk)) {
-      cb(null, chunk);
+  async write(chunk: Buffer): Promise<void> {
+    this.#raw.update(chunk);
+    this.#rawSize += chunk.length;
+    const side = this.#side;
+    if (!side) {
+      this.#writeFile(chunk);
       return;
     }
-    const drained = new Promise<void>((resolve) => this.#gunzip.once('drain', resolve));
-    void Promise.race([drained, this.#done]).then(() => cb(null, chunk));
+    if (this.kind === 'gzip') this.#writeFile(chunk);
+    if (this.#sideError !== undefined) {
+      if (this.kind === 'tar') throw this.#sideError;
+      return;
+    }
+    if (!side.write(chunk)) await Promise.race([new Promise((resolve) => side.once('drain', resolve)), this.#sideDone]);
   }
 
-  override _flush(cb: TransformCallback): void {
-    if (this.error === undefined) this.#gunzip.end();
-    void this.#done.then(() => cb());
+  async end(): Promise<Spooled> {
+    const side = this.#side;
+    if (side && this.#sideError === undefined) {
+      side.end();
+      await this.#sideDone;
+    }
+    if (this.kind === 'tar' && this.#sideError !== undefined) throw this.#sideError;
+    if (this.#fd !== undefined) {
+      await this.#writeback;
+      if (this.#writebackError !== undefined) throw this.#writebackError;
+      await fsyncAsync(this.#fd);
+    }
+    const digest = `sha256:${this.#raw.digest('hex')}` as Digest;
+    const side256 = side ? (`sha256:${this.#sideHash.digest('hex')}` as Digest) : undefined;
+    const base = { name: this.name, kind: this.kind, digest, size: this.#rawSize };
+    if (this.kind === 'tar') {
+      return { ...base, blob: { file: this.#file, digest: side256!, size: this.#sideSize }, diffID: digest as string as DiffID };
+    }
+    const spooled: Spooled = { ...base, blob: { file: this.#file, digest, size: this.#rawSize } };
+    if (side) {
+      if (this.#sideError === undefined) spooled.diffID = side256 as string as DiffID;
+      else spooled.diffError = this.#sideError;
+    }
+    return spooled;
   }
 
-  override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
-    this.#gunzip.destroy();
-    cb(err);
+  /** Stops the side stream and closes the file (after any background writeback). */
+  async close(): Promise<void> {
+    this.#side?.destroy();
+    await this.#writeback;
+    if (this.#fd !== undefined) closeSync(this.#fd);
   }
 
-  diffID(): DiffID {
-    return this.#hash.digest() as string as DiffID;
+  #writeFile(chunk: Buffer): void {
+    const fd = this.#fd;
+    if (fd === undefined) return;
+    for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
+    this.#unsynced += chunk.length;
+    if (this.#unsynced >= WRITEBACK_EVERY && this.#writeback === undefined) {
+      this.#unsynced = 0;
+      this.#writeback = fdatasyncAsync(fd).then(
+        () => {
+          this.#writeback = undefined;
+        },
+        (err: unknown) => {
+          this.#writebackError = err;
+          this.#writeback = undefined;
+        },
+      );
+    }
   }
 }
 
@@ -275,7 +542,7 @@ interface DockerManifestEntry {
   Layers?: unknown;
 }
 
-async function planImages(members: Members): Promise<Plan[]> {
+async function planImages(members: Members<unknown>): Promise<Plan[]> {
   if (members.has('manifest.json')) return planDocker(members);
   if (members.has('index.json')) return planOCI(members);
   throw new ArchiveError('E_ARCHIVE', 'not an image archive: it has neither manifest.json (docker save) nor index.json (OCI layout)', {
@@ -283,7 +550,7 @@ async function planImages(members: Members): Promise<Plan[]> {
   });
 }
 
-async function planDocker(members: Members): Promise<Plan[]> {
+async function planDocker(members: Members<unknown>): Promise<Plan[]> {
   const entries = await members.json<unknown>('manifest.json', 'image list');
   if (!Array.isArray(entries)) throw new ArchiveError('E_ARCHIVE_BAD_JSON', 'manifest.json is not a list of images', { member: 'manifest.json' });
   const plans: Plan[] = [];
@@ -291,7 +558,7 @@ async function planDocker(members: Members): Promise<Plan[]> {
     if (typeof e?.Config !== 'string' || !Array.isArray(e.Layers) || !e.Layers.every((l) => typeof l === 'string')) {
       throw new ArchiveError('E_ARCHIVE_BAD_JSON', 'manifest.json entry lacks Config or Layers', { member: 'manifest.json' });
     }
-    const configMember = members.get(e.Config, 'image config');
+    const configMember = await members.get(e.Config, 'image config');
     const namedHex = /^(?:blobs\/sha256\/)?([0-9a-f]{64})(?:\.json)?$/.exec(safeMemberName(e.Config))?.[1];
     if (namedHex !== undefined && namedHex !== hexOf(configMember.digest)) {
       throw new DigestMismatchError({ expected: `sha256:${namedHex}`, actual: configMember.digest, path: `archive member ${e.Config}`, what: 'image config' });
@@ -302,14 +569,15 @@ async function planDocker(members: Members): Promise<Plan[]> {
     if (layerNames.length !== diffIDs.length) {
       throw new ArchiveError('E_ARCHIVE', `manifest.json lists ${layerNames.length} layers but the config's rootfs has ${diffIDs.length}`, { member: e.Config });
     }
-    const layers = layerNames.map((n, i) => layerFor(members.get(n, `layer ${i + 1}`), diffIDs[i]!));
+    const read = await allInOrder(layerNames.map((n, i) => members.get(n, `layer ${i + 1}`, true)));
+    const layers = read.map((m, i) => layerFor(m, diffIDs[i]!));
     const tags = Array.isArray(e.RepoTags) ? e.RepoTags.filter((t): t is string => typeof t === 'string').map((t) => parseReference(t).full()) : [];
     plans.push({ config: { blob: configMember.blob, mediaType: MediaTypes.ociConfig }, layers: layers.map((l) => l.layer), tags });
   }
   return plans;
 }
 
-async function planOCI(members: Members): Promise<Plan[]> {
+async function planOCI(members: Members<unknown>): Promise<Plan[]> {
   const index = await members.json<Index>('index.json', 'OCI index');
   if (!Array.isArray(index?.manifests)) throw new ArchiveError('E_ARCHIVE_BAD_JSON', 'index.json has no manifests list', { member: 'index.json' });
   const plans = new Map<string, Plan>();
@@ -329,12 +597,12 @@ async function planOCI(members: Members): Promise<Plan[]> {
   return [...plans.values()];
 }
 
-/** The blob member a descriptor names, its size checked (its digest was checked while spooling). */
-function blobMember(members: Members, desc: Descriptor, what: string): Spooled {
+/** The blob member a descriptor names, read, its size checked (its digest was checked while reading). */
+async function blobMember(members: Members<unknown>, desc: Descriptor, what: string, asLayer = false): Promise<Spooled> {
   if (typeof desc?.digest !== 'string' || !isDigest(desc.digest)) {
     throw new ArchiveError('E_ARCHIVE_BAD_JSON', `${what} has an invalid digest "${String(desc?.digest)}"`);
   }
-  const m = members.get(`blobs/sha256/${hexOf(desc.digest)}`, what);
+  const m = await members.get(`blobs/sha256/${hexOf(desc.digest)}`, what, asLayer);
   if (m.size !== desc.size) {
     throw new DigestMismatchError({ expected: `${desc.size} bytes`, actual: `${m.size} bytes`, path: `archive member ${m.name}`, what });
   }
@@ -342,9 +610,9 @@ function blobMember(members: Members, desc: Descriptor, what: string): Spooled {
 }
 
 /** For a manifest list / index, the manifest for this machine's platform (else the first). */
-async function pickManifest(members: Members, desc: Descriptor): Promise<Descriptor> {
+async function pickManifest(members: Members<unknown>, desc: Descriptor): Promise<Descriptor> {
   if (desc.mediaType !== MediaTypes.ociIndex && desc.mediaType !== MediaTypes.dockerManifestList) return desc;
-  const m = blobMember(members, desc, 'nested index');
+  const m = await blobMember(members, desc, 'nested index');
   const nested = await members.json<Index>(m.name, 'nested index');
   const arch = process.arch === 'x64' ? 'amd64' : process.arch;
   const list = Array.isArray(nested?.manifests) ? nested.manifests : [];
@@ -353,19 +621,20 @@ async function pickManifest(members: Members, desc: Descriptor): Promise<Descrip
   return hit;
 }
 
-async function planManifest(members: Members, desc: Descriptor): Promise<Plan> {
-  const manifestMember = blobMember(members, desc, 'image manifest');
+async function planManifest(members: Members<unknown>, desc: Descriptor): Promise<Plan> {
+  const manifestMember = await blobMember(members, desc, 'image manifest');
   const manifest = await members.json<Manifest>(manifestMember.name, 'image manifest');
   if (!manifest?.config || !Array.isArray(manifest.layers)) {
     throw new ArchiveError('E_ARCHIVE_BAD_JSON', 'image manifest lacks config or layers', { member: manifestMember.name });
   }
-  const configMember = blobMember(members, manifest.config, 'image config');
+  const configMember = await blobMember(members, manifest.config, 'image config');
   const config = await members.json<ImageConfig>(configMember.name, 'image config');
   const diffIDs = diffIDsOf(config, configMember.name);
   if (diffIDs.length !== manifest.layers.length) {
     throw new ArchiveError('E_ARCHIVE', `the manifest lists ${manifest.layers.length} layers but the config's rootfs has ${diffIDs.length}`, { member: manifestMember.name });
   }
-  const layers = manifest.layers.map((d, i) => layerFor(blobMember(members, d, `layer ${i + 1}`), diffIDs[i]!));
+  const read = await allInOrder(manifest.layers.map((d, i) => blobMember(members, d, `layer ${i + 1}`, true)));
+  const layers = read.map((m, i) => layerFor(m, diffIDs[i]!));
   const converted = layers.some((l) => l.converted);
   return {
     config: { blob: configMember.blob, mediaType: manifest.config.mediaType },
@@ -373,6 +642,16 @@ async function planManifest(members: Members, desc: Descriptor): Promise<Plan> {
     ...(converted ? {} : { keepManifest: { blob: manifestMember.blob, mediaType: desc.mediaType } }),
     tags: [],
   };
+}
+
+/**
+ * Waits for every promise (none is left running, so nothing writes into a temp dir being removed),
+ * then returns their values, or throws the first failure in list order.
+ */
+async function allInOrder<T>(promises: Array<Promise<T>>): Promise<T[]> {
+  const results = await Promise.allSettled(promises);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
 
 function diffIDsOf(config: ImageConfig, member: string): DiffID[] {
@@ -407,7 +686,9 @@ async function commitPlans(store: Store, plans: Plan[]): Promise<LoadedImage[]> 
   const adopt = async (blob: Spooled['blob']): Promise<void> => {
     if (adopted.has(blob.digest)) return;
     adopted.add(blob.digest);
-    if (!(await store.hasBlob(blob.digest))) await store.adoptBlob(blob.file, blob.digest);
+    if (await store.hasBlob(blob.digest)) return;
+    if (blob.file === undefined) throw new StoreError(`blob ${blob.digest} left the store while loading`, { hint: 'was the store pruned meanwhile? load again' });
+    await store.adoptBlob(blob.file, blob.digest);
   };
   const out: LoadedImage[] = [];
   for (const plan of plans) {

@@ -1,6 +1,5 @@
 /** `tsbuild load [-i FILE] [-q]`: images from a tar archive (docker save, tsbuild save, OCI). */
-import { createReadStream } from 'node:fs';
-import { load, parseReference } from '@tsbuild/layer-store';
+import { load, loadFile, parseReference } from '@tsbuild/layer-store';
 import { flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
 import { openStore } from './image-output.js';
@@ -27,8 +26,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     throw new UsageError('requested load from stdin, but stdin is empty', 'pass -i FILE or pipe an archive in');
   }
   const store = await openStore(ctx);
-  const input = file === undefined || file === '-' ? ctx.stdin : createReadStream(file);
-  const images = await load(store, input, { signal: ctx.signal });
+  const images = file === undefined || file === '-' ? await load(store, ctx.stdin, { signal: ctx.signal }) : await loadFile(store, file, { signal: ctx.signal });
   for (const img of images) {
     if (img.tags.length === 0) ctx.stdout.write(`Loaded image ID: ${img.id}\n`);
     for (const t of img.tags) ctx.stdout.write(`Loaded image: ${parseReference(t).familiar()}\n`);
