@@ -73,7 +73,7 @@ const MAX_META_BYTES = 1024 * 1024;
  * only its headers (one 512-byte read per member; PAX `path`/`linkpath`/`size` and GNU long names
  * applied). Member data is not read: callers read it in place from `offset`.
  * @throws ArchiveError E_ARCHIVE (a header with a bad checksum: not a tar, or corrupt),
- * E_ARCHIVE_TRUNCATED (a member runs past the end of the file).
+ * E_ARCHIVE_TRUNCATED (a member runs past the end of the file, or no end-of-archive block).
  */
 export function indexArchive(fd: number, fileSize: number): IndexedMember[] {
   const out: IndexedMember[] = [];
@@ -82,10 +82,15 @@ export function indexArchive(fd: number, fileSize: number): IndexedMember[] {
   let pax = new Map<string, string>();
   let longName: string | undefined;
   let longLink: string | undefined;
+  let ended = false;
   while (pos + BLOCK <= fileSize) {
     readExactly(fd, block, pos);
     pos += BLOCK;
-    if (block.every((b) => b === 0)) continue; // end-of-archive blocks (tar readers carry on past them)
+    if (block.every((b) => b === 0)) {
+      ended = true; // end-of-archive blocks (tar readers carry on past them)
+      continue;
+    }
+    ended = false;
     if (!checksumOK(block)) {
       throw new ArchiveError('E_ARCHIVE', 'the input is not a tar archive (or it is corrupt)', {
         hint: 'load takes the output of docker save, tsbuild save or skopeo copy docker-archive:/oci-archive:',
@@ -118,7 +123,8 @@ export function indexArchive(fd: number, fileSize: number): IndexedMember[] {
     longName = undefined;
     longLink = undefined;
   }
-  if (pos !== fileSize && !isZeroTail(fd, pos, fileSize)) throw truncated();
+  // Without its end-of-archive zero blocks, a file cut at a member boundary would look complete.
+  if (!ended || (pos !== fileSize && !isZeroTail(fd, pos, fileSize))) throw truncated();
   return out;
 }
 
