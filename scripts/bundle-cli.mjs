@@ -13,14 +13,22 @@ const repo = dirname(dirname(fileURLToPath(import.meta.url)));
 const cli = join(repo, 'packages/cli');
 const outfile = join(cli, 'dist/tsbuild.cjs');
 
-/** fs-xattr is an ES module that finds its native addon through import.meta.url: point it at the installed package. */
+/**
+ * fs-xattr is an ES module that loads its native addon at import through import.meta.url. In the
+ * bundle the addon is found from the installed package, and loaded on the first xattr call only
+ * (a no-change rebuild makes none; resolving and dlopen-ing it cost ~10-20 ms of every start).
+ */
+const ADDON_LINE = "const addon = createRequire(import.meta.url)('./build/Release/xattr')";
+const LAZY_ADDON =
+  "let loadedAddon; const addon = new Proxy({}, { get: (_, name) => (loadedAddon ??= createRequire(require.resolve('fs-xattr'))('./build/Release/xattr'))[name] })";
 const fsXattr = {
   name: 'fs-xattr-addon',
   setup(b) {
-    b.onLoad({ filter: /[\\/]fs-xattr[\\/]index\.js$/ }, async (args) => ({
-      contents: (await readFile(args.path, 'utf8')).replaceAll('import.meta.url', "require('node:url').pathToFileURL(require.resolve('fs-xattr')).href"),
-      loader: 'js',
-    }));
+    b.onLoad({ filter: /[\\/]fs-xattr[\\/]index\.js$/ }, async (args) => {
+      const text = await readFile(args.path, 'utf8');
+      if (!text.includes(ADDON_LINE)) throw new Error(`${args.path}: fs-xattr changed how it loads its addon; update scripts/bundle-cli.mjs`);
+      return { contents: text.replace(ADDON_LINE, LAZY_ADDON), loader: 'js' };
+    });
   },
 };
 

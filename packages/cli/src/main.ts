@@ -102,8 +102,11 @@ export async function main(argv: string[], base: Omit<CliContext, 'root'>): Prom
 }
 
 function isEntry(): boolean {
+  // in the bundle (dist/tsbuild.cjs) import.meta has no url: bin.js is the entry there
+  const url: unknown = import.meta.url;
+  if (typeof url !== 'string') return false;
   try {
-    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(url);
   } catch {
     return false;
   }

@@ -240,7 +240,7 @@ async function baseState(ctx: BuildContext, p: PlannedStage): Promise<ImageState
   }
   let resolved;
   try {
-    resolved = await ctx.store.resolveImage(p.base.ref);
+    resolved = await ctx.cache.resolveImage(p.base.ref);
   } catch (err) {
     if (err instanceof ImageNotFoundError) {
       throw new BuildError('E_BASE_IMAGE', `${ctx.file}:${from.range.start.line}: base image "${p.base.ref}" is not in the store`, {

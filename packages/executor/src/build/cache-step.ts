@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Instruction, RunMount } from '@tsbuild/parser';
-import type { DiffID, Store } from '@tsbuild/layer-store';
+import type { DiffID, ResolvedImage, Store } from '@tsbuild/layer-store';
 import { compileIgnore, hashSources, readDockerignore, selectSources, StatIndex, type IgnoreMatcher, type Source } from '../context/index.js';
 import { allowedArgs, type BuildContext, type ImageState } from './build.js';
 import { cacheKeyOf, CacheRecords, CACHE_RECORD_VERSION, explainDifference, fromKeyOf, pointerNames, type CacheInputs, type CacheRecord, type SourceFileFact } from './cache.js';
@@ -80,6 +80,8 @@ export class BuildCache {
    */
   readonly #selections = new Map<string, Promise<Source[]>>();
   readonly #contextDir: string | null;
+  /** base images by reference, resolved once per build */
+  readonly #images = new Map<string, Promise<ResolvedImage>>();
 
   constructor(store: Store, opts: { project: string; noCache: boolean; noCacheFilter: readonly string[]; now: () => Date; contextDir?: string | null }) {
     this.#store = store;
@@ -96,10 +98,23 @@ export class BuildCache {
     let key: string;
     if (p.base.kind === 'scratch') key = fromKeyOf({ kind: 'scratch', platform: platformString(ctx.platform) });
     else if (p.base.kind === 'stage') key = fromKeyOf({ kind: 'stage', key: this.#stageKeys.get(p.base.index) ?? '' });
-    else key = fromKeyOf({ kind: 'image', configDigest: (await this.#store.resolveImage(p.base.ref)).id });
+    else key = fromKeyOf({ kind: 'image', configDigest: (await this.resolveImage(p.base.ref)).id });
     const stageId = p.stage.name ?? String(p.stage.index);
     const noLookup = this.#noCache || this.#noCacheFilter.has(stageId.toLowerCase()) || this.#noCacheFilter.has(String(p.stage.index));
     return { stageIndex: p.stage.index, stageId, noLookup, key, lastMissed: undefined };
+  }
+
+  /**
+   * The store's image named `ref`, resolved once per build: FROM's starting state, its cache key
+   * and `--from` digests all read the same image (and the store once).
+   */
+  resolveImage(ref: string): Promise<ResolvedImage> {
+    let resolved = this.#images.get(ref);
+    if (resolved === undefined) {
+      resolved = this.#store.resolveImage(ref);
+      this.#images.set(ref, resolved);
+    }
+    return resolved;
   }
 
   /** Records the stage's final key (FROM <stage> of later stages starts from it). */
@@ -266,7 +281,7 @@ export class BuildCache {
   async #rootfsDigest(ctx: BuildContext, cursor: StageCursor, from: string): Promise<string> {
     const i = stageRef(ctx.df, from, cursor.stageIndex);
     const diffIDs =
-      i !== undefined ? ((await ctx.stages.get(i)) as ImageState).image.rootfs.diff_ids : (await this.#store.resolveImage(from)).config.rootfs.diff_ids;
+      i !== undefined ? ((await ctx.stages.get(i)) as ImageState).image.rootfs.diff_ids : (await this.resolveImage(from)).config.rootfs.diff_ids;
     return `sha256:${sha256Hex(JSON.stringify(diffIDs))}`;
   }
 

@@ -10,9 +10,16 @@
  * of a step position, so a miss can be explained against the nearest previous record cheaply.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ContainerConfig, Descriptor, DiffID, HistoryEntry } from '@tsbuild/layer-store';
+
+/**
+ * How fresh a record's `lastUsed` is kept: a hit less than this after the recorded time writes
+ * nothing (a no-change rebuild then rewrites no record); `prune --cache` orders by it, to the hour.
+ */
+export const LAST_USED_RESOLUTION_MS = 60 * 60 * 1000;
 
 /** Version of the record format; records of another version are ignored (misses). */
 export const CACHE_RECORD_VERSION = 1;
@@ -108,7 +115,8 @@ export class CacheRecords {
   async get(key: string): Promise<CacheRecord | undefined> {
     let text: string;
     try {
-      text = await readFile(join(this.#dir, `${hexOfKey(key)}.json`), 'utf8');
+      // a small file read once per step: synchronously, without a thread-pool round trip
+      text = readFileSync(join(this.#dir, `${hexOfKey(key)}.json`), 'utf8');
     } catch {
       return undefined;
     }
@@ -126,10 +134,13 @@ export class CacheRecords {
   }
 
   /**
-   * Updates `lastUsed` of a record that was hit. Not fsynced: losing this update in a crash only
+   * Updates `lastUsed` of a record that was hit, unless it was set less than
+   * {@link LAST_USED_RESOLUTION_MS} before `when`. Not fsynced: losing this update in a crash only
    * makes the record look older to `prune --cache`.
    */
   async touch(rec: CacheRecord, when: Date): Promise<void> {
+    const age = when.getTime() - Date.parse(rec.lastUsed);
+    if (age >= 0 && age < LAST_USED_RESOLUTION_MS) return;
     await this.#write(`${hexOfKey(rec.key)}.json`, JSON.stringify({ ...rec, lastUsed: when.toISOString() }), false);
   }
 
