@@ -1,20 +1,25 @@
 /**
  * Directory → deterministic layer tar → gzip → blob, in one streaming pass.
  */
-import { closeSync, constants as fsc, createReadStream, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
+import { closeSync, constants as fsc, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, type Transform } from 'node:stream';
+import { Readable, type Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, constants as zlibConstants } from 'node:zlib';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { availableParallelism } from 'node:os';
+import { finished } from 'node:stream/promises';
+import { performance } from 'node:perf_hooks';
 import { getAttributeSync, listAttributesSync } from 'fs-xattr';
 import { hashing } from './digest.js';
 import { StoreError } from './errors.js';
 import { fileSink, tempName } from './fsutil.js';
-import { createParallelGzip } from './parallel-gzip.js';
+import { GzipBlocks, PARALLEL_GZIP_BLOCK_SIZE } from './parallel-gzip.js';
 import type { Store } from './store.js';
 import { encodeHeader, padding, trailer, type TarHeader } from './tar.js';
-import { MediaTypes, type Cancellable, type DiffID, type Layer } from './types.js';
+import { MediaTypes, type Cancellable, type DiffID, type Digest, type Layer } from './types.js';
 import { OVERLAY_OPAQUE_XATTR, OVERLAY_WHITEOUT_XATTR, upperToLayerEntries } from './whiteout.js';
 
 /** Options of `layerTarStream` / `writeLayer`. */
@@ -154,82 +159,95 @@ function* walk(root: string, opts: LayerTarOptions): Generator<Item> {
   yield* visit('');
 }
 
-async function* fileContent(path: string, size: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
-  let n = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024, ...(signal ? { signal } : {}) }) as AsyncIterable<Buffer>) {
-    const take = Math.min(chunk.length, size - n);
-    if (take > 0) yield take === chunk.length ? chunk : chunk.subarray(0, take);
-    n += chunk.length;
-  }
-  if (n !== size) throw new StoreError(`file ${path} changed size while it was being archived (${size} → ${n} bytes)`, { code: 'E_FILE_CHANGED', hint: 'do not modify the directory while a layer is written' });
-}
-
 function changedError(path: string, size: number, n: number): StoreError {
   return new StoreError(`file ${path} changed size while it was being archived (${size} → ${n}${n > size ? '+' : ''} bytes)`, { code: 'E_FILE_CHANGED', hint: 'do not modify the directory while a layer is written' });
 }
 
+/** Bytes per block of the tar stream; the parallel gzip's block size, so blocks go to it as they are. */
+const CHUNK = PARALLEL_GZIP_BLOCK_SIZE;
+const ZEROS = Buffer.alloc(1024);
+
 /**
- * Reads the regular file `path` of `size` bytes into `buf` at `off` (which has room for size + 1),
- * zero-pads it to a whole block and returns the bytes used. One open, usually one read (asking for
- * one byte more than expected: a short read is end of file; a longer one means the file grew),
- * one close; O_NOFOLLOW so a file swapped for a symlink is not followed.
+ * The deterministic tar of `dir` cut into blocks of exactly `blockSize` bytes, then one last
+ * shorter block (possibly empty). Each block comes from `allocate` and is yielded once it is full;
+ * headers and file contents are written (file contents read) straight into it, so a small file
+ * costs open, one read, close and a copy of its header. Synchronous: the caller pulls one block at
+ * a time, so the event loop is held for a few milliseconds at most, and there is no thread-pool
+ * round trip per file (which cost ~1 ms per entry on a loaded machine).
  */
-function readSmallFile(path: string, size: number, buf: Buffer, off: number): number {
-  const fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-  try {
-    let n = 0;
-    for (;;) {
-      const want = size + 1 - n;
-      const r = readSync(fd, buf, off + n, want, null);
-      n += r;
-      if (r === 0 || n > size || (r < want && n === size)) break;
+function* tarBlocks(dir: string, opts: LayerTarOptions, blockSize: number, allocate: () => Buffer): Generator<Buffer> {
+  let block = allocate();
+  let fill = 0;
+  const oneByte = Buffer.alloc(1);
+  /** Copies `src` in, yielding each block it fills. */
+  function* put(src: Buffer): Generator<Buffer> {
+    let off = 0;
+    while (off < src.length) {
+      const n = Math.min(src.length - off, blockSize - fill);
+      src.copy(block, fill, off, off + n);
+      fill += n;
+      off += n;
+      if (fill === blockSize) {
+        yield block;
+        block = allocate();
+        fill = 0;
+      }
     }
-    if (n !== size) throw changedError(path, size, n);
-  } finally {
-    closeSync(fd);
   }
-  const pad = padding(size).length;
-  buf.fill(0, off + size, off + size + pad);
-  return size + pad;
-}
-
-/** Bytes per chunk of the tar stream; files that fit are read straight into it. */
-const CHUNK = 1024 * 1024;
-
-async function* tarBytes(dir: string, opts: LayerTarOptions): AsyncGenerator<Buffer> {
-  let buf = Buffer.allocUnsafe(CHUNK);
-  let used = 0;
-  const take = (): Buffer => {
-    const out = buf.subarray(0, used);
-    buf = Buffer.allocUnsafe(CHUNK);
-    used = 0;
-    return out;
-  };
+  /** Reads the regular file `path` of `size` bytes in, yielding each block it fills. */
+  function* content(path: string, size: number): Generator<Buffer> {
+    // O_NOFOLLOW: a file swapped for a symlink since the lstat is not followed.
+    const fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    try {
+      let n = 0;
+      let atEnd = false;
+      while (n < size) {
+        const room = blockSize - fill;
+        // One byte more than expected when it fits: a short read then proves the end of the file
+        // (no second read); a longer one means the file grew.
+        const want = size - n < room ? size - n + 1 : room;
+        const r = readSync(fd, block, fill, want, null);
+        if (r === 0) throw changedError(path, size, n);
+        if (n + r > size) throw changedError(path, size, n + r);
+        n += r;
+        fill += r;
+        atEnd = n === size && r < want;
+        if (fill === blockSize) {
+          yield block;
+          block = allocate();
+          fill = 0;
+        }
+      }
+      if (!atEnd && readSync(fd, oneByte, 0, 1, null) > 0) throw changedError(path, size, size + 1);
+    } finally {
+      closeSync(fd);
+    }
+  }
   for (const item of walk(dir, opts)) {
     opts.signal?.throwIfAborted();
     const headers = opts.kind === 'upper' ? upperToLayerEntries(item.header) : [item.header];
     for (const h of headers) {
       const hdr = encodeHeader(h);
-      const content = item.content !== undefined && h.type === 'file' && h.name === item.header.name && h.size > 0 ? item.content : undefined;
-      const need = hdr.length + (content !== undefined ? h.size + 512 : 0);
-      if (need > CHUNK - used && used > 0) yield take();
-      if (need <= CHUNK) {
-        hdr.copy(buf, used);
-        used += hdr.length;
-        if (content !== undefined) used += readSmallFile(content, h.size, buf, used);
-        continue;
+      if (hdr.length < blockSize - fill) {
+        // Strictly less: a block never stays full (put and content yield it at once).
+        hdr.copy(block, fill);
+        fill += hdr.length;
+      } else {
+        yield* put(hdr);
       }
-      // A big file (or header): streamed on its own.
-      yield hdr;
-      if (content !== undefined) {
-        yield* fileContent(content, h.size, opts.signal);
-        const pad = padding(h.size);
-        if (pad.length > 0) yield pad;
+      if (item.content === undefined || h.type !== 'file' || h.name !== item.header.name || h.size === 0) continue;
+      yield* content(item.content, h.size);
+      const pad = padding(h.size).length;
+      if (pad < blockSize - fill) {
+        block.fill(0, fill, fill + pad);
+        fill += pad;
+      } else {
+        yield* put(ZEROS.subarray(0, pad));
       }
     }
   }
-  if (used > 0) yield take();
-  yield trailer();
+  yield* put(ZEROS); // end of archive: two zero blocks
+  yield block.subarray(0, fill);
 }
 
 /**
@@ -240,54 +258,118 @@ async function* tarBytes(dir: string, opts: LayerTarOptions): AsyncGenerator<Buf
  * With `kind: 'upper'`, overlay whiteouts become OCI whiteouts.
  */
 export function layerTarStream(dir: string, opts: LayerTarOptions): Readable {
-  return Readable.from(tarBytes(dir, opts), { objectMode: false, highWaterMark: 1024 * 1024 });
+  function* nonEmpty(): Generator<Buffer> {
+    for (const b of tarBlocks(dir, opts, CHUNK, () => Buffer.allocUnsafe(CHUNK))) if (b.length > 0) yield b;
+  }
+  return Readable.from(nonEmpty(), { objectMode: false, highWaterMark: CHUNK });
+}
+
+/**
+ * The gzip level of `opts`, checked.
+ * @throws StoreError E_GZIP_LEVEL when out of range.
+ */
+function gzipLevel(opts: WriteLayerOptions): number {
+  const level = opts.gzipLevel ?? DEFAULT_GZIP_LEVEL;
+  if (!Number.isInteger(level) || level < -1 || level > 9) {
+    throw new StoreError(`gzip level ${level} is out of range`, { code: 'E_GZIP_LEVEL', hint: 'use an integer from 0 (store) to 9 (smallest), or -1 for the default (6)' });
+  }
+  return level;
 }
 
 function compressor(opts: WriteLayerOptions): Transform {
-  const level = opts.gzipLevel ?? DEFAULT_GZIP_LEVEL;
-  if (opts.gzipEngine === 'zlib') return createGzip({ level, chunkSize: 256 * 1024, memLevel: 9, strategy: zlibConstants.Z_DEFAULT_STRATEGY });
-  return createParallelGzip({ level });
+  return createGzip({ level: gzipLevel(opts), chunkSize: 256 * 1024, memLevel: 9, strategy: zlibConstants.Z_DEFAULT_STRATEGY });
+}
+
+/** What `writeTarBlob` wrote: the tar's and the blob's sha256 and the blob's size. */
+interface WrittenBlob {
+  diffID: DiffID;
+  digest: Digest;
+  size: number;
+}
+
+/**
+ * The tar of `dir` into `out`, gzipped with `GzipBlocks` (`level`) or as it is (`undefined`):
+ * tar blocks are hashed (diffID) and handed to the compressor as they are made, and the
+ * compressed blocks hashed (digest) and written in order. The thread pool keeps up to
+ * `concurrency` blocks in work while the walk fills the next one; full blocks are reused once
+ * compressed, so memory stays at a few MiB. Same bytes as `layerTarStream` piped into
+ * `createParallelGzip({ level })`.
+ */
+async function writeTarBlob(dir: string, opts: LayerTarOptions, out: Writable, level: number | undefined): Promise<WrittenBlob> {
+  const tarHash = createHash('sha256');
+  const blobHash = level === undefined ? tarHash : createHash('sha256');
+  let size = 0;
+  const signalOpt = opts.signal ? { signal: opts.signal } : {};
+  const emit = async (b: Buffer): Promise<void> => {
+    if (level !== undefined) blobHash.update(b);
+    size += b.length;
+    if (!out.write(b)) await once(out, 'drain', signalOpt);
+  };
+  const gz = level === undefined ? undefined : new GzipBlocks(level);
+  const concurrency = availableParallelism() + 1;
+  /** Compressed blocks whose buffers may be filled again (written-out blocks are not: `out` may hold them). */
+  const free: Buffer[] = [];
+  const allocate = (): Buffer => free.pop() ?? Buffer.allocUnsafe(CHUNK);
+  if (gz) await emit(gz.header());
+  let slice = performance.now();
+  for (const block of tarBlocks(dir, opts, CHUNK, allocate)) {
+    tarHash.update(block);
+    if (!gz) {
+      await emit(block);
+    } else {
+      gz.add(block, block.length < CHUNK);
+      while (gz.pending > 0 && (gz.ready || gz.pending >= concurrency)) {
+        const { output, input } = await gz.next();
+        await emit(output);
+        if (input.length === CHUNK) free.push(input);
+      }
+    }
+    // Let timers, I/O callbacks and an abort run now and then while the pool is keeping up.
+    if (performance.now() - slice > 20) {
+      await new Promise(setImmediate);
+      slice = performance.now();
+    }
+  }
+  if (gz) {
+    while (gz.pending > 0) await emit((await gz.next()).output);
+    await emit(gz.trailer());
+  }
+  out.end();
+  await finished(out, signalOpt);
+  const diffID = `sha256:${tarHash.digest('hex')}`;
+  return { diffID: diffID as DiffID, digest: (level === undefined ? diffID : `sha256:${blobHash.digest('hex')}`) as Digest, size };
 }
 
 /**
  * Writes `dir` as a layer blob into `store`: tar → sha256 (diffID) → gzip → sha256 (digest) →
  * temp file → rename, in one pass with flat memory. gzip compresses blocks of the tar on several
- * cores by default (`gzipEngine`).
+ * cores by default (`gzipEngine`); blocks of incompressible bytes (random data, compressed files)
+ * are stored rather than deflated (see `createParallelGzip`).
  * @returns the stored Layer.
  * @throws StoreError (and the signal's reason when aborted).
  */
 export async function writeLayer(store: Store, dir: string, opts: WriteLayerOptions): Promise<Layer> {
   const gzip = opts.compression !== 'none';
-  const tarHash = hashing();
-  const blobHash = gzip ? hashing() : tarHash; // uncompressed: the blob is the tar, hash it once
   const tmp = tempName(store.tmpDir, 'layer');
   try {
     const fh = await open(tmp, 'wx', 0o644);
+    let written: WrittenBlob;
     try {
       const out = fileSink(fh);
-      const signalOpt = opts.signal ? { signal: opts.signal } : {};
-      if (gzip) {
-        await pipeline(
-          layerTarStream(dir, opts),
-          tarHash,
-          compressor(opts),
-          blobHash,
-          out,
-          signalOpt,
-        );
+      if (gzip && opts.gzipEngine === 'zlib') {
+        const tarHash = hashing();
+        const blobHash = hashing();
+        await pipeline(layerTarStream(dir, opts), tarHash, compressor(opts), blobHash, out, opts.signal ? { signal: opts.signal } : {});
+        written = { diffID: tarHash.digest() as string as DiffID, digest: blobHash.digest(), size: blobHash.size };
       } else {
-        await pipeline(layerTarStream(dir, opts), tarHash, out, signalOpt);
+        written = await writeTarBlob(dir, opts, out, gzip ? gzipLevel(opts) : undefined);
       }
       await fh.sync();
     } finally {
       await fh.close();
     }
-    const digest = blobHash.digest();
-    await store.adoptBlob(tmp, digest);
-    return store.layerOf(
-      { mediaType: gzip ? MediaTypes.ociLayerGzip : MediaTypes.ociLayer, digest, size: blobHash.size },
-      tarHash.digest() as string as DiffID,
-    );
+    await store.adoptBlob(tmp, written.digest);
+    return store.layerOf({ mediaType: gzip ? MediaTypes.ociLayerGzip : MediaTypes.ociLayer, digest: written.digest, size: written.size }, written.diffID);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
     if (err instanceof StoreError || opts.signal?.aborted) throw err;
