@@ -1,10 +1,12 @@
 /**
  * Layer compression, same data, one run: writeLayer with the parallel gzip (default), writeLayer
- * with one zlib stream, and `tar -cf - . | gzip -6`, on two trees:
+ * with one zlib stream, and `tar -cf - . | gzip -6`, on up to three trees:
  *   big:   ~1 GB, half random (incompressible) files, half real files copied from /usr (compressible);
- *   small: 20,000 small files (100 B – 8 KiB) in 200 directories.
+ *   small: 20,000 small files (100 B – 8 KiB) in 200 directories;
+ *   mixed: 400 MiB from /dev/urandom (40 files) + 400 MiB of generated text (100 files), as a RUN
+ *          that writes random data next to text would leave.
  *
- *   node packages/layer-store/dist/bench/layer-gzip.js [DATA_DIR] [--runs N] [--level L]
+ *   node packages/layer-store/dist/bench/layer-gzip.js [DATA_DIR] [--runs N] [--level L] [--trees big,small,mixed] [--no-zlib]
  *
  * DATA_DIR (default /var/tmp/tsb-gzip-bench) keeps the generated trees between runs (made once; a
  * `.complete` marker says a tree is whole); each measurement writes its output under DATA_DIR/out
@@ -103,6 +105,25 @@ async function makeSmall(dir: string): Promise<void> {
   await writeFile(join(dir, '.complete'), '');
 }
 
+async function makeMixed(dir: string): Promise<void> {
+  if (await isComplete(dir)) return;
+  console.error(`generating ${dir} (400 MiB random + 400 MiB text) …`);
+  await mkdir(join(dir, 'random'), { recursive: true });
+  await mkdir(join(dir, 'text'), { recursive: true });
+  for (let i = 0; i < 40; i++) {
+    await pipeline(createReadStream('/dev/urandom', { start: 0, end: 10 * MIB - 1 }), createWriteStream(join(dir, 'random', `r${String(i).padStart(2, '0')}.bin`)));
+  }
+  const next = prng(400);
+  const words = Array.from({ length: 5000 }, () => (next() % 1e12).toString(36));
+  for (let f = 0; f < 100; f++) {
+    const buf = Buffer.allocUnsafe(4 * MIB);
+    let o = 0;
+    while (o < buf.length) o += buf.write(words[next() % words.length]! + (next() % 11 === 0 ? '\n' : ' '), o);
+    await writeFile(join(dir, 'text', `t${String(f).padStart(3, '0')}.txt`), buf);
+  }
+  await writeFile(join(dir, '.complete'), '');
+}
+
 async function tarBytes(dir: string): Promise<number> {
   let n = 0;
   for await (const c of layerTarStream(dir, { kind: 'rootfs' })) n += (c as Buffer).length;
@@ -143,12 +164,21 @@ async function main(argv: string[]): Promise<void> {
     return i >= 0 ? Number(argv.splice(i, 2)[1]) : dflt;
   };
   const runs = opt('--runs', 1);
+  const noZlib = argv.includes('--no-zlib');
+  if (noZlib) argv.splice(argv.indexOf('--no-zlib'), 1);
+  const ti = argv.indexOf('--trees');
+  const wanted = ti >= 0 ? argv.splice(ti, 2)[1]!.split(',') : ['big', 'small'];
   const level = opt('--level', 6);
   const data = argv[0] ?? '/var/tmp/tsb-gzip-bench';
   const self = fileURLToPath(import.meta.url);
-  const trees = { big: join(data, 'big'), small: join(data, 'small') };
-  await makeBig(trees.big);
-  await makeSmall(trees.small);
+  const makers: Record<string, (dir: string) => Promise<void>> = { big: makeBig, small: makeSmall, mixed: makeMixed };
+  const trees: Record<string, string> = {};
+  for (const name of wanted) {
+    const make = makers[name];
+    if (!make) throw new Error(`unknown tree ${name}: use big, small or mixed`);
+    trees[name] = join(data, name);
+    await make(trees[name]);
+  }
   const out = join(data, 'out');
   console.log(`load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}; level ${level}; ${runs} run(s) each, best wall time kept`);
   for (const [name, dir] of Object.entries(trees)) {
@@ -159,7 +189,7 @@ async function main(argv: string[]): Promise<void> {
     const tarSecs = Number(process.hrtime.bigint() - t0) / 1e9;
     const methods: Record<string, () => Measure> = {
       'writeLayer parallel gzip': () => timed(['node', self, '--child', 'parallel', dir, join(out, 'store'), String(level)]),
-      'writeLayer zlib (1 stream)': () => timed(['node', self, '--child', 'zlib', dir, join(out, 'store'), String(level)]),
+      ...(noZlib ? {} : { 'writeLayer zlib (1 stream)': () => timed(['node', self, '--child', 'zlib', dir, join(out, 'store'), String(level)]) }),
       [`tar -c | gzip -${level}`]: () =>
         timed(['bash', '-c', `tar -C "$1" -cf - . | gzip -${level} > "$2/layer.tar.gz" && stat -c %s "$2/layer.tar.gz"`, '-', dir, out]),
     };
