@@ -13,7 +13,15 @@
  * fchmod, futimes, close — instead of a stream and a thread-pool round trip per call; a path is
  * looked at (lstat) only when creating it fails with EEXIST. Parent directories verified during
  * one application are remembered; the memory is dropped on every removal (a removed directory may
- * come back as a symlink). Bigger files are streamed.
+ * come back as a symlink). Bigger files are streamed. Every other per-entry call (directories, whiteouts,
+ * removals) is synchronous too; the loop yields to the event loop every few milliseconds
+ * (`SLICE_MS`) so the read/hash/gunzip pipeline, which runs on libuv's pool, keeps decompressing
+ * ahead while files are written, and an abort signal is seen.
+ *
+ * Processes: Node has no mknod. An overlay whiteout (0/0 char device) costs one `mknod` process
+ * only for the first whiteout of each owner in one application; the others are hard links to it
+ * (overlayfs itself shares one whiteout inode the same way; only the device type and number
+ * matter to it). Devices and fifos cost a process each.
  *
  * No fsync per entry: the callers apply into a private staging directory (snapshots under the
  * store's tmp/, then renamed; import/export into a temp dir that is read back and removed), and a
@@ -32,18 +40,21 @@ import {
   linkSync,
   lstatSync,
   lutimesSync,
+  chmodSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readlinkSync,
+  rmSync,
   symlinkSync,
   writeSync,
 } from 'node:fs';
-import { chmod, lchown, lstat, mkdir, open, readdir, rm } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { setAttribute, setAttributeSync } from 'fs-xattr';
+import { setAttributeSync } from 'fs-xattr';
 import { CorruptLayerError, StoreError, UnsafePathError } from './errors.js';
 import { fileSink } from './fsutil.js';
 import { readTar, type TarHeader } from './tar.js';
@@ -63,6 +74,20 @@ export interface ApplyLayerOptions extends Cancellable {
 
 const MAX_SYMLINKS = 40;
 
+/** Longest stretch of synchronous work before the loop lets the event loop run. */
+const SLICE_MS = 10;
+
+/** Decompressed bytes produced ahead of the tar reader (per zlib step and buffered). */
+const INFLATE_CHUNK = 256 * 1024;
+const INFLATE_AHEAD = 2 * 1024 * 1024;
+
+/** An overlay whiteout made during this application, to hard-link further ones of its owner to. */
+interface WhiteoutInode {
+  abs: string;
+  dev: number;
+  ino: number;
+}
+
 /**
  * The target directory, plus the relative paths verified (or made) as real directories during
  * this application: they need no second walk. Cleared on every removal.
@@ -70,6 +95,8 @@ const MAX_SYMLINKS = 40;
 interface Root {
   path: string;
   dirs: Set<string>;
+  /** First whiteout made per owner (`uid:gid`). */
+  whiteouts: Map<string, WhiteoutInode>;
 }
 
 /** Normalises an entry name into components; refuses `..`. */
@@ -173,7 +200,8 @@ async function decompressed(src: Readable, signal?: AbortSignal): Promise<Readab
     })(),
   );
   if (first[0] === 0x1f && first[1] === 0x8b) {
-    const gunzip = createGunzip({ chunkSize: 256 * 1024 });
+    // zlib streams pass stream options through to Transform (not in ZlibOptions' type).
+    const gunzip = createGunzip(Object.assign({ chunkSize: INFLATE_CHUNK }, { readableHighWaterMark: INFLATE_AHEAD }));
     rest.on('error', (e) => gunzip.destroy(e));
     return rest.pipe(gunzip);
   }
@@ -206,7 +234,7 @@ export interface ApplyStats {
  * entry is written); CorruptLayerError for a truncated tar, bad compression or `maxBytes` exceeded.
  */
 export async function applyLayer(tar: Readable, targetDir: string, opts: ApplyLayerOptions): Promise<ApplyStats> {
-  const root: Root = { path: targetDir, dirs: new Set() };
+  const root: Root = { path: targetDir, dirs: new Set(), whiteouts: new Map() };
   const created = new Set<string>();
   const dirTimes = new Map<string, number>();
   const stats: ApplyStats = { entries: 0, whiteouts: 0 };
@@ -217,7 +245,13 @@ export async function applyLayer(tar: Readable, targetDir: string, opts: ApplyLa
     input = input.pipe(limit);
   }
   try {
+    let slice = performance.now();
     for await (const { header, body, data } of readTar(input)) {
+      if (performance.now() - slice > SLICE_MS) {
+        // Lets pipeline callbacks run (the next compressed chunk is read and inflated meanwhile).
+        await new Promise(setImmediate);
+        slice = performance.now();
+      }
       opts.signal?.throwIfAborted();
       stats.entries++;
       const wh = whiteoutMeaning(components(header.name, header.name).join('/'));
@@ -258,16 +292,16 @@ async function applyWhiteout(
     const rel = p.rel.split('/').slice(0, -1).join('/');
     const abs = join(root.path, rel);
     if (opts.format === 'overlay') {
-      await mkdir(abs, { recursive: true });
-      await setAttribute(abs, OVERLAY_OPAQUE_XATTR, 'y');
+      mkdirSync(abs, { recursive: true });
+      setAttributeSync(abs, OVERLAY_OPAQUE_XATTR, 'y');
       return;
     }
     // Hide what lower layers put here; keep what this layer already wrote.
-    for (const child of await readdir(abs)) {
+    for (const child of readdirSync(abs)) {
       const childRel = rel === '' ? child : `${rel}/${child}`;
       if (!created.has(childRel)) {
         root.dirs.clear();
-        await rm(join(abs, child), { recursive: true, force: true });
+        rmSync(join(abs, child), { recursive: true, force: true });
       }
     }
     return;
@@ -275,16 +309,31 @@ async function applyWhiteout(
   const { abs, rel } = placeOf(root, wh.target, header.name);
   if (rel === '') throw new UnsafePathError(header.name, 'whites out the root');
   if (created.has(rel)) return; // whiteouts hide lower layers only
-  if (opts.format === 'plain') {
-    root.dirs.clear();
-    await rm(abs, { recursive: true, force: true });
-    return;
-  }
-  root.dirs.clear();
-  await rm(abs, { recursive: true, force: true });
-  await run('mknod', [abs, 'c', '0', '0'], opts.signal);
-  await lchown(abs, header.uid, header.gid);
+  removeExisting(root, abs);
+  if (opts.format === 'plain') return;
+  await makeOverlayWhiteout(root, abs, header.uid, header.gid, opts.signal);
   created.add(rel);
+}
+
+/**
+ * Makes a 0/0 character device at `abs` (nothing is there) owned by uid:gid: a hard link to the
+ * first one made for that owner in this application when it is still what we made (same inode,
+ * still a 0/0 device), else a new one by `mknod` (Node has no mknod), which becomes the one to link to.
+ */
+async function makeOverlayWhiteout(root: Root, abs: string, uid: number, gid: number, signal?: AbortSignal): Promise<void> {
+  const key = `${uid}:${gid}`;
+  const first = root.whiteouts.get(key);
+  if (first !== undefined) {
+    const st = lstatSync(first.abs, { throwIfNoEntry: false });
+    if (st !== undefined && st.isCharacterDevice() && st.rdev === 0 && st.dev === first.dev && st.ino === first.ino) {
+      linkSync(first.abs, abs);
+      return;
+    }
+  }
+  await run('mknod', [abs, 'c', '0', '0'], signal);
+  lchownSync(abs, uid, gid);
+  const st = lstatSync(abs);
+  root.whiteouts.set(key, { abs, dev: st.dev, ino: st.ino });
 }
 
 function errCode(err: unknown): string | undefined {
@@ -306,7 +355,7 @@ async function createExclusive(root: Root, abs: string, h: TarHeader, make: () =
   }
   if (h.type === 'directory' && lstatSync(abs).isDirectory()) return false;
   root.dirs.clear();
-  await rm(abs, { recursive: true, force: true });
+  rmSync(abs, { recursive: true, force: true });
   make();
   return true;
 }
@@ -376,7 +425,7 @@ async function applyEntry(
       if (rel !== '') await createExclusive(root, abs, h, () => mkdirSync(abs, { mode: 0o755 }));
       created.add(rel);
       lchownSync(abs, h.uid, h.gid);
-      await chmod(abs, h.mode & 0o7777);
+      chmodSync(abs, h.mode & 0o7777);
       setXattrs(abs, h);
       dirTimes.set(abs, h.mtime);
       return;
@@ -398,12 +447,12 @@ async function applyEntry(
     case 'char':
     case 'block':
     case 'fifo':
-      await removeExisting(root, abs);
+      removeExisting(root, abs);
       if (h.type === 'fifo') await run('mkfifo', [abs], opts.signal);
       else await run('mknod', [abs, h.type === 'char' ? 'c' : 'b', String(h.devmajor ?? 0), String(h.devminor ?? 0)], opts.signal);
       created.add(rel);
       lchownSync(abs, h.uid, h.gid);
-      await chmod(abs, h.mode & 0o7777);
+      chmodSync(abs, h.mode & 0o7777);
       setXattrs(abs, h);
       lutimesSync(abs, h.mtime, h.mtime);
       return;
@@ -411,20 +460,15 @@ async function applyEntry(
 }
 
 /** Removes whatever is at `abs` (never following a symlink there). */
-async function removeExisting(root: Root, abs: string): Promise<void> {
-  try {
-    await lstat(abs);
-  } catch (err) {
-    if (errCode(err) === 'ENOENT') return;
-    throw err;
-  }
+function removeExisting(root: Root, abs: string): void {
+  if (lstatSync(abs, { throwIfNoEntry: false }) === undefined) return;
   root.dirs.clear();
-  await rm(abs, { recursive: true, force: true });
+  rmSync(abs, { recursive: true, force: true });
 }
 
 /** A regular file too big to hold: streamed into a descriptor opened O_EXCL|O_NOFOLLOW. */
 async function streamBigFile(root: Root, abs: string, h: TarHeader, body: AsyncIterable<Buffer>, opts: ApplyLayerOptions): Promise<void> {
-  await removeExisting(root, abs);
+  removeExisting(root, abs);
   const fh = await open(abs, CREATE_FLAGS, 0o600);
   try {
     await pipeline(Readable.from(body), fileSink(fh), opts.signal ? { signal: opts.signal } : {});
