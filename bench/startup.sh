@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Start-up benchmark: median wall time of cold-started tsbuild commands that do little work
 # (no-change rebuilds, save of a small image, images), beside `node -e 0` as the floor.
-# usage: bench/startup.sh [--runs N] [--entry FILE]   (default entry: packages/cli/dist/src/main.js)
+# usage: bench/startup.sh [--runs N] [--entry FILE]   (default: the bin, packages/cli/bin/tsbuild.cjs;
+#   --entry packages/cli/dist/src/main.js for the unbundled modules)
 # Materials: $BENCH_DIR/startup/ (a store with busybox:latest and the small and instr60 images).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 runs=10
-entry=$repo/packages/cli/dist/src/main.js
+entry=$repo/packages/cli/bin/tsbuild.cjs
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
@@ -37,11 +38,18 @@ if [ ! -f "$S/root/index.json" ]; then
 fi
 "${TSB[@]}" build -q -t st-small "$S/ctx/small" >/dev/null
 "${TSB[@]}" build -q -t st-instr60 "$S/ctx/instr60" >/dev/null
+# one run: "wall cpu" seconds (cpu = user + sys, less disturbed by other load on the machine)
+once() {
+  local t
+  t=$(mktemp)
+  /usr/bin/time -o "$t" -f '%e %U %S' "$@" >/dev/null 2>&1 || { echo "command failed: $*" >&2; rm -f "$t"; return 1; }
+  awk '{printf "%.3f %.3f\n", $1, $2 + $3}' "$t"; rm -f "$t"
+}
 run() { # label cmd...
   local label=$1; shift
-  local ts=()
-  for _ in $(seq "$runs"); do ts+=("$(timed "$@")"); done
-  printf '%-18s %s\n' "$label" "$(printf '%s\n' "${ts[@]}" | median)"
+  local res
+  res=$(for _ in $(seq "$runs"); do once "$@"; done)
+  printf '%-18s wall %s  cpu %s\n' "$label" "$(echo "$res" | cut -d' ' -f1 | median)" "$(echo "$res" | cut -d' ' -f2 | median)"
 }
 echo "# load: $(cat /proc/loadavg)"
 run 'node -e 0' node -e 0
