@@ -126,7 +126,10 @@ class TimeSlices {
   }
 }
 
-/** State of one copy: hard links already written (dev:ino → host path), and the copy buffer. */
+/**
+ * State of one copy: hard links already written by the current source (dev:ino → host path), and
+ * the copy buffer.
+ */
 interface CopyState {
   readonly links: Map<string, string>;
   readonly owner: Owner;
@@ -316,8 +319,9 @@ async function copyFileSource(rootfs: string, src: Source, destImage: string, de
  * - missing parent directories are created 0755; with --chown, directories created for a file
  *   source take that owner, for a directory source only `dest` itself does;
  * - modes and mtimes are kept, the owner becomes 0:0 (or --chown); --chmod sets the mode of every
- *   copied file and directory; symlinks are copied as symlinks; hard links within one instruction
- *   stay hard links; fifos, sockets and devices are skipped;
+ *   copied file and directory; symlinks are copied as symlinks; hard links within one source
+ *   stay hard links (not across sources: Docker 20.10 copies each source through its own tar
+ *   stream); fifos, sockets and devices are skipped;
  * - existing entries are replaced (a directory in the image where the source has a file or
  *   symlink is removed first, a symlink where the source has a directory becomes a directory);
  *   existing directories are merged into;
@@ -347,6 +351,7 @@ export async function copyInto(opts: CopyOptions): Promise<void> {
   for (const src of opts.sources) {
     opts.signal?.throwIfAborted();
     const top = src.entries[0]!;
+    st.links.clear();
     if (top.type === 'dir') await copyDirectory(rootfs, src, destImage, st, opts.signal);
     else if (top.type === 'file' || top.type === 'symlink') await copyFileSource(rootfs, src, destImage, destIsDir, st);
   }
