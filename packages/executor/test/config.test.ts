@@ -58,12 +58,16 @@ test('CMD []: an empty Cmd (Docker 20.10 config shows "Cmd":[]) that a later ENT
   t.deepEqual(s.state.config.Cmd, ['/bin/bash', '-c', 'x']);
 });
 
-test('WORKDIR: relative to the previous one, cleaned', (t) => {
+test('WORKDIR: relative joined to the previous one and cleaned, absolute kept as written (Docker 20.10)', (t) => {
   const rows: Array<[string | undefined, string, string]> = [
     [undefined, 'a', '/a'],
     ['/a', 'b/../c', '/a/c'],
-    ['/a', '/x/', '/x'],
+    ['/a', '/x/', '/x/'],
+    ['/a', '//x//y/', '//x//y/'],
+    ['/a', '/b/../c/./d/', '/b/../c/./d/'],
+    ['/b/../c/./d/', 'e/', '/c/d/e'],
     ['', '.', '/'],
+    ['/a/', '..', '/'],
   ];
   for (const [cur, p, want] of rows) t.is(normalizeWorkdir(cur, p), want);
 });

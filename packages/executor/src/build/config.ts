@@ -65,10 +65,14 @@ export function nopCreatedBy1(config: ContainerConfig, comment: string): string 
   return [...shellOf(config), `#(nop) ${comment}`].join(' ');
 }
 
-/** Docker's `normalizeWorkdir`: relative paths resolve against the current working dir. */
+/**
+ * Docker's `normalizeWorkdir` (Unix): a relative path is joined to the current working dir and
+ * cleaned (`filepath.Join("/", current, path)`); an absolute path is kept as written, so
+ * `WORKDIR /a/b/` stores `/a/b/` and `WORKDIR //x/../y` stores `//x/../y` (Docker 20.10).
+ */
 export function normalizeWorkdir(current: string | undefined, path: string): string {
-  const joined = path.startsWith('/') ? path : `${current && current !== '' ? current : '/'}/${path}`;
-  return cleanPath(joined);
+  if (path.startsWith('/')) return path;
+  return cleanPath(`/${current ?? ''}/${path}`);
 }
 
 /** Go's `filepath.Clean` for absolute paths. */

@@ -14,7 +14,7 @@ import { mountRootfs, runInSandbox, detectIsolation, resolveUser, removeSandboxA
 import { addHistory, addLayer, runCreatedBy, runEnv, type BuildContext, type ImageState } from '../build.js';
 import type { PlannedStage } from '../plan.js';
 import type { FsStep } from '../expand.js';
-import { argvOf } from '../config.js';
+import { argvOf, cleanPath } from '../config.js';
 import { BuildError } from '../errors.js';
 import type { RunMount } from '@tsbuild/parser';
 import { prepareRunMounts, removeMountPoints, type PreparedMounts } from '../mounts.js';
@@ -78,7 +78,9 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
           env: [...hostEnv, ...env, ...mounts.env],
           hostname,
           ...(sandboxMounts.length > 0 ? { mounts: sandboxMounts } : {}),
-          cwd: state.image.config.WorkingDir || '/',
+          // the container's working dir is cleaned (Docker's SetupWorkingDirectory), though the
+          // image keeps WORKDIR's absolute path as written: runc would make `/a/b` of `/a/b/../c`
+          cwd: cleanPath(state.image.config.WorkingDir || '/'),
           user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids ?? [] },
           network,
           ...(options.memoryBytes !== undefined ? { memoryBytes: options.memoryBytes } : {}),
