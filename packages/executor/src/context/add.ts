@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { closeSync, createReadStream, createWriteStream, openSync, readSync } from 'node:fs';
+import { lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
@@ -92,14 +92,15 @@ async function firstBytes(stream: Readable, n: number): Promise<Buffer> {
  * @returns the format, or null for any other file.
  */
 export async function detectArchive(file: string, signal?: AbortSignal): Promise<ArchiveFormat | null> {
-  const fh = await open(file, 'r');
+  // synchronous: ADD of a wildcard may detect thousands of files (a thread-pool hand-off per call
+  // costs far more than the read)
+  const fd = openSync(file, 'r');
   let head: Buffer;
   try {
     const buf = Buffer.alloc(512);
-    const { bytesRead } = await fh.read(buf, 0, 512, 0);
-    head = buf.subarray(0, bytesRead);
+    head = buf.subarray(0, readSync(fd, buf, 0, 512, 0));
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
   const compression = compressionOf(head);
   if (compression === 'none') return isTarHeader(head) ? 'tar' : null;

@@ -15,6 +15,7 @@ import {
   rmSync,
   symlinkSync,
   writeSync,
+  type Stats,
 } from 'node:fs';
 import { chmod, lchown, lstat, lutimes, mkdir, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -56,9 +57,13 @@ function imagePath(dest: string, workdir: string | undefined): string {
   return dest.startsWith('/') ? cleanPath(dest) : cleanPath(`${workdir ?? '/'}/${dest}`);
 }
 
-async function lstatOrNull(p: string): Promise<import('node:fs').Stats | null> {
+/**
+ * lstat, or null when nothing is there. Synchronous: it runs once or a few times per source, and
+ * a COPY of a wildcard may have thousands of sources (a thread-pool hand-off costs far more here).
+ */
+function lstatOrNull(p: string): Stats | null {
   try {
-    return await lstat(p);
+    return lstatSync(p);
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return null;
@@ -86,7 +91,7 @@ async function mkdirInRoot(rootfs: string, dir: string, ownerFor: (isLast: boole
   let cur = rootfs;
   for (let i = 0; i < segs.length; i++) {
     cur = path.join(cur, segs[i]!);
-    const st = await lstatOrNull(cur);
+    const st = lstatOrNull(cur);
     if (st?.isDirectory()) continue;
     if (st !== null) throw notADirectory(path.posix.join('/', ...segs.slice(0, i + 1)), 'failed to create new directory');
     await mkdir(cur);
@@ -280,7 +285,7 @@ async function copyEntries(host: string, entries: readonly SourceEntry[], st: Co
 
 async function copyDirectory(rootfs: string, src: Source, destImage: string, st: CopyState, signal?: AbortSignal): Promise<void> {
   const resolved = await resolveInRoot(rootfs, destImage);
-  const existing = await lstatOrNull(resolved);
+  const existing = lstatOrNull(resolved);
   if (existing !== null && !existing.isDirectory()) throw notADirectory(destImage, 'failed to copy directory');
   let host: string;
   try {
@@ -300,7 +305,7 @@ async function copyFileSource(rootfs: string, src: Source, destImage: string, de
   if (destIsDir) {
     targetImage = path.posix.join(destImage, base);
   } else {
-    const existing = await lstatOrNull(await resolveInRoot(rootfs, destImage));
+    const existing = lstatOrNull(await resolveInRoot(rootfs, destImage));
     if (existing?.isDirectory()) targetImage = path.posix.join(destImage, base);
   }
   const parentImage = path.posix.dirname(targetImage);
@@ -377,12 +382,12 @@ export interface HeredocOptions {
 export async function writeHeredoc(rootfs: string, dest: string, content: string | Uint8Array, opts: HeredocOptions = {}): Promise<string> {
   const root = path.resolve(rootfs);
   let targetImage = imagePath(dest, opts.workdir);
-  const isDir = dest.endsWith('/') || (await lstatOrNull(await resolveInRoot(root, targetImage)))?.isDirectory() === true;
+  const isDir = dest.endsWith('/') || lstatOrNull(await resolveInRoot(root, targetImage))?.isDirectory() === true;
   if (isDir) targetImage = path.posix.join(targetImage, opts.name ?? 'EOF');
   const owner = opts.chown ?? { uid: 0, gid: 0 };
   const parentHost = await mkdirInRoot(root, path.posix.dirname(targetImage), () => owner);
   const target = path.join(parentHost, path.posix.basename(targetImage));
-  if ((await lstatOrNull(target)) !== null) await rm(target, { recursive: true, force: true });
+  if (lstatOrNull(target) !== null) await rm(target, { recursive: true, force: true });
   await writeFile(target, content, { flag: 'wx' });
   await lchown(target, owner.uid, owner.gid);
   await chmod(target, opts.chmod ?? 0o644);

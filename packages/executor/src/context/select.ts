@@ -157,7 +157,8 @@ async function selectOne(root: string, rel: string, opts: SelectOptions, shown: 
   if (resolvedRel !== '.' && opts.ignore?.matches(resolvedRel)) throw notFound(shown);
   let top: SourceEntry;
   try {
-    top = await entryOf(host, '');
+    // synchronous: a wildcard may select thousands of sources, each one stat
+    top = entryOfSync(host, '');
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code === 'ENOENT' || (cause as NodeJS.ErrnoException).code === 'ENOTDIR') {
       throw notFound(shown);
