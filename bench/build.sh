@@ -28,7 +28,7 @@ W=${BENCH_DIR:-/var/tmp/tsb-bench}
 mkdir -p "$W"
 export DOCKER_BUILDKIT=0
 DOCKER=/usr/bin/docker
-TSB="node $repo/packages/cli/dist/src/main.js"
+TSB="node $repo/packages/cli/bin/tsbuild.cjs"
 
 log() { echo "# $*" >&2; }
 # shellcheck source=lib.sh

@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
 done
 W=${REBUILD_DIR:-/var/tmp/tsb-rebuild}
 ROOT=$W/root
-MAIN=$repo/packages/cli/dist/src/main.js
+MAIN=$repo/packages/cli/bin/tsbuild.cjs
 TSB=(node "$MAIN" --root "$ROOT")
 mkdir -p "$W"
 

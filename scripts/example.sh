@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-system-deps.sh
 npm ci --no-audit --no-fund
 npm run build
-tsbuild() { node packages/cli/dist/src/main.js "$@"; }
+tsbuild() { node packages/cli/bin/tsbuild.cjs "$@"; }
 base=$(mktemp -d)
 trap 'rm -rf "$base"' EXIT
 bash scripts/make-busybox-rootfs.sh "$base"
