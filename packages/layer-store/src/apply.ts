@@ -185,7 +185,7 @@ class ByteLimit extends Transform {
 }
 
 /** Detects gzip/zstd by magic bytes and returns the uncompressed stream. */
-async function decompressed(src: Readable, signal?: AbortSignal): Promise<Readable> {
+export async function decompressed(src: Readable, signal?: AbortSignal): Promise<Readable> {
   const it = src[Symbol.asyncIterator]();
   let first: Buffer = Buffer.alloc(0);
   while (first.length < 4) {
