@@ -213,3 +213,35 @@ test('--format Go templates: inspect -f once per image, images/history rows and 
   t.is(unparsable.code, 125);
   t.regex(unparsable.stderr, /invalid --format: .*missing \{\{end\}\}/);
 });
+
+test('save/export -o /dev/null or a FIFO write into it: the device node stays a device', async (t) => {
+  const { root } = await withImage(t, 'devnull:1');
+  const before = execFileSync('stat', ['-c', '%F %t:%T', '/dev/null'], { encoding: 'utf8' });
+  // should the code regress, put the machine's /dev/null back for the tests that follow
+  t.teardown(() => {
+    if (execFileSync('stat', ['-c', '%F', '/dev/null'], { encoding: 'utf8' }).trim() !== 'character special file') {
+      execFileSync('sh', ['-c', 'rm -f /dev/null && mknod -m 666 /dev/null c 1 3']);
+    }
+  });
+  for (const cmd of [['save', '-o', '/dev/null', 'devnull:1'], ['export', '-o', '/dev/null', 'devnull:1']]) {
+    const r = await run(root, cmd);
+    t.is(r.code, 0, r.stderr);
+    t.is(execFileSync('stat', ['-c', '%F %t:%T', '/dev/null'], { encoding: 'utf8' }), before, `${cmd[0]} left /dev/null a ${before}`);
+  }
+  t.deepEqual((await readdir('/dev')).filter((n) => n.includes('.tmp-')), [], 'no temp file left in /dev');
+  const fifo = join(await tempDir(t), 'pipe');
+  execFileSync('mkfifo', [fifo]);
+  const reader = new Promise<number>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    import('node:fs').then(({ createReadStream }) => {
+      const s = createReadStream(fifo);
+      s.on('data', (c) => chunks.push(Buffer.from(c)));
+      s.on('end', () => resolve(Buffer.concat(chunks).length));
+      s.on('error', reject);
+    }, reject);
+  });
+  const r = await run(root, ['save', '-o', fifo, 'devnull:1']);
+  t.is(r.code, 0, r.stderr);
+  t.true((await reader) > 1024, 'the archive went through the FIFO');
+  t.is(execFileSync('stat', ['-c', '%F', fifo], { encoding: 'utf8' }).trim(), 'fifo');
+});

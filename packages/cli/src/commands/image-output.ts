@@ -3,7 +3,7 @@
  * tables, and atomic `-o` files.
  */
 import { createWriteStream } from 'node:fs';
-import { rename, unlink } from 'node:fs/promises';
+import { rename, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -127,6 +127,22 @@ export function formatRows(format: string, rows: readonly Record<string, unknown
  * file is removed and `path` is untouched. `write` must end the stream it is given.
  */
 export async function writeFileAtomically(path: string, write: (out: Writable) => Promise<void>): Promise<void> {
+  const existing = await stat(path).catch(() => undefined);
+  if (existing !== undefined && !existing.isFile() && !existing.isDirectory()) {
+    // a device or a pipe (-o /dev/null, -o /dev/stdout, a FIFO): write into it; renaming a temp
+    // file over it would replace the device node with a regular file
+    const out = createWriteStream(path, { flags: 'w' });
+    const closed = new Promise<void>((resolve) => out.once('close', () => resolve()));
+    try {
+      await write(out);
+    } catch (err) {
+      out.destroy();
+      throw err;
+    } finally {
+      await closed;
+    }
+    return;
+  }
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   const out = createWriteStream(tmp, { flags: 'wx' });
   const closed = new Promise<void>((resolve) => out.once('close', () => resolve()));
