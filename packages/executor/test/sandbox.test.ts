@@ -98,6 +98,15 @@ for (const isolation of ['oci', 'chroot'] as const) {
     t.regex(capEff!, /CapEff:\s+0+$/, 'a non-root user has no effective capabilities');
   });
 
+  test(`${isolation}: no_new_privs is off for root and other users, as in Docker (setuid binaries such as sudo work)`, async (t) => {
+    const env = await setup(t);
+    for (const user of [ROOT_USER, await resolveUser(env.rootfs, 'app')]) {
+      const r = await sandboxRun(env, isolation, { args: ['grep', '^NoNewPrivs:', '/proc/self/status'], user });
+      t.is(r.exitCode, 0, r.stderr);
+      t.regex(r.stdout, /^NoNewPrivs:\s+0$/m, `uid ${user.uid}`);
+    }
+  });
+
   test(`${isolation}: a numeric user without a passwd entry works`, async (t) => {
     const env = await setup(t);
     const user = await resolveUser(env.rootfs, '1234:50');
@@ -201,6 +210,18 @@ test('oci: a step within its memory limit is not reported as OOM', async (t) => 
   t.is(r.exitCode, 0);
   t.is(r.stdout.trim(), String(8 * 1024 * 1024));
   t.false(r.oomKilled);
+});
+
+test('oci: the cgroup fs is mounted at /sys/fs/cgroup, its hierarchies read-only, as in Docker', async (t) => {
+  const env = await setup(t);
+  const r = await sandboxRun(env, 'oci', { args: ['grep', ' /sys/fs/cgroup', '/proc/self/mounts'] });
+  t.is(r.exitCode, 0, r.stderr);
+  const mounts = r.stdout.trim().split('\n').map((l) => l.split(' '));
+  // cgroup v1: a tmpfs with one cgroup mount per hierarchy; v2: one cgroup2 mount
+  t.true(mounts.some(([, dest]) => dest === '/sys/fs/cgroup'), r.stdout);
+  const hierarchies = mounts.filter(([, , type]) => type === 'cgroup' || type === 'cgroup2');
+  t.true(hierarchies.length > 0, r.stdout);
+  for (const [, dest, , opts] of hierarchies) t.true(opts!.split(',').includes('ro'), `${dest} is read-only`);
 });
 
 test('mountRootfs: lower dirs are bottom-most first and whiteouts hide lower files', async (t) => {

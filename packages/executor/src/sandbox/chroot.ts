@@ -58,7 +58,7 @@ async function writeDevTemplate(dir: string): Promise<void> {
 /**
  * Runs `spec` with `unshare` + chroot (no OCI runtime): namespaces mount, pid, ipc, uts (+ net
  * for `none`), the same /proc, /dev, /sys and /etc mounts as the OCI mode, Docker's capability
- * bounding set, no_new_privs, and the user set through setpriv (gid, groups) and unshare (uid).
+ * bounding set (no_new_privs off, as in Docker: setuid binaries work), and the user set through setpriv (gid, groups) and unshare (uid).
  * Memory and CPU limits are not applied in this mode.
  */
 export async function runWithChroot(spec: RunSpec, stateDir: string, id: string): Promise<{ exitCode: number; oomKilled: boolean }> {
@@ -91,7 +91,7 @@ export async function runWithChroot(spec: RunSpec, stateDir: string, id: string)
     const groups = spec.user.additionalGids.length > 0 ? ['--groups', spec.user.additionalGids.join(',')] : ['--clear-groups'];
     const inner = [
       envBin, '-i', ...env,
-      setpriv, '--regid', String(spec.user.gid), ...groups, '--bounding-set', `-all,${caps}`, '--inh-caps', '-all', '--no-new-privs',
+      setpriv, '--regid', String(spec.user.gid), ...groups, '--bounding-set', `-all,${caps}`, '--inh-caps', '-all',
       unshare, `--root=${root}`, `--wd=${spec.cwd}`, '--setuid', String(spec.user.uid), '--', ...spec.args,
     ];
     const fstab = path.join(dir, 'fstab');

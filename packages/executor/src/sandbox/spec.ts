@@ -76,8 +76,8 @@ export interface OciConfigInput {
 }
 
 /**
- * Builds the OCI runtime config (config.json) for one RUN step: Docker's defaults for mounts,
- * capabilities, masked paths and devices; pid/ipc/uts/mount namespaces (+ network for `none`).
+ * Builds the OCI runtime config (config.json) for one RUN step: Docker's defaults for mounts
+ * (with the read-only /sys/fs/cgroup), capabilities, masked paths and devices, no_new_privs off; pid/ipc/uts/mount namespaces (+ network for `none`).
  * Pure: same input, same object.
  */
 export function ociConfig(input: OciConfigInput): OciConfig {
@@ -111,7 +111,9 @@ export function ociConfig(input: OciConfigInput): OciConfig {
         permitted: [...DEFAULT_CAPABILITIES],
       },
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: input.nofile ?? DEFAULT_NOFILE, soft: input.nofile ?? DEFAULT_NOFILE }],
-      noNewPrivileges: true,
+      // Docker's default (no --security-opt no-new-privileges): setuid binaries work, so
+      // `USER app` + `RUN sudo …` builds as it does with Docker
+      noNewPrivileges: false,
     },
     root: { path: spec.rootfs, readonly: false },
     hostname,
@@ -122,6 +124,8 @@ export function ociConfig(input: OciConfigInput): OciConfig {
       { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=67108864'] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      // read-only cgroup fs as Docker mounts it (runc makes the v1 tmpfs + hierarchies, or cgroup2)
+      { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro', 'nosuid', 'noexec', 'nodev'] },
       { destination: '/etc/resolv.conf', type: 'bind', source: hostFiles.resolvConf, options: ro },
       { destination: '/etc/hostname', type: 'bind', source: hostFiles.hostname, options: ro },
       { destination: '/etc/hosts', type: 'bind', source: hostFiles.hosts, options: ro },
