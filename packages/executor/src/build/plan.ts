@@ -127,17 +127,21 @@ export function planBuild(df: Dockerfile, opts: PlanOptions): BuildPlan {
       base = { kind: 'stage', index: fromStage };
       deps.add(fromStage);
     } else base = { kind: 'image', ref: image };
-    for (const instr of stage.instructions) {
-      if (instr.kind === 'COPY' && instr.from !== undefined) {
-        const i = stageRef(df, instr.from, stage.index);
-        if (i !== undefined) deps.add(i);
+    const addRef = (ref: string): void => {
+      // a reference holding a variable (`--from=${SRC}`) is expanded at the step, with the
+      // stage's ARGs and ENV: it may name any earlier stage, so all of them are built first
+      // (Docker's classic builder builds every stage before the target anyway)
+      if (ref.includes('$')) {
+        for (let i = 0; i < stage.index; i++) deps.add(i);
+        return;
       }
+      const i = stageRef(df, ref, stage.index);
+      if (i !== undefined) deps.add(i);
+    };
+    for (const instr of stage.instructions) {
+      if (instr.kind === 'COPY' && instr.from !== undefined) addRef(instr.from);
       if (instr.kind === 'RUN') {
-        for (const m of instr.mounts) {
-          if (m.from === undefined) continue;
-          const i = stageRef(df, m.from, stage.index);
-          if (i !== undefined) deps.add(i);
-        }
+        for (const m of instr.mounts) if (m.from !== undefined) addRef(m.from);
       }
     }
     return { stage, base, deps: [...deps].sort((a, b) => a - b) };
