@@ -3,7 +3,7 @@
  * frontend/dockerfile/parser + instructions) rule for rule: directives, continuation
  * lines, comments, exec/shell forms, heredocs, flags, and per-instruction validation.
  */
-import { DockerfileError, DockerfileParseError, type DockerfileErrorCode } from './errors.js';
+import { DockerfileError, DockerfileParseError, ExpansionError, type DockerfileErrorCode } from './errors.js';
 import { expandWords, isGoSpace } from './expand.js';
 import type {
   ArgInstruction,
@@ -780,11 +780,24 @@ class Parser {
         const v = c.flags(kind === 'COPY' ? COPY_FLAGS : ADD_FLAGS);
         if (!v) return undefined;
         const dest = args[args.length - 1]!;
-        if (!node.json && heredocFromWord(dest)) return c.fail('E_HEREDOC', `${kind} cannot accept a heredoc as a destination`);
+        // a heredoc word with unbalanced quotes (`<<EOF"`) is a parse error, as in Docker's parser
+        const heredocOf = (word: string): ReturnType<typeof heredocFromWord> | null => {
+          try {
+            return heredocFromWord(word);
+          } catch (err) {
+            if (!(err instanceof ExpansionError)) throw err;
+            c.fail('E_HEREDOC', `invalid heredoc ${word}: ${err.message}`, 'close the quote around the heredoc name, e.g. <<"EOF"');
+            return null;
+          }
+        };
+        const destDoc = node.json ? undefined : heredocOf(dest);
+        if (destDoc === null) return undefined;
+        if (destDoc) return c.fail('E_HEREDOC', `${kind} cannot accept a heredoc as a destination`);
         const sources: string[] = [];
         const heredocs: Heredoc[] = [];
         for (const src of args.slice(0, -1)) {
-          const h = node.json ? undefined : heredocFromWord(src);
+          const h = node.json ? undefined : heredocOf(src);
+          if (h === null) return undefined;
           if (h) {
             const found = node.heredocs.find((d) => d.name === h.name);
             heredocs.push(found ?? { name: h.name, content: '', expand: h.expand, chompTabs: h.chomp, fd: h.fd });

@@ -129,6 +129,7 @@ const errorRows: [string, string, string, number][] = [
   ['duration under 1ms', 'FROM a\nHEALTHCHECK --timeout=500us CMD x\n', 'E_DURATION', 2],
   ['retries < 1', 'FROM a\nHEALTHCHECK --retries=0 CMD x\n', 'E_FLAG_VALUE', 2],
   ['unterminated heredoc', 'FROM a\nRUN <<EOF\necho\n', 'E_HEREDOC', 2],
+  ['heredoc name with an unbalanced quote', 'FROM a\nCOPY <<EOF" /x\n', 'E_HEREDOC', 2],
   ['invalid stage name', 'FROM a AS 1x\n', 'E_STAGE_NAME', 1],
   ['FROM extra argument', 'FROM a b\n', 'E_ARGUMENTS', 1],
   ['ONBUILD FROM', 'FROM a\nONBUILD FROM b\n', 'E_ONBUILD', 2],
