@@ -193,6 +193,42 @@ for (const [name, flags, format] of [
   });
 }
 
+for (const [name, flags] of [
+  ['root.tar', []],
+  ['root.tar.gz', ['-z']],
+  ['root.tar.bz2', ['-j']],
+  ['root.tar.xz', ['-J']],
+] as const) {
+  test(`ADD ${name}: the archive's root entry changes neither a new nor an existing destination; ./sub/ applies (as Docker 20.10)`, async (t) => {
+    const { ctx, rootfs, dir } = await setup(t);
+    const src = path.join(dir, 'rootsrc');
+    await mkdir(path.join(src, 'sub'), { recursive: true });
+    await writeFile(path.join(src, 'one'), '1\n');
+    await chmod(src, 0o700);
+    await chmod(path.join(src, 'sub'), 0o750);
+    execFileSync('tar', ['--owner=123', '--group=456', '--numeric-owner', '-C', src, ...flags, '-cf', path.join(ctx, name), '.']);
+    t.regex(execFileSync('tar', ['-tvf', path.join(ctx, name)], { encoding: 'utf8' }), /^drwx------ 123\/456 .* \.\/\n/);
+    const sources = await selectSources(ctx, [name]);
+    await addInto({ rootfs, sources, dest: '/new/' });
+    await addInto({ rootfs, sources, dest: '/new-noslash' });
+    t.is(await info(path.join(rootfs, 'new')), 'd 755 0:0');
+    t.is(await info(path.join(rootfs, 'new-noslash')), 'd 755 0:0');
+    t.is(await info(path.join(rootfs, 'new/sub')), 'd 750 123:456');
+    t.is(await info(path.join(rootfs, 'new/one')), 'f 644 123:456 2');
+    await mkdir(path.join(rootfs, 'pre/sub'), { recursive: true });
+    await chown(path.join(rootfs, 'pre'), 7, 8);
+    await chmod(path.join(rootfs, 'pre'), 0o2711);
+    await chmod(path.join(rootfs, 'pre/sub'), 0o701);
+    await symlink('/pre', path.join(rootfs, 'prelink'));
+    await addInto({ rootfs, sources, dest: '/prelink' });
+    t.is(await info(path.join(rootfs, 'pre')), 'd 2711 7:8');
+    t.is(await info(path.join(rootfs, 'pre/sub')), 'd 750 123:456');
+    await chmod(rootfs, 0o755);
+    await addInto({ rootfs, sources, dest: '/' });
+    t.is(await info(rootfs), 'd 755 0:0');
+  });
+}
+
 test('ADD of a non-archive named .tar.gz, and of a gzip that is not a tar, copies them as they are', async (t) => {
   const { ctx, rootfs } = await setup(t);
   await writeFile(path.join(ctx, 'fake.tar.gz'), 'not an archive\n');

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, openSync, readSync } from 'node:fs';
+import { chmodSync, closeSync, createReadStream, createWriteStream, lchownSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -181,7 +181,8 @@ async function urlSource(url: string, mtimeNs: bigint, file: string): Promise<So
 /**
  * Performs ADD: plain files and directories as {@link copyInto}; a local file that is a tar
  * (plain, gzip, bzip2 or xz, detected by content) is extracted into `dest` (created 0755, owned by
- * root) with the store's safe applier, keeping the archive's owners and applying its whiteouts, as
+ * root; its owner and mode are not taken from the archive's root entry, as Docker skips that
+ * entry) with the store's safe applier, keeping the archive's owners and applying its whiteouts, as
  * Docker's classic builder does (--chown does not apply to extracted files there either); a URL is
  * downloaded (streamed to disk), written as mode 0600 with the Last-Modified time, and checked
  * against `checksum`.
@@ -210,11 +211,13 @@ export async function addInto(opts: AddOptions): Promise<void> {
     }
     // Created like Docker's MkdirAllAndChownNew(dest, 0755, root).
     const hostDest = await ensureDir(rootfs, destImage);
+    const kept = lstatSync(hostDest);
     try {
       await applyLayer(decompressedStream(top.hostPath, format, opts.signal), hostDest, { format: 'plain', signal: opts.signal });
     } catch (cause) {
       throw new ContextError('E_ADD_EXTRACT', `ADD failed: extracting ${src.rel} into ${destImage}`, { cause });
     }
+    keepOwnerAndMode(hostDest, kept);
   }
   if (urls.length > 0) {
     const staging = await mkdtemp(path.join(opts.tmpDir ?? tmpdir(), 'tsbuild-add-'));
@@ -235,6 +238,21 @@ export async function addInto(opts: AddOptions): Promise<void> {
       await rm(staging, { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * Puts back the owner and mode `dir` had before an archive was extracted into it. Docker 20.10
+ * creates the destination before extracting, and its Unpack then skips the archive's root entry
+ * (`.`, `./`) because a directory is there: the destination keeps root:root 0755 (or the owner and
+ * mode it already had in the image), whatever the archive says. The store's applier applies a
+ * root entry's owner and mode, so they are undone here. (Its mtime stays the archive's, which is
+ * reproducible; Docker's is the time of the extraction.)
+ */
+function keepOwnerAndMode(dir: string, before: Stats): void {
+  const after = lstatSync(dir);
+  if (after.uid !== before.uid || after.gid !== before.gid) lchownSync(dir, before.uid, before.gid);
+  // after the chown, which may clear setgid
+  if ((after.mode & 0o7777) !== (before.mode & 0o7777) || after.uid !== before.uid || after.gid !== before.gid) chmodSync(dir, before.mode & 0o7777);
 }
 
 /** Creates the image directory `dir` (0755, root) unless it exists; returns its host path. */
