@@ -141,6 +141,53 @@ test('COPY through hostile symlinks in the image stays inside the rootfs', async
   await t.throwsAsync(stat('/etc/hostile-target'));
 });
 
+test('COPY a file onto a symlink in the image writes its target, resolved inside the rootfs (Docker 20.10 follows the last component)', async (t) => {
+  const { ctx, rootfs, dir } = await setup(t);
+  const copy = async (src: string, dest: string, extra: { chown?: { uid: number; gid: number } } = {}): Promise<void> =>
+    copyInto({ rootfs, sources: await selectSources(ctx, [src]), dest, ...extra });
+  await mkdir(path.join(rootfs, 'd'));
+  await mkdir(path.join(rootfs, 'e'));
+  for (const f of ['d/f', 'd/g']) {
+    await writeFile(path.join(rootfs, f), 'old\n', { mode: 0o600 });
+    await chown(path.join(rootfs, f), 5, 6);
+  }
+  await symlink('/d/f', path.join(rootfs, 'd/sl'));
+  await symlink('g', path.join(rootfs, 'd/rel'));
+  await symlink('/d/rel', path.join(rootfs, 'd/chain'));
+  await symlink('/d', path.join(rootfs, 'linkdir'));
+  await symlink('/nowhere/x', path.join(rootfs, 'd/dang'));
+  const unique = path.basename(dir);
+  await symlink(`../../../../../tmp/esc-${unique}`, path.join(rootfs, 'd/esc'));
+  await symlink(`/etc/abs-${unique}`, path.join(rootfs, 'd/abs'));
+  await symlink('/d/g', path.join(rootfs, 'e/b.txt'));
+
+  await copy('b.txt', '/d/sl'); // absolute target: the file is written, the symlink stays
+  t.is(await readlink(path.join(rootfs, 'd/sl')), '/d/f');
+  t.is(await readFile(path.join(rootfs, 'd/f'), 'utf8'), 'b\n');
+  t.is(await info(path.join(rootfs, 'd/f')), 'f 644 0:0 2');
+  await copy('a.txt', '/d/chain', { chown: { uid: 7, gid: 8 } }); // a chain to a relative link
+  t.is(await readlink(path.join(rootfs, 'd/chain')), '/d/rel');
+  t.is(await info(path.join(rootfs, 'd/g')), 'f 751 7:8 6');
+  await copy('b.txt', '/linkdir'); // a symlink to a directory: into it
+  t.is(await info(path.join(rootfs, 'd/b.txt')), 'f 644 0:0 2');
+  t.is(await info(path.join(rootfs, 'linkdir')), 'l 777 0:0');
+  await copy('b.txt', '/d/dang', { chown: { uid: 9, gid: 9 } }); // dangling: its target is created
+  t.is(await info(path.join(rootfs, 'nowhere')), 'd 755 9:9');
+  t.is(await info(path.join(rootfs, 'nowhere/x')), 'f 644 9:9 2');
+  await copy('b.txt', '/d/esc'); // targets outside the root stay inside it
+  await copy('b.txt', '/d/abs');
+  t.is(await readFile(path.join(rootfs, `tmp/esc-${unique}`), 'utf8'), 'b\n');
+  t.is(await readFile(path.join(rootfs, `etc/abs-${unique}`), 'utf8'), 'b\n');
+  await t.throwsAsync(stat(`/tmp/esc-${unique}`));
+  await t.throwsAsync(stat(`/etc/abs-${unique}`));
+  // into a directory the source's name is not followed: the symlink there is replaced
+  await copy('b.txt', '/e/');
+  t.is(await info(path.join(rootfs, 'e/b.txt')), 'f 644 0:0 2');
+  t.is(await readFile(path.join(rootfs, 'd/g'), 'utf8'), 'hello\n');
+  // a trailing slash after a symlink to a file: Docker's "mkdir …: not a directory"
+  await t.throwsAsync(copy('b.txt', '/d/sl/'), { code: 'E_COPY_NOT_DIR', message: /mkdir \/d\/f: not a directory/ } as never);
+});
+
 test('COPY: a dir where the source has a file is replaced; a symlink where it has a dir becomes a dir; a file where dest dir is needed fails', async (t) => {
   const { ctx, rootfs } = await setup(t);
   await mkdir(path.join(rootfs, 'app/f1/x'), { recursive: true });

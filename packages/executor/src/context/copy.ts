@@ -298,22 +298,25 @@ async function copyDirectory(rootfs: string, src: Source, destImage: string, st:
   await copyEntries(host, src.entries.slice(1), st, signal);
 }
 
+/** The image path of `host`, a host path inside `rootfs`. */
+function imagePathOf(rootfs: string, host: string): string {
+  return path.posix.join('/', ...path.relative(rootfs, host).split(path.sep));
+}
+
 async function copyFileSource(rootfs: string, src: Source, destImage: string, destIsDir: boolean, st: CopyState): Promise<void> {
   const e = src.entries[0]!;
   const base = path.posix.basename(src.rel === '.' ? '/' : src.rel);
-  let targetImage = destImage;
-  if (destIsDir) {
-    targetImage = path.posix.join(destImage, base);
-  } else {
-    const existing = lstatOrNull(await resolveInRoot(rootfs, destImage));
-    if (existing?.isDirectory()) targetImage = path.posix.join(destImage, base);
-  }
-  const parentImage = path.posix.dirname(targetImage);
+  // Docker 20.10 (performCopyForInfo) resolves the whole destination in the rootfs, a symlink as
+  // its last component included (FollowSymlinkInScope): COPY onto a symlink to a file writes that
+  // file (the symlink stays), onto a symlink to a directory copies into it, onto a dangling one
+  // creates its target. Into a directory, the source's name is joined unresolved: a symlink with
+  // that name is replaced, not written through.
+  const resolved = await resolveInRoot(rootfs, destImage);
+  let targetImage = imagePathOf(rootfs, resolved);
+  if (destIsDir || lstatOrNull(resolved)?.isDirectory() === true) targetImage = path.posix.join(targetImage, base);
   // Docker: every directory created for a file source gets the --chown owner.
-  const parentHost = await mkdirInRoot(rootfs, parentImage, () => st.owner);
-  const target = path.join(parentHost, path.posix.basename(targetImage));
-  // The final component is never followed: a symlink there is replaced, not written through.
-  writeLeaf(e, target, st);
+  const parentHost = await mkdirInRoot(rootfs, path.posix.dirname(targetImage), () => st.owner);
+  writeLeaf(e, path.join(parentHost, path.posix.basename(targetImage)), st);
 }
 
 /**
@@ -331,7 +334,9 @@ async function copyFileSource(rootfs: string, src: Source, destImage: string, de
  *   symlink is removed first, a symlink where the source has a directory becomes a directory);
  *   existing directories are merged into;
  * - the destination is resolved inside `rootfs`: symlinks in the image are followed as if
- *   `rootfs` were `/`, never out of it.
+ *   `rootfs` were `/`, never out of it; for a file source, a symlink as the destination's last
+ *   component is followed too (its target is written, or copied into when a directory); inside a
+ *   directory destination, symlinks where the source has entries are replaced.
  * @throws ContextError E_COPY_DEST_NOT_DIR for several sources without a directory destination,
  *   E_COPY_NOT_DIR when a file in the image stands where a directory is needed.
  */
