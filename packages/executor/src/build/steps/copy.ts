@@ -14,9 +14,9 @@ import { mountRootfs, resolveUser, type Rootfs } from '../../sandbox/index.js';
 import {
   addInto,
   compileIgnore,
+  ContextError,
   copyInto,
   hashSources,
-  hasWildcards,
   readDockerignore,
   selectSources,
   writeHeredoc,
@@ -163,9 +163,15 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
         ignore = await contextIgnore(ctx, options.contextDir);
       }
       // The selection the cache key hashed, when there is one: no second walk of the context.
-      // (A wildcard matching nothing is an error here but not for the key: select again then.)
-      const selected = step.from === undefined && !local.some(hasWildcards) ? ctx.cache.selectionOf(root, local) : undefined;
-      sources = selected !== undefined ? await selected : await selectSources(root, local, { ...(ignore ? { ignore } : {}), ...(signal ? { signal } : {}) });
+      // A wildcard matching nothing is no error by itself (Docker 20.10 createCopyInstruction
+      // counts the sources after expansion), as for the key.
+      const selected = step.from === undefined ? ctx.cache.selectionOf(root, local) : undefined;
+      sources = selected !== undefined ? await selected : await selectSources(root, local, { allowEmptyWildcard: true, ...(ignore ? { ignore } : {}), ...(signal ? { signal } : {}) });
+    }
+    if (sources.length + step.heredocs.length + urls.length === 0) {
+      throw new ContextError('E_NO_SOURCE_FILES', `${step.kind} failed: no source files were specified`, {
+        hint: `no file in the ${step.from === undefined ? 'build context' : `image of --from=${step.from}`} matches ${local.join(' ')} (or all matches are in .dockerignore)`,
+      });
     }
     // the context's stat index: the digests the key just computed are not read again
     const statIndex = step.from === undefined && options.contextDir !== null ? await ctx.cache.statIndex() : undefined;
