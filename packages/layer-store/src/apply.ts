@@ -363,6 +363,10 @@ async function createExclusive(root: Root, abs: string, h: TarHeader, make: () =
 function setXattrs(abs: string, h: TarHeader): void {
   if (!h.xattrs) return;
   for (const [k, v] of h.xattrs) {
+    // overlayfs's own attributes (opaque, redirect, origin, metacopy…) never come from a tar: in
+    // a snapshot they would change what the overlay mount shows (a layer says opaque with
+    // .wh..wh..opq, which the whiteout conversion turns into the xattr); the writer drops them too
+    if (k.startsWith('trusted.overlay.')) continue;
     try {
       setAttributeSync(abs, k, v);
     } catch (err) {

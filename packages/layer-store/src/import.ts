@@ -77,7 +77,15 @@ export async function importRootfs(store: Store, input: Readable, opts: ImportOp
       history: [{ created, comment }],
       comment,
     };
-    return await store.commitImage({ config, layers: [layer], tags: opts.ref !== undefined ? [opts.ref] : [] });
+    const result = await store.commitImage({ config, layers: [layer], tags: opts.ref !== undefined ? [opts.ref] : [] });
+    // the unpacked tree is what unpacking the layer would give: keep it as the layer's snapshot, so
+    // the first build on this base does not unpack it again (Docker's import unpacks into its
+    // graph driver too)
+    await store.adoptSnapshot([layer.diffID], dir, {
+      ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    return result;
   } finally {
     await store.removeTree(dir);
   }
