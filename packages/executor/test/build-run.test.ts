@@ -37,6 +37,23 @@ async function processesRootedUnder(dir: string): Promise<string[]> {
   return out;
 }
 
+test('RUN (oci): a command that cannot be started fails with the runtime\'s message and no exit code, as Docker 20.10', async (t) => {
+  const { opts } = await setup(t, 'nostart');
+  for (const [cmd, text] of [
+    ['["nosuchcmd", "a"]', 'exec: "nosuchcmd": executable file not found in $PATH'],
+    ['["/nonexistent"]', 'exec: "/nonexistent": stat /nonexistent: no such file or directory'],
+  ] as const) {
+    const err = await t.throwsAsync(build(opts(`FROM busybox\nRUN ${cmd}\n`, { isolation: 'oci' })), { instanceOf: BuildError });
+    t.is(err?.code, 'E_STEP_FAILED');
+    t.is(err?.exitCode, undefined, 'the CLI exits 1, as docker build');
+    t.is(err?.line, 2);
+    t.true(err?.message.includes(`OCI runtime create failed: runc create failed: unable to start container process: ${text}: unknown`), err?.message);
+  }
+  // a command that runs and exits 127 is still a step failure with its code
+  const err = await t.throwsAsync(build(opts('FROM busybox\nRUN exit 127\n', { isolation: 'oci' })), { instanceOf: BuildError });
+  t.is(err?.exitCode, 127);
+});
+
 for (const isolation of isolations) {
   // serial (ava runs these before the concurrent tests), so no other build's mounts or temp dirs are around
   test.serial(`RUN (${isolation}): a failing command gives E_STEP_FAILED with its exit code and line, no tag, no mount or process left`, async (t) => {

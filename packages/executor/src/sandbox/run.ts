@@ -24,6 +24,12 @@ export interface SandboxResult {
   exitCode: number;
   /** True when the kernel OOM-killed a process of the step (OCI isolation with memoryBytes). */
   oomKilled: boolean;
+  /**
+   * Set when the command could not be started at all (runc's message, e.g. `exec: "x": executable
+   * file not found in $PATH`); `exitCode` is then 127. Docker fails such a step with this message
+   * and exit status 1, not as a command that returned 127.
+   */
+  startFailure?: string;
 }
 
 /**

@@ -8,6 +8,7 @@ import { writeHostFiles } from './host-files.js';
 import { DEFAULT_NOFILE, ociConfig, type RunSpec } from './spec.js';
 import { oomKillCount, removeStepCgroups } from './cgroup.js';
 import { waitForExit } from './output.js';
+import type { SandboxResult } from './run.js';
 
 /** The last stderr line runc writes when it fails itself (before or instead of the step). */
 const RUNC_FAILURE = /^time="[^"]*" level=error msg="runc run failed: (.*)"$/;
@@ -16,7 +17,7 @@ const RUNC_FAILURE = /^time="[^"]*" level=error msg="runc run failed: (.*)"$/;
  * Runs `spec` in a runc container (bundle and runc state under `stateDir`, which it removes).
  * Never leaves a container, cgroup or process behind: on abort or error it kills and deletes.
  */
-export async function runWithRunc(spec: RunSpec, runtime: string, stateDir: string, id: string): Promise<{ exitCode: number; oomKilled: boolean }> {
+export async function runWithRunc(spec: RunSpec, runtime: string, stateDir: string, id: string): Promise<SandboxResult> {
   const bundle = path.join(stateDir, `bundle-${id}`);
   const runcRoot = path.join(stateDir, 'runc');
   const cgroupName = `tsbuild-${id}`;
@@ -57,8 +58,9 @@ export async function runWithRunc(spec: RunSpec, runtime: string, stateDir: stri
     if (aborted) throw new SandboxError('RUN step aborted', { cause: spec.signal?.reason });
     const failure = result.code !== 0 ? RUNC_FAILURE.exec(lastLine(result.stderrTail)) : null;
     if (failure) {
-      // A missing command is the step's failure: Docker reports it as exit 127 with runc's message.
-      if (/exec: .*(executable file not found|no such file or directory)/.test(failure[1]!)) return { exitCode: 127, oomKilled: false };
+      // A missing command is the step's failure (exit 127, as a shell reports it); the build
+      // reports it with runc's message, as Docker's ContainerStart error.
+      if (/exec: .*(executable file not found|no such file or directory)/.test(failure[1]!)) return { exitCode: 127, oomKilled: false, startFailure: failure[1]!.replace(/\\(.)/g, '$1') };
       throw new SandboxError(`runc failed to run the step: ${failure[1]}`, { hint: 'see the runc message above' });
     }
     // --keep left the stopped container and its cgroup in place, so the OOM counter is readable.

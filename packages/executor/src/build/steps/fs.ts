@@ -55,6 +55,7 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
     const tail = tailKeeper(10);
     let exitCode: number;
     let oomKilled = false;
+    let startFailure: string | undefined;
     const declared = volumePaths(state.image.config.Volumes);
     let volumesMounted = false;
     try {
@@ -95,8 +96,16 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
       );
       exitCode = r.exitCode;
       oomKilled = r.oomKilled;
+      startFailure = r.startFailure;
     } finally {
       await rootfs.unmount();
+    }
+    if (startFailure !== undefined) {
+      // Docker 20.10: the container does not start; the build fails with the runtime's error
+      // (exit status 1), not with "returned a non-zero code: 127".
+      throw new BuildError('E_STEP_FAILED', `OCI runtime create failed: runc create failed: ${startFailure}: unknown`, {
+        hint: 'the command does not exist in the image (check the path, or PATH for a bare name)',
+      });
     }
     if (exitCode !== 0) {
       const why = oomKilled
