@@ -228,7 +228,29 @@ test('COPY --chown with an unknown user name fails with the line', async (t) => 
   await writeFile(path.join(tmp, 'a'), 'a');
   const err = await t.throwsAsync(build(opts('FROM busybox\nCOPY --chown=nobodyhere a /a\n')), { instanceOf: BuildError });
   t.is(err?.line, 2);
-  t.regex(err?.message ?? '', /unable to find user nobodyhere/);
+  t.regex(err?.message ?? '', /can't find uid for user nobodyhere: no such user: nobodyhere/);
+});
+
+test('COPY --chown resolves as Docker 20.10 parseChownFlag: group defaults to the user string, numbers as is, empty parts and unknown names fail with its message', async (t) => {
+  const { store } = await shared.get();
+  const { tmp, opts } = await setup(t, 'chown-forms');
+  await writeFile(path.join(tmp, 'a'), 'a');
+  for (const [chown, message] of [
+    ['ghost:app', "unable to convert uid/gid chown string to host mapping: can't find uid for user ghost: no such user: ghost"],
+    ['app:ghostgrp', "unable to convert uid/gid chown string to host mapping: can't find gid for group ghostgrp: no such group: ghostgrp"],
+    ['app:', "unable to convert uid/gid chown string to host mapping: can't find gid for group : no such group: "],
+    [':app', "unable to convert uid/gid chown string to host mapping: can't find uid for user : no such user: "],
+    ['a:b:c', 'invalid chown string format: a:b:c'],
+  ] as const) {
+    const err = await t.throwsAsync(build(opts(`FROM busybox\nCOPY --chown=${chown} a /a\n`)), { instanceOf: BuildError });
+    t.is(err?.message, `Dockerfile:2: COPY --chown=${chown} a /a: ${message}`, chown);
+    t.is(err?.line, 2);
+  }
+  // app is uid 1000 gid 1000; staff is gid 50; 4242 is in neither file
+  const ok = [['app', '1000:1000'], ['app:1234', '1000:1234'], ['4242', '4242:4242'], ['app:staff', '1000:50'], ['0:app', '0:1000']] as const;
+  await build(opts(`FROM busybox\n${ok.map(([c], i) => `COPY --chown=${c} a /o${i}\n`).join('')}`, { tags: ['chown-forms:1'] }));
+  const lines = await fileLines(await flattenImage(store, 'chown-forms:1', tmp));
+  ok.forEach(([c, owner], i) => t.true(lines.some((l) => l.startsWith(`o${i} `) && l.includes(` ${owner}`)), `${c}: ${lines.filter((l) => l.startsWith(`o${i} `)).join()}`));
 });
 
 test('RUN over the --memory limit (oci): fails saying it was killed for memory and naming the limit', async (t) => {

@@ -3,5 +3,5 @@ export { mountRootfs, type Rootfs, type MountRootfsOptions } from './overlay.js'
 export { type RunSpec, type SandboxMount, ociConfig, type OciConfig, type OciConfigInput, DEFAULT_CAPABILITIES } from './spec.js';
 export { detectIsolation, type Isolation } from './detect.js';
 export { runInSandbox, type SandboxOptions, type SandboxResult } from './run.js';
-export { resolveUser, type ResolvedUser } from './user.js';
+export { resolveChown, resolveUser, type ResolvedUser } from './user.js';
 export { removeSandboxArtifacts } from './cleanup.js';

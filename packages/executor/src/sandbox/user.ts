@@ -71,6 +71,36 @@ export async function resolveUser(rootfs: string, user: string): Promise<Resolve
   return home === undefined ? { uid, gid, additionalGids } : { uid, gid, additionalGids, home };
 }
 
+/**
+ * The owner of `COPY/ADD --chown=user[:group]`, as Docker 20.10's parseChownFlag (classic
+ * builder): the group defaults to the user string (not the user's primary group); each part is a
+ * number as is, else a name looked up in the rootfs's /etc/passwd resp. /etc/group (an empty part
+ * is a name that never matches). Unlike USER, a missing name fails with Docker's message.
+ * @throws SandboxError "unable to convert uid/gid chown string to host mapping: can't find uid for
+ * user ghost: no such user: ghost" (resp. gid/group), or "invalid chown string format: a:b:c".
+ */
+export async function resolveChown(rootfs: string, chown: string): Promise<{ uid: number; gid: number }> {
+  const parts = chown.split(':');
+  if (parts.length > 2) throw new SandboxError(`invalid chown string format: ${chown}`);
+  const userStr = parts[0]!;
+  const grpStr = parts.length === 2 ? parts[1]! : userStr;
+  const fail = (what: string, why: string): SandboxError =>
+    new SandboxError(`unable to convert uid/gid chown string to host mapping: ${what}: ${why}`, {
+      hint: 'add the user or group to the image before this step, or give numeric ids',
+    });
+  const lookup = async (name: string, file: '/etc/passwd' | '/etc/group'): Promise<number | undefined> => {
+    const text = await readRootFile(rootfs, file, true);
+    if (text === undefined) return undefined;
+    const entries = file === '/etc/passwd' ? parsePasswd(text).map((u) => ({ name: u.name, id: u.uid })) : parseGroup(text).map((g) => ({ name: g.name, id: g.gid }));
+    return entries.find((e) => e.name === name)?.id;
+  };
+  const uid = parseId(userStr) ?? (await lookup(userStr, '/etc/passwd'));
+  if (uid === undefined) throw fail(`can't find uid for user ${userStr}`, `no such user: ${userStr}`);
+  const gid = parseId(grpStr) ?? (await lookup(grpStr, '/etc/group'));
+  if (gid === undefined) throw fail(`can't find gid for group ${grpStr}`, `no such group: ${grpStr}`);
+  return { uid, gid };
+}
+
 function parseId(s: string): number | undefined {
   if (!/^[0-9]+$/.test(s)) return undefined;
   const n = Number(s);
@@ -78,12 +108,14 @@ function parseId(s: string): number | undefined {
   return n;
 }
 
-async function readRootFile(rootfs: string, p: string): Promise<string> {
+async function readRootFile(rootfs: string, p: string): Promise<string>;
+async function readRootFile(rootfs: string, p: string, missingAsUndefined: true): Promise<string | undefined>;
+async function readRootFile(rootfs: string, p: string, missingAsUndefined = false): Promise<string | undefined> {
   try {
     return await readFile(await resolveInRoot(rootfs, p), 'utf8');
   } catch (err) {
     const code = errnoOf(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return '';
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return missingAsUndefined ? undefined : '';
     throw new SandboxError(`reading ${p} from the rootfs`, { cause: err });
   }
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeLayer, ImageNotFoundError } from '@tsbuild/layer-store';
 import type { Descriptor, DiffID } from '@tsbuild/layer-store';
-import { mountRootfs, resolveUser, type Rootfs } from '../../sandbox/index.js';
+import { mountRootfs, resolveChown, SandboxError, type Rootfs } from '../../sandbox/index.js';
 import {
   addInto,
   compileIgnore,
@@ -98,17 +98,14 @@ export async function resolveCopyFrom(ctx: BuildContext, from: string, stageInde
   }
 }
 
-/**
- * `--chown` as Docker 20.10's parseChownFlag: `user[:group]`, the group defaulting to the user
- * string; names looked up in the destination rootfs's /etc/passwd and /etc/group, numbers as is.
- */
+/** `--chown` as Docker 20.10's parseChownFlag (see resolveChown); its errors are the step's. */
 async function chownOwner(rootfs: string, chown: string): Promise<Owner> {
-  const parts = chown.split(':');
-  if (parts.length > 2) throw new BuildError('E_STEP', `invalid chown string format: ${chown}`);
-  const user = parts[0] ?? '';
-  const group = parts.length === 2 ? (parts[1] ?? '') : user;
-  const r = await resolveUser(rootfs, `${user}:${group}`);
-  return { uid: r.uid, gid: r.gid };
+  try {
+    return await resolveChown(rootfs, chown);
+  } catch (err) {
+    if (err instanceof SandboxError) throw new BuildError('E_STEP', err.message, { ...(err.hint ? { hint: err.hint } : {}), cause: err });
+    throw err;
+  }
 }
 
 function chmodMode(chmod: string): number {
