@@ -1,6 +1,7 @@
 import test from 'ava';
 import { applyConfigStep, scratchConfig, normalizeWorkdir, exposedPortsOf, type ConfigState, type ConfigStep } from '../src/build/config.js';
 import { goDuration, goQuoteList, goQuoteRune } from '../src/build/gofmt.js';
+import { BuildError } from '../src/build/errors.js';
 
 const fresh = (): ConfigState => ({ config: scratchConfig(), cmdSet: false });
 const run = (steps: ConfigStep[], start: ConfigState = fresh()): { state: ConfigState; history: string[] } => {
@@ -76,6 +77,38 @@ test('EXPOSE: ranges expanded, protocol lower-cased, ip:host stripped', (t) => {
   t.deepEqual(exposedPortsOf('8000-8002'), ['8000/tcp', '8001/tcp', '8002/tcp']);
   t.deepEqual(exposedPortsOf('81/Udp'), ['81/udp']);
   t.deepEqual(exposedPortsOf('127.0.0.1:80:81'), ['81/tcp']);
+});
+
+test('EXPOSE: odd specs parse as nat.ParsePortSpec in Docker 20.10 (checked against dockerd)', (t) => {
+  for (const [spec, keys] of [
+    ['80/tcp/udp', ['80/tcp']],
+    ['81/', ['81/tcp']],
+    ['1.2.3.4::82', ['82/tcp']],
+    [':83', ['83/tcp']],
+    ['1-2:84', ['84/tcp']],
+    ['[::1]:85:85/UDP', ['85/udp']],
+    ['86-87/SCTP', ['86/sctp', '87/sctp']],
+    ['0', ['0/tcp']],
+  ] as const) t.deepEqual(exposedPortsOf(spec), [...keys], spec);
+  for (const [spec, message] of [
+    ['abc', 'Invalid containerPort: abc'],
+    ['80/foo', 'Invalid proto: foo'],
+    ['80-70', 'Invalid containerPort: 80-70'],
+    ['70000', 'Invalid containerPort: 70000'],
+    ['/tcp', 'No port specified: /tcp<empty>'],
+    ['8080:80-81', 'Invalid ranges specified for container and host Ports: 80-81 and 8080'],
+    ['x.y:1:2', 'Invalid ip address: x.y'],
+    ['a:80', 'Invalid hostPort: a'],
+  ] as const) t.throws(() => exposedPortsOf(spec), { instanceOf: BuildError, message }, spec);
+});
+
+test('STOPSIGNAL: names in any case with or without SIG, RT signals and non-zero numbers pass; others fail as signal.ParseSignal', (t) => {
+  for (const ok of ['SIGTERM', 'sigterm', 'KILL', '9', '-1', 'RTMIN+3', 'SIGRTMAX-2', 'SIGRTMAX']) {
+    t.is(run([{ kind: 'STOPSIGNAL', signal: ok }]).state.config.StopSignal, ok);
+  }
+  for (const bad of ['SIGFOO', '0', 'RTMIN+16', '']) {
+    t.throws(() => run([{ kind: 'STOPSIGNAL', signal: bad }]), { instanceOf: BuildError, message: `Invalid signal: ${bad}` }, bad);
+  }
 });
 
 test('LABEL merges, MAINTAINER sets author, HEALTHCHECK omits zero durations', (t) => {

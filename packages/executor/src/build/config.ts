@@ -4,6 +4,8 @@
  * Pure: no I/O, no clock. Inputs are already expanded (variables substituted).
  */
 import type { ContainerConfig, HealthConfig } from '@tsbuild/layer-store';
+import { isIP } from 'node:net';
+import { BuildError } from './errors.js';
 import { goDuration, goList, goQuoteList, goQuoteRune } from './gofmt.js';
 
 /** Docker's default shell for shell-form commands on Linux. */
@@ -95,25 +97,70 @@ export function setEnv(env: readonly string[], key: string, value: string): stri
   return out;
 }
 
-/** Expands one EXPOSE spec (`80`, `80/udp`, `8000-8002/TCP`, `ip:host:80`) into `port/proto` keys. */
+/**
+ * The exposed port keys (`80/tcp`) of one EXPOSE spec, as go-connections' nat.ParsePortSpec that
+ * Docker 20.10's dispatchExpose calls: `[ip:][hostPort:]containerPort[/proto]`, a range expanded,
+ * the protocol lower-cased (text after a second `/` ignored, an empty one is tcp); only the container
+ * port is exposed, the others are validated.
+ * @throws BuildError E_STEP with nat's message ("Invalid containerPort: abc", "Invalid proto: foo", …).
+ */
 export function exposedPortsOf(spec: string): string[] {
-  // nat.ParsePortSpec: [ip:][hostPort:]containerPort[/proto]; only the container port is exposed
-  let rest = spec;
-  let proto = 'tcp';
-  const slash = rest.lastIndexOf('/');
-  if (slash >= 0) {
-    proto = rest.slice(slash + 1).toLowerCase();
-    rest = rest.slice(0, slash);
+  const bad = (message: string): BuildError => new BuildError('E_STEP', message, { hint: 'EXPOSE takes [ip:][hostPort:]port[-endPort][/tcp|udp|sctp]' });
+  // splitParts
+  const parts = spec.split(':');
+  const n = parts.length;
+  const rawIP = n >= 3 ? parts.slice(0, n - 2).join(':') : '';
+  const hostPort = n >= 2 ? parts[n - 2]! : '';
+  // SplitProtoPort
+  const pp = parts[n - 1]!.split('/');
+  const [proto, containerPort] = pp[0] === '' ? ['', ''] : pp.length === 1 || pp[1] === '' ? ['tcp', pp[0]!] : [pp[1]!, pp[0]!];
+  // net.SplitHostPort(rawIP + ":") strips [] of an IPv6 address
+  let ip = rawIP;
+  if (ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
+  else if (ip.includes(':')) throw bad(`Invalid ip address ${rawIP}: address ${rawIP}:: too many colons in address`);
+  if (ip !== '' && isIP(ip) === 0) throw bad(`Invalid ip address: ${ip}`);
+  if (containerPort === '') throw bad(`No port specified: ${spec}<empty>`);
+  const range = portRange(containerPort);
+  if (!range) throw bad(`Invalid containerPort: ${containerPort}`);
+  if (hostPort !== '') {
+    const host = portRange(hostPort);
+    if (!host) throw bad(`Invalid hostPort: ${hostPort}`);
+    if (range[1] - range[0] !== host[1] - host[0] && range[1] !== range[0]) {
+      throw bad(`Invalid ranges specified for container and host Ports: ${containerPort} and ${hostPort}`);
+    }
   }
-  const colon = rest.lastIndexOf(':');
-  if (colon >= 0) rest = rest.slice(colon + 1);
-  const m = /^(\d+)(?:-(\d+))?$/.exec(rest);
-  if (!m) return [`${rest}/${proto}`];
-  const start = Number(m[1]);
-  const end = m[2] === undefined ? start : Number(m[2]);
+  const lower = proto.toLowerCase();
+  if (lower !== 'tcp' && lower !== 'udp' && lower !== 'sctp') throw bad(`Invalid proto: ${proto}`);
   const out: string[] = [];
-  for (let p = start; p <= end; p++) out.push(`${p}/${proto}`);
+  for (let p = range[0]; p <= range[1]; p++) out.push(`${p}/${lower}`);
   return out;
+}
+
+/** nat.ParsePortRange: `port` or `start-end`, each a 16-bit unsigned number, end ≥ start. */
+function portRange(s: string): [number, number] | undefined {
+  const u16 = (x: string | undefined): number | undefined => (x !== undefined && /^[0-9]+$/.test(x) && Number(x) <= 65535 ? Number(x) : undefined);
+  const parts = s.split('-');
+  const start = u16(parts[0]);
+  const end = parts.length === 1 ? start : u16(parts[1]);
+  return start === undefined || end === undefined || end < start ? undefined : [start, end];
+}
+
+/** Linux signal names of Docker 20.10's pkg/signal SignalMap (without the SIG prefix). */
+const SIGNAL_NAMES: ReadonlySet<string> = new Set([
+  'ABRT', 'ALRM', 'BUS', 'CHLD', 'CLD', 'CONT', 'FPE', 'HUP', 'ILL', 'INT', 'IO', 'IOT', 'KILL', 'PIPE', 'POLL', 'PROF', 'PWR', 'QUIT',
+  'SEGV', 'STKFLT', 'STOP', 'SYS', 'TERM', 'TRAP', 'TSTP', 'TTIN', 'TTOU', 'URG', 'USR1', 'USR2', 'VTALRM', 'WINCH', 'XCPU', 'XFSZ',
+  'RTMIN', 'RTMAX', ...Array.from({ length: 15 }, (_, i) => `RTMIN+${i + 1}`), ...Array.from({ length: 14 }, (_, i) => `RTMAX-${i + 1}`),
+]);
+
+/**
+ * Checks a STOPSIGNAL value as Docker 20.10's dispatchStopSignal (signal.ParseSignal): a non-zero
+ * integer, or a signal name with or without SIG, any case. The value itself is kept as written.
+ * @throws BuildError E_STEP "Invalid signal: SIGFOO".
+ */
+export function checkStopSignal(signal: string): void {
+  const numeric = /^[+-]?[0-9]+$/.test(signal);
+  const ok = numeric ? Number(signal) !== 0 : SIGNAL_NAMES.has(signal.toUpperCase().replace(/^SIG/, ''));
+  if (!ok) throw new BuildError('E_STEP', `Invalid signal: ${signal}`, { hint: 'give a signal name such as SIGTERM or SIGKILL, or its number' });
 }
 
 function healthHistory(h: HealthConfig): string {
@@ -186,6 +233,7 @@ export function applyConfigStep(prev: ConfigState, step: ConfigStep): ConfigResu
       return { state, createdBy: nopCreatedBy(before, `VOLUME ${goList(step.paths)}`) };
     }
     case 'STOPSIGNAL':
+      checkStopSignal(step.signal);
       config.StopSignal = step.signal;
       return { state, createdBy: nopCreatedBy(before, `STOPSIGNAL ${step.signal}`) };
     case 'SHELL':
