@@ -136,7 +136,8 @@ const UNIT_NS: Record<string, number> = {
 /**
  * Parses a duration like Go's time.ParseDuration (`1h30m`, `1.5s`, `500ms`, `0`).
  * Returns nanoseconds (a JS number; exact below 2^53 ns ≈ 104 days).
- * @throws ValueError `time: invalid duration "x"`
+ * @throws ValueError `time: invalid duration "x"`, `time: missing unit in duration "1"`,
+ * `time: unknown unit "d" in duration "1d"` (Go's messages)
  */
 export function parseDuration(raw: string): number {
   let s = raw;
@@ -148,11 +149,12 @@ export function parseDuration(raw: string): number {
   if (s === '0') return 0;
   if (s === '') throw new ValueError(`time: invalid duration "${raw}"`);
   let total = 0;
-  const re = /^([0-9]*)(?:\.([0-9]*))?([^0-9.]+)/u;
+  const re = /^([0-9]*)(?:\.([0-9]*))?([^0-9.]*)/u;
   while (s !== '') {
     const m = re.exec(s);
     if (!m || (m[1] === '' && (m[2] === undefined || m[2] === ''))) throw new ValueError(`time: invalid duration "${raw}"`);
     const unitText = m[3]!;
+    if (unitText === '') throw new ValueError(`time: missing unit in duration "${raw}"`);
     const unit = UNIT_NS[unitText];
     if (unit === undefined) {
       // Go reads the unit up to the next digit or '.', so "5sx" has unit "sx".

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { checkDockerfile, DockerfileParseError, parseDockerfile, type Instruction } from '../src/index.js';
+import { checkDockerfile, DockerfileParseError, parseDockerfile, parseDuration, ValueError, type Instruction } from '../src/index.js';
 
 function first<K extends Instruction['kind']>(text: string, kind: K): Extract<Instruction, { kind: K }> {
   const df = parseDockerfile(text);
@@ -192,4 +192,17 @@ test('checkDockerfile: ARG/ENV scope and precedence', (t) => {
   const label = st.instructions.at(-1) as Extract<Instruction, { kind: 'LABEL' }>;
   t.deepEqual(label.pairs, [['v', 'meta'], ['w', 'env'], ['x', 'none']]);
   t.true(res.warnings.some((w) => w.code === 'W_UNUSED_BUILD_ARG' && w.message.includes('Z')));
+});
+
+test('parseDuration: values and error messages as Go time.ParseDuration', (t) => {
+  for (const [s, ns] of [['0', 0], ['1.5s', 1.5e9], ['1h30m', 5400e9], ['500us', 5e5], ['-2ms', -2e6], ['.5s', 5e8]] as const) t.is(parseDuration(s), ns, s);
+  for (const [s, message] of [
+    ['1', 'time: missing unit in duration "1"'],
+    ['1.5', 'time: missing unit in duration "1.5"'],
+    ['1s2', 'time: missing unit in duration "1s2"'],
+    ['1d', 'time: unknown unit "d" in duration "1d"'],
+    ['abc', 'time: invalid duration "abc"'],
+    ['', 'time: invalid duration ""'],
+    ['.s', 'time: invalid duration ".s"'],
+  ] as const) t.throws(() => parseDuration(s), { instanceOf: ValueError, message }, s);
 });
