@@ -18,7 +18,7 @@ import { StoreError } from './errors.js';
 import { fileSink, tempName } from './fsutil.js';
 import { GzipBlocks, PARALLEL_GZIP_BLOCK_SIZE } from './parallel-gzip.js';
 import type { Store } from './store.js';
-import { encodeHeader, padding, trailer, type TarHeader } from './tar.js';
+import { encodeHeader, encodeHeaderInto, padding, trailer, type TarHeader } from './tar.js';
 import { MediaTypes, type Cancellable, type DiffID, type Digest, type Layer } from './types.js';
 import { OVERLAY_OPAQUE_XATTR, OVERLAY_WHITEOUT_XATTR, upperToLayerEntries } from './whiteout.js';
 
@@ -227,8 +227,13 @@ function* tarBlocks(dir: string, opts: LayerTarOptions, blockSize: number, alloc
     opts.signal?.throwIfAborted();
     const headers = opts.kind === 'upper' ? upperToLayerEntries(item.header) : [item.header];
     for (const h of headers) {
-      const hdr = encodeHeader(h);
-      if (hdr.length < blockSize - fill) {
+      // Most headers need no PAX and go straight into the block (strictly less room than the
+      // block's rest: a block never stays full); the others are encoded apart and copied in.
+      const direct = blockSize - fill > 512 ? encodeHeaderInto(h, block, fill) : 0;
+      const hdr = direct > 0 ? undefined : encodeHeader(h);
+      if (hdr === undefined) {
+        fill += direct;
+      } else if (hdr.length < blockSize - fill) {
         // Strictly less: a block never stays full (put and content yield it at once).
         hdr.copy(block, fill);
         fill += hdr.length;

@@ -13,7 +13,7 @@
  * chunked, on timing, on the thread pool or on the platform.
  */
 import { Transform, type TransformCallback, type TransformOptions } from 'node:stream';
-import { constants as zlibConstants, crc32, deflateRaw } from 'node:zlib';
+import { constants as zlibConstants, crc32, createDeflateRaw } from 'node:zlib';
 import { availableParallelism } from 'node:os';
 import { StoreError } from './errors.js';
 
@@ -58,26 +58,48 @@ function outputRoom(n: number): number {
   return n + (n >> 8) + 1024;
 }
 
+/**
+ * Deflates `block` on the thread pool in one pass: a DeflateRaw stream whose every write flushes
+ * (`flush`: Z_SYNC_FLUSH, or Z_FINISH for the last block) gets the block as its one write; once
+ * written, its whole output is one piece of the stream's output buffer, read off, and the stream
+ * closed. One thread-pool round trip and no copy per block (`zlib.deflateRaw` takes two, one more
+ * to flush at the end, and concatenates the pieces); the same bytes, as deflate's output does not
+ * depend on how its input is split into calls.
+ */
 function deflateBlock(block: Buffer, dictionary: Buffer | undefined, level: number, final: boolean): Job {
   const job: { done?: Promise<void>; input: Buffer; output?: Buffer; error?: Error } = { input: block };
   job.done = new Promise<void>((resolve) => {
-    deflateRaw(
-      block,
-      {
-        level,
-        memLevel: 8,
-        windowBits: 15,
-        chunkSize: outputRoom(block.length),
-        strategy: zlibConstants.Z_DEFAULT_STRATEGY,
-        finishFlush: final ? zlibConstants.Z_FINISH : zlibConstants.Z_SYNC_FLUSH,
-        ...(dictionary ? { dictionary } : {}),
-      },
-      (err, out) => {
-        if (err) job.error = err;
-        else job.output = out;
-        resolve();
-      },
-    );
+    const flush = final ? zlibConstants.Z_FINISH : zlibConstants.Z_SYNC_FLUSH;
+    const room = outputRoom(block.length);
+    // The whole output waits in the readable side until read, without holding the write back
+    // (a stream option zlib passes on to its Transform; ZlibOptions does not list it).
+    const streamOpts = { readableHighWaterMark: 2 * room };
+    const z = createDeflateRaw({
+      level,
+      memLevel: 8,
+      windowBits: 15,
+      chunkSize: room,
+      strategy: zlibConstants.Z_DEFAULT_STRATEGY,
+      flush,
+      finishFlush: flush,
+      ...streamOpts,
+      ...(dictionary ? { dictionary } : {}),
+    });
+    const fail = (err: Error): void => {
+      job.error ??= err;
+      z.destroy();
+      resolve();
+    };
+    z.once('error', fail);
+    z.write(block, (err) => {
+      if (err) {
+        fail(err);
+        return;
+      }
+      job.output = (z.read() as Buffer | null) ?? Buffer.alloc(0);
+      z.close();
+      resolve();
+    });
   });
   return job as Job;
 }

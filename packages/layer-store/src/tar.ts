@@ -48,26 +48,79 @@ function paxRecord(key: string, value: Buffer): Buffer {
   return Buffer.concat([Buffer.from(String(len)), body]);
 }
 
-function rawHeader(h: { name: string; typeflag: string; mode: number; uid: number; gid: number; size: number; mtime: number; linkname: string; devmajor: number; devminor: number }): Buffer {
-  const b = Buffer.alloc(BLOCK);
-  b.write(h.name, 0, 100, 'utf8');
-  octal(b, 100, 8, h.mode);
-  octal(b, 108, 8, h.uid);
-  octal(b, 116, 8, h.gid);
-  octal(b, 124, 12, h.size);
-  octal(b, 136, 12, h.mtime);
-  b.write(h.typeflag, 156, 1, 'ascii');
-  b.write(h.linkname, 157, 100, 'utf8');
-  b.write('ustar\x0000', 257, 8, 'ascii');
-  octal(b, 329, 8, h.devmajor);
-  octal(b, 337, 8, h.devminor);
-  b.fill(0x20, 148, 156);
+interface RawFields {
+  name: string;
+  typeflag: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  linkname: string;
+  devmajor: number;
+  devminor: number;
+}
+
+/** Writes a ustar header block at `b[off…off+512]`, which must be zeros. */
+function writeRawHeader(b: Buffer, off: number, h: RawFields): void {
+  b.write(h.name, off, 100, 'utf8');
+  octal(b, off + 100, 8, h.mode);
+  octal(b, off + 108, 8, h.uid);
+  octal(b, off + 116, 8, h.gid);
+  octal(b, off + 124, 12, h.size);
+  octal(b, off + 136, 12, h.mtime);
+  b.write(h.typeflag, off + 156, 1, 'ascii');
+  if (h.linkname !== '') b.write(h.linkname, off + 157, 100, 'utf8');
+  b.write('ustar\x0000', off + 257, 8, 'ascii');
+  octal(b, off + 329, 8, h.devmajor);
+  octal(b, off + 337, 8, h.devminor);
+  b.fill(0x20, off + 148, off + 156);
   let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += b[i]!;
-  b.write(sum.toString(8).padStart(6, '0'), 148, 6, 'ascii');
-  b[154] = 0;
-  b[155] = 0x20;
+  for (let i = off; i < off + BLOCK; i++) sum += b[i]!;
+  b.write(sum.toString(8).padStart(6, '0'), off + 148, 6, 'ascii');
+  b[off + 154] = 0;
+  b[off + 155] = 0x20;
+}
+
+function rawHeader(h: RawFields): Buffer {
+  const b = Buffer.alloc(BLOCK);
+  writeRawHeader(b, 0, h);
   return b;
+}
+
+const MAX8 = 0o7777777;
+const MAX12 = 0o77777777777;
+
+/**
+ * Writes `h` as one ustar block straight into `buf` at `off` (no allocation) when it needs no PAX
+ * header and `buf` has room; the same bytes as `encodeHeader(h)` then.
+ * @returns the bytes written: 512, or 0 when the caller must use `encodeHeader`.
+ */
+export function encodeHeaderInto(h: TarHeader, buf: Buffer, off: number): number {
+  if (buf.length - off < BLOCK || (h.xattrs !== undefined && h.xattrs.size > 0)) return 0;
+  if (h.uid > MAX8 || h.gid > MAX8 || h.size > MAX12 || h.mtime > MAX12 || h.mtime < 0) return 0;
+  const name = h.type === 'directory' ? `${h.name}/` : h.name;
+  const linkname = h.linkname ?? '';
+  if (!fitsField(name) || !fitsField(linkname)) return 0;
+  buf.fill(0, off, off + BLOCK);
+  writeRawHeader(buf, off, {
+    name,
+    typeflag: TYPEFLAGS[h.type],
+    mode: h.mode & 0o7777,
+    uid: h.uid,
+    gid: h.gid,
+    size: h.size,
+    mtime: h.mtime,
+    linkname,
+    devmajor: h.devmajor ?? 0,
+    devminor: h.devminor ?? 0,
+  });
+  return BLOCK;
+}
+
+/** Whether `s` goes into a 100-byte ustar field as it is (ASCII, ≤ 100 bytes). */
+function fitsField(s: string): boolean {
+  return s.length <= 100 && isASCII(s);
 }
 
 /**
@@ -81,8 +134,6 @@ export function encodeHeader(h: TarHeader): Buffer {
   const fits = (s: string, n: number) => isASCII(s) && Buffer.byteLength(s) <= n;
   if (!fits(name, 100)) pax.push(['path', Buffer.from(name)]);
   if (!fits(linkname, 100)) pax.push(['linkpath', Buffer.from(linkname)]);
-  const MAX8 = 0o7777777;
-  const MAX12 = 0o77777777777;
   if (h.uid > MAX8) pax.push(['uid', Buffer.from(String(h.uid))]);
   if (h.gid > MAX8) pax.push(['gid', Buffer.from(String(h.gid))]);
   if (h.size > MAX12) pax.push(['size', Buffer.from(String(h.size))]);
