@@ -2,7 +2,7 @@ import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { encodeHeader, padding, readTar, trailer, type TarHeader } from '../src/tar.js';
+import { encodeHeader, encodeHeaderInto, padding, readTar, trailer, type TarHeader } from '../src/tar.js';
 import { sh, tempDir } from './helpers.js';
 
 const base = { mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1_700_000_000 };
@@ -65,4 +65,39 @@ test('tar codec: a bad header checksum is a corrupt layer', async (t) => {
   await t.throwsAsync(async () => {
     for await (const _ of readTar(Readable.from([bytes]))) void _;
   }, { code: 'E_CORRUPT_LAYER', message: /checksum/ } as never);
+});
+
+const intoBase: TarHeader = { name: 'usr/bin/x', type: 'file', mode: 0o755, uid: 0, gid: 0, size: 1234, mtime: 1_700_000_000 };
+const intoCases: Array<[string, TarHeader, boolean]> = [
+  ['plain file', intoBase, true],
+  ['directory', { ...intoBase, type: 'directory', name: 'usr/lib', size: 0 }, true],
+  ['symlink', { ...intoBase, type: 'symlink', size: 0, linkname: '../lib/libc.so' }, true],
+  ['char device', { ...intoBase, type: 'char', size: 0, devmajor: 1, devminor: 3 }, true],
+  ['setuid, big ids within 7 octal digits', { ...intoBase, mode: 0o4755, uid: 0o7777777, gid: 1000 }, true],
+  ['name of exactly 100 bytes', { ...intoBase, name: 'n'.repeat(100) }, true],
+  ['directory name of 100 bytes (101 with the slash): PAX', { ...intoBase, type: 'directory', name: 'd'.repeat(100), size: 0 }, false],
+  ['non-ASCII name: PAX', { ...intoBase, name: 'caf\u00e9' }, false],
+  ['long linkname: PAX', { ...intoBase, type: 'symlink', size: 0, linkname: 'l'.repeat(101) }, false],
+  ['uid beyond 7 octal digits: PAX', { ...intoBase, uid: 0o10000000 }, false],
+  ['negative mtime: PAX', { ...intoBase, mtime: -1 }, false],
+  ['xattrs: PAX', { ...intoBase, xattrs: new Map([['user.a', Buffer.from('b')]]) }, false],
+  ['empty xattr map: no PAX', { ...intoBase, xattrs: new Map() }, true],
+];
+for (const [what, h, direct] of intoCases) {
+  test(`encodeHeaderInto: ${what}`, (t) => {
+    const buf = Buffer.alloc(2048, 0xee);
+    const n = encodeHeaderInto(h, buf, 700);
+    t.is(n, direct ? 512 : 0);
+    if (direct) t.deepEqual(buf.subarray(700, 1212), encodeHeader(h));
+    else t.true(buf.equals(Buffer.alloc(2048, 0xee)), 'nothing written when it falls back');
+    t.is(buf[699], 0xee);
+    t.is(buf[1212], 0xee);
+  });
+}
+
+test('encodeHeaderInto: no room for a whole block means fall back, nothing written', (t) => {
+  const buf = Buffer.alloc(1000, 0xee);
+  t.is(encodeHeaderInto(intoBase, buf, 489), 0);
+  t.true(buf.equals(Buffer.alloc(1000, 0xee)));
+  t.is(encodeHeaderInto(intoBase, buf, 488), 512);
 });
