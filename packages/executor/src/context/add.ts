@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, createReadStream, createWriteStream, lchownSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
-import { lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { lchown, lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
@@ -274,7 +274,9 @@ async function ensureDir(rootfs: string, dir: string): Promise<string> {
         hint: 'a file in the image is where the destination needs a directory',
       });
     }
+    // as Docker's MkdirAllAndChownNew: root's, 0755 plus the setgid bit mkdir(2) inherits
     await mkdir(cur, { mode: 0o755 });
+    await lchown(cur, 0, 0);
   }
   return host;
 }

@@ -81,7 +81,8 @@ function notADirectory(p: string, what: string, cause?: unknown): ContextError {
 
 /**
  * Creates the image directory `dir` (and missing parents) inside `rootfs`, following existing
- * symlinks inside the root. New directories get mode 0755 and `owner` of `ownerFor(isLast)`.
+ * symlinks inside the root. New directories get mode 0755 (plus setgid below a setgid directory,
+ * as mkdir(2)) and `owner` of `ownerFor(isLast)`.
  * @returns the host path of the directory.
  */
 async function mkdirInRoot(rootfs: string, dir: string, ownerFor: (isLast: boolean) => Owner, mode?: number): Promise<string> {
@@ -97,7 +98,10 @@ async function mkdirInRoot(rootfs: string, dir: string, ownerFor: (isLast: boole
     await mkdir(cur);
     const owner = ownerFor(i === segs.length - 1);
     await lchown(cur, owner.uid, owner.gid);
-    await chmod(cur, i === segs.length - 1 && mode !== undefined ? mode : 0o755);
+    // Docker's MkdirAllAndChownNew never chmods: a new directory keeps the setgid bit the kernel
+    // gives it below a setgid parent (root's chown keeps it on directories).
+    const inherited = (lstatOrNull(path.dirname(cur))?.mode ?? 0) & 0o2000;
+    await chmod(cur, i === segs.length - 1 && mode !== undefined ? mode : 0o755 | inherited);
   }
   return host;
 }

@@ -4,8 +4,8 @@
  * Docker 20.10 records `empty_layer` for a RUN that changed nothing). COPY/ADD: see copy.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, readdir, rm } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { chmod, lchown, lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
 import { copyStep, mountState } from './copy.js';
 import { resolveInRoot } from '../../context/index.js';
 import { writeLayer } from '@tsbuild/layer-store';
@@ -142,7 +142,8 @@ export async function runFsStep(ctx: BuildContext, state: ImageState, step: FsSt
 
 /**
  * WORKDIR's directory, committed as Docker 20.10's classic builder does (`ContainerCreateWorkdir`
- * then commit): missing directories are made 0755 root:root (symlinks followed inside the rootfs);
+ * then commit): missing directories are made 0755 root:root, setgid below a setgid directory
+ * (symlinks followed inside the rootfs);
  * the upper dir becomes a layer, and the step's history entry (already written as empty) loses
  * `empty_layer` when something was created.
  */
@@ -167,7 +168,11 @@ export async function ensureWorkdir(ctx: BuildContext, state: ImageState): Promi
         if (st?.isDirectory()) continue;
         if (st !== null) throw new BuildError('E_STEP', `Cannot mkdir: ${dir} is not a directory`);
         await mkdir(cur);
-        await chmod(cur, 0o755);
+        // Docker's MkdirAllAndChownNew: root's, and it never chmods, so a new directory keeps
+        // the setgid bit (and not the group) mkdir(2) gives it below a setgid directory
+        const parentMode = (await lstat(dirname(cur))).mode;
+        await lchown(cur, 0, 0);
+        await chmod(cur, 0o755 | (parentMode & 0o2000));
       }
     } finally {
       await rootfs.unmount();
