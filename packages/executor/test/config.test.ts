@@ -2,6 +2,8 @@ import test from 'ava';
 import { applyConfigStep, scratchConfig, normalizeWorkdir, exposedPortsOf, type ConfigState, type ConfigStep } from '../src/build/config.js';
 import { goDuration, goQuoteList, goQuoteRune } from '../src/build/gofmt.js';
 import { BuildError } from '../src/build/errors.js';
+import { expandStep } from '../src/build/expand.js';
+import { parseDockerfile } from '@tsbuild/parser';
 
 const fresh = (): ConfigState => ({ config: scratchConfig(), cmdSet: false });
 const run = (steps: ConfigStep[], start: ConfigState = fresh()): { state: ConfigState; history: string[] } => {
@@ -19,7 +21,7 @@ const run = (steps: ConfigStep[], start: ConfigState = fresh()): { state: Config
 const historyRows: Array<[string, ConfigStep, string]> = [
   ['ENV', { kind: 'ENV', pairs: [['E', 'v'], ['F', 'a b']] }, '/bin/sh -c #(nop)  ENV E=v F=a b'],
   ['LABEL', { kind: 'LABEL', pairs: [['l1', 'x'], ['l 2', 'y']] }, '/bin/sh -c #(nop)  LABEL l1=x l 2=y'],
-  ['EXPOSE sorted raw', { kind: 'EXPOSE', ports: ['80', '90/udp', '100-102'] }, '/bin/sh -c #(nop)  EXPOSE 100-102 80 90/udp'],
+  ['EXPOSE as expanded (expandStep sorted the raw words)', { kind: 'EXPOSE', ports: ['100-102', '80', '90/udp'] }, '/bin/sh -c #(nop)  EXPOSE 100-102 80 90/udp'],
   ['ENTRYPOINT', { kind: 'ENTRYPOINT', cmd: { form: 'exec', args: ['/bin/sh'] } }, '/bin/sh -c #(nop)  ENTRYPOINT ["/bin/sh"]'],
   ['USER', { kind: 'USER', user: 'app' }, '/bin/sh -c #(nop)  USER app'],
   ['WORKDIR', { kind: 'WORKDIR', path: 'rel' }, '/bin/sh -c #(nop) WORKDIR /rel'],
@@ -129,4 +131,12 @@ test('Go formatting helpers', (t) => {
   t.is(goQuoteRune(3), "'\\x03'");
   t.is(goQuoteRune(65), "'A'");
   t.is(goQuoteList(['a\tb', 'q"']), '["a\\tb" "q\\""]');
+});
+
+test('EXPOSE: raw words sorted before expansion, then expanded in order (Docker 20.10 parseExpose + dispatchExpose; checked against dockerd)', (t) => {
+  const df = parseDockerfile('FROM a\nEXPOSE ${PORTS} 443 $PORTS 100-102\n');
+  const instr = df.instructions.find((i) => i.kind === 'EXPOSE')!;
+  const step = expandStep(instr, (n) => (n === 'PORTS' ? '80 90/udp' : undefined), '\\');
+  t.deepEqual(step, { kind: 'EXPOSE', ports: ['80', '90/udp', '80', '90/udp', '100-102', '443'] }, '$PORTS < ${PORTS} < 100-102 in byte order');
+  t.is(applyConfigStep(fresh(), step as ConfigStep).createdBy, '/bin/sh -c #(nop)  EXPOSE 80 90/udp 80 90/udp 100-102 443');
 });

@@ -216,9 +216,8 @@ export function applyConfigStep(prev: ConfigState, step: ConfigStep): ConfigResu
       const ports: Array<[string, Record<string, never>]> = Object.entries(config.ExposedPorts ?? {});
       for (const spec of step.ports) for (const p of exposedPortsOf(spec)) ports.push([p, {}]);
       config.ExposedPorts = sortedRecord(ports);
-      // the classic builder's parser sorts the raw specs (sort.Strings) before the history line
-      const raw = [...step.ports].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-      return { state, createdBy: nopCreatedBy(before, `EXPOSE ${raw.join(' ')}`) };
+      // the specs as expanded, in order: the parser sorted the raw words before expansion (expand.ts)
+      return { state, createdBy: nopCreatedBy(before, `EXPOSE ${step.ports.join(' ')}`) };
     }
     case 'USER':
       config.User = step.user;

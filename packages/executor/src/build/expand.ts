@@ -46,8 +46,9 @@ export function expandStep(instr: Instruction, lookup: Lookup, escape: '\\' | '`
     case 'ENTRYPOINT':
       return { kind: 'ENTRYPOINT', cmd: cmdOf(instr.form, instr.command) };
     case 'EXPOSE':
-      // the one instruction where a variable may expand into several words
-      return { kind: 'EXPOSE', ports: instr.ports.flatMap(ws) };
+      // the one instruction where a variable may expand into several words; Docker 20.10's
+      // parser sorts the raw words (sort.Strings), the dispatcher expands them in that order
+      return { kind: 'EXPOSE', ports: [...instr.ports].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).flatMap(ws) };
     case 'USER':
       return { kind: 'USER', user: w(instr.user) };
     case 'WORKDIR':
