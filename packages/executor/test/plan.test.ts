@@ -1,6 +1,7 @@
 import test from 'ava';
 import { parseDockerfile } from '@tsbuild/parser';
 import { planBuild } from '../src/build/plan.js';
+import { BuildError } from '../src/build/errors.js';
 
 const platform = { os: 'linux', architecture: 'amd64' };
 
@@ -20,4 +21,13 @@ test('planBuild: only the stages the target reaches, each with the stages it rea
     ['COPY --from=${VAR}', 'FROM busybox AS builder\nFROM busybox AS other\nFROM busybox\nARG SRC=builder\nCOPY --from=${SRC} /b /\n', undefined, [[0, []], [1, []], [2, [0, 1]]]],
   ];
   for (const [name, text, target, want] of rows) t.deepEqual(planOf(text, target), want, name);
+});
+
+test('planBuild: a stage name used again up to the target fails as Docker 20.10 ("a stage name already used", checked against dockerd); after the target it is not checked', (t) => {
+  const text = 'FROM busybox AS a\nRUN true\nFROM busybox AS A\nFROM busybox AS b\nFROM busybox AS b\n';
+  const err = t.throws(() => planOf(text), { instanceOf: BuildError });
+  t.is(err?.message, 'Dockerfile:3: a stage name already used');
+  t.is(err?.line, 3);
+  t.throws(() => planOf(text, "b"), { message: 'Dockerfile:3: a stage name already used' });
+  t.notThrows(() => planOf('FROM busybox AS a\nFROM busybox AS b\nFROM busybox AS b\n', 'a'));
 });

@@ -102,7 +102,8 @@ export function resolveMetaArgs(df: Dockerfile, opts: PlanOptions): Map<string, 
 /**
  * Plans a build: the target stage (`--target`, else the last), every stage it reaches through
  * FROM, COPY --from and RUN --mount from=, in dependency order.
- * @throws BuildError E_UNKNOWN_TARGET when `--target` names no stage.
+ * @throws BuildError E_UNKNOWN_TARGET when `--target` names no stage; E_STEP "a stage name already
+ * used" when a stage up to the target reuses an earlier stage's name (Docker 20.10).
  */
 export function planBuild(df: Dockerfile, opts: PlanOptions): BuildPlan {
   const metaArgs = resolveMetaArgs(df, opts);
@@ -116,6 +117,20 @@ export function planBuild(df: Dockerfile, opts: PlanOptions): BuildPlan {
       });
     }
     target = t;
+  }
+  // Docker 20.10's checkStageNameAvailable, for each stage up to the target, as it reaches it
+  const names = new Map<string, Stage>();
+  for (const stage of df.stages.slice(0, target.index + 1)) {
+    if (stage.name === undefined) continue;
+    const first = names.get(stage.name);
+    if (first) {
+      throw new BuildError('E_STEP', `${opts.file}:${stage.from.range.start.line}: ${stage.name} stage name already used`, {
+        file: opts.file,
+        line: stage.from.range.start.line,
+        hint: `the first stage named ${stage.name} is on line ${first.from.range.start.line}; stage names are case-insensitive`,
+      });
+    }
+    names.set(stage.name, stage);
   }
   const planned = df.stages.map((stage): PlannedStage => {
     const image = expandWord(stage.from.image, lookup, { escape: df.directives.escape });
