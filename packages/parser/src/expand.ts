@@ -495,6 +495,13 @@ function isLiteral(word: string, opts: ExpandOptions): boolean {
   return true;
 }
 
+/** Go's %q of a string (strconv.Quote) for ASCII control characters, `"` and `\\`; the rest as is. */
+function goQuote(s: string): string {
+  const named: Record<string, string> = { '\x07': '\\a', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\v': '\\v', '"': '\\"', '\\': '\\\\' };
+  // eslint-disable-next-line no-control-regex
+  return `"${s.replace(/[\x00-\x1f\x7f"\\]/g, (c) => named[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}"`;
+}
+
 /**
  * Expands one word as Docker does for ENV, LABEL, WORKDIR, USER, COPY … (quotes removed,
  * escapes applied, variables substituted). Throws {@link ExpansionError} on bad syntax
@@ -505,7 +512,7 @@ export function expandWord(word: string, lookup: Lookup, opts: ExpandOptions = {
   try {
     return new ShellWord(word, lookup, opts, false).run().result;
   } catch (err) {
-    if (err instanceof ExpansionError) throw new ExpansionError(`failed to process "${word}": ${err.message}`);
+    if (err instanceof ExpansionError) throw new ExpansionError(`failed to process ${goQuote(word)}: ${err.message}`);
     throw err;
   }
 }
@@ -518,7 +525,7 @@ export function expandWords(word: string, lookup: Lookup, opts: ExpandOptions = 
   try {
     return new ShellWord(word, lookup, opts, true).run().words;
   } catch (err) {
-    if (err instanceof ExpansionError) throw new ExpansionError(`failed to process "${word}": ${err.message}`);
+    if (err instanceof ExpansionError) throw new ExpansionError(`failed to process ${goQuote(word)}: ${err.message}`);
     throw err;
   }
 }

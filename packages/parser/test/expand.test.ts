@@ -75,3 +75,8 @@ test('expandWords: variable values split, quoted text does not', (t) => {
   t.deepEqual(expandWords('$SP "x y" z\\ w', lookup), ['a', 'b', 'x y', 'z w']);
   t.deepEqual(expandWords('8080 ${A}/udp', lookup), ['8080', 'val/udp']);
 });
+
+test('expansion errors quote the word as Go %q, as Docker 20.10 ("failed to process \\"\\\\\\"k\\"")', (t) => {
+  t.throws(() => expandWord('"k', () => undefined), { message: 'failed to process "\\"k": unexpected end of statement while looking for matching double-quote' });
+  t.throws(() => expandWords('a\\\t"b', () => undefined), { message: /^failed to process "a\\\\\\t\\"b": / });
+});
