@@ -52,18 +52,7 @@ make_context() { # name
   echo "late v0" > "$ctx/late.txt"
   case $name in
     small) head -c 4096 /dev/urandom | base64 > "$ctx/config.txt" ;;
-    files20k)
-      # 20,000 files in 100 directories, ~150 MB, half random and half text
-      node -e '
-        const fs = require("fs"), crypto = require("crypto"), root = process.argv[1];
-        for (let d = 0; d < 100; d++) {
-          fs.mkdirSync(`${root}/d${d}`, { recursive: true });
-          for (let f = 0; f < 200; f++) {
-            const size = 2000 + ((d * 200 + f) * 7919) % 11000;
-            const body = f % 2 ? crypto.randomBytes(size) : Buffer.alloc(size, `line ${d}/${f}\n`);
-            fs.writeFileSync(`${root}/d${d}/f${f}.dat`, body);
-          }
-        }' "$ctx" ;;
+    files20k) make_files20k "$ctx" ;;
   esac
 }
 import_bases() {

@@ -22,26 +22,13 @@ done
 W=${LOAD_BENCH_DIR:-/var/tmp/tsb-load-bench}
 TSB="node $repo/packages/cli/bin/tsbuild.cjs"
 mkdir -p "$W"
+# shellcheck source=lib.sh
+. "$repo/bench/lib.sh"
 if [ ! -f "$W/$kind.saved.tar" ]; then
   echo "# making the $kind image (once)" >&2
   src=$W/$kind-src
   rm -rf "$src"; mkdir -p "$src"
-  if [ "$kind" = big ]; then
-    mkdir -p "$src/text" "$src/random"
-    for i in $(seq 1 51); do
-      seq -f "line %.0f of a log file with some repeated words in it" $(( i * 1000000 )) $(( i * 1000000 + 700000 )) | head -c 10000000 > "$src/text/f$i" || true
-      head -c 10000000 /dev/urandom > "$src/random/f$i"
-    done
-  else
-    node -e '
-      const fs = require("fs"), path = require("path"), crypto = require("crypto");
-      const dir = process.argv[1];
-      for (let i = 0; i < 20000; i++) {
-        const d = path.join(dir, "d" + Math.floor(i / 500));
-        if (i % 500 === 0) fs.mkdirSync(d, { recursive: true });
-        fs.writeFileSync(path.join(d, "f" + i), crypto.randomBytes(512 + (i * 37) % 3584).toString("base64"));
-      }' "$src"
-  fi
+  if [ "$kind" = big ]; then make_big_tree "$src" 1024; else make_small_tree "$src" 20000; fi
   tar -C "$src" -cf "$W/$kind.tar" .
   rm -rf "$W/root" "$src"
   $TSB --root "$W/root" import "$W/$kind.tar" "bench:$kind" >/dev/null
@@ -59,4 +46,4 @@ for i in $(seq 1 "$runs"); do
   echo "load $kind ${MB}MB run $i: ${s}s ${rate} MB/s peak RSS $((m / 1024))MB cpu ${u}u+${sy}s (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 done
 rm -rf "$W/r"
-echo "median: $(printf '%s\n' "${rates[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}') MB/s over $runs runs"
+echo "median: $(printf '%s\n' "${rates[@]}" | median) MB/s over $runs runs"

@@ -64,17 +64,7 @@ EOF
 fi
 if [ ! -f "$W/files20k/Dockerfile" ]; then
   rm -rf "$W/files20k"; mkdir -p "$W/files20k"
-  # 100 directories × 200 files, ~150 MB, half random and half text
-  node -e '
-    const fs = require("fs"), crypto = require("crypto"), root = process.argv[1];
-    for (let d = 0; d < 100; d++) {
-      fs.mkdirSync(`${root}/d${d}`, { recursive: true });
-      for (let f = 0; f < 200; f++) {
-        const size = 2000 + ((d * 200 + f) * 7919) % 11000;
-        const body = f % 2 ? crypto.randomBytes(size) : Buffer.alloc(size, `line ${d}/${f}\n`);
-        fs.writeFileSync(`${root}/d${d}/f${f}.dat`, body);
-      }
-    }' "$W/files20k"
+  make_files20k "$W/files20k"
   printf 'FROM busybox\nWORKDIR /src\nCOPY . .\nRUN ls -R /src | wc -l > /count\n' > "$W/files20k/Dockerfile"
 fi
 

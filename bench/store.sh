@@ -31,27 +31,10 @@ HAVE_DOCKER=
 if bash scripts/start-dockerd.sh; then HAVE_DOCKER=1; else echo "bench: dockerd unavailable; docker columns skipped" >&2; fi
 
 # ---- data ----
-mk_big() {
-  local dir=$1 half=$(( BIG_MB / 2 )) n i
-  mkdir -p "$dir/text" "$dir/random"
-  n=$(( half / 10 ))  # 10 MB files
-  for i in $(seq 1 "$n"); do
-    seq -f "line %.0f of a log file with some repeated words in it" $(( i * 1000000 )) $(( i * 1000000 + 700000 )) | head -c 10000000 > "$dir/text/f$i" || true
-    head -c 10000000 /dev/urandom > "$dir/random/f$i"
-  done
-}
-mk_small() { # FILES files of 0.5-4 KB (base64 of random bytes), 500 per directory
-  node -e '
-    const fs = require("fs"), path = require("path"), crypto = require("crypto");
-    const [dir, n] = [process.argv[1], Number(process.argv[2])];
-    for (let i = 0; i < n; i++) {
-      const d = path.join(dir, "d" + Math.floor(i / 500));
-      if (i % 500 === 0) fs.mkdirSync(d, { recursive: true });
-      fs.writeFileSync(path.join(d, "f" + i), crypto.randomBytes(512 + (i * 37) % 3584).toString("base64"));
-    }' "$1" "$FILES"
-}
+# shellcheck source=lib.sh
+. "$REPO/bench/lib.sh"
 echo "bench: making data in $W ..." >&2
-mk_big "$W/big"; mk_small "$W/small"
+make_big_tree "$W/big" "$BIG_MB"; make_small_tree "$W/small" "$FILES"
 for k in big small; do tar -C "$W/$k" -cf "$W/$k.tar" .; done
 declare -A MB
 for k in big small; do MB[$k]=$(( $(stat -c %s "$W/$k.tar") / 1000000 )); done
