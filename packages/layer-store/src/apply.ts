@@ -60,6 +60,7 @@ import { fileSink } from './fsutil.js';
 import { readTar, type TarHeader } from './tar.js';
 import type { Cancellable } from './types.js';
 import { OVERLAY_OPAQUE_XATTR, whiteoutMeaning } from './whiteout.js';
+import { TimeSlices } from './slices.js';
 
 export interface ApplyLayerOptions extends Cancellable {
   /**
@@ -245,13 +246,10 @@ export async function applyLayer(tar: Readable, targetDir: string, opts: ApplyLa
     input = input.pipe(limit);
   }
   try {
-    let slice = performance.now();
+    const slices = new TimeSlices(opts.signal, SLICE_MS);
     for await (const { header, body, data } of readTar(input)) {
-      if (performance.now() - slice > SLICE_MS) {
-        // Lets pipeline callbacks run (the next compressed chunk is read and inflated meanwhile).
-        await new Promise(setImmediate);
-        slice = performance.now();
-      }
+      // Lets pipeline callbacks run (the next compressed chunk is read and inflated meanwhile).
+      if (slices.due()) await slices.yield();
       opts.signal?.throwIfAborted();
       stats.entries++;
       const wh = whiteoutMeaning(components(header.name, header.name).join('/'));

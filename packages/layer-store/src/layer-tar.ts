@@ -21,6 +21,7 @@ import type { Store } from './store.js';
 import { encodeHeader, encodeHeaderInto, padding, trailer, type TarHeader } from './tar.js';
 import { MediaTypes, type Cancellable, type DiffID, type Digest, type Layer } from './types.js';
 import { OVERLAY_OPAQUE_XATTR, OVERLAY_WHITEOUT_XATTR, upperToLayerEntries } from './whiteout.js';
+import { TimeSlices } from './slices.js';
 
 /** Options of `layerTarStream` / `writeLayer`. */
 export interface LayerTarOptions extends Cancellable {
@@ -316,7 +317,7 @@ async function writeTarBlob(dir: string, opts: LayerTarOptions, out: Writable, l
   const free: Buffer[] = [];
   const allocate = (): Buffer => free.pop() ?? Buffer.allocUnsafe(CHUNK);
   if (gz) await emit(gz.header());
-  let slice = performance.now();
+  const slices = new TimeSlices(opts.signal);
   for (const block of tarBlocks(dir, opts, CHUNK, allocate)) {
     tarHash.update(block);
     if (!gz) {
@@ -330,10 +331,7 @@ async function writeTarBlob(dir: string, opts: LayerTarOptions, out: Writable, l
       }
     }
     // Let timers, I/O callbacks and an abort run now and then while the pool is keeping up.
-    if (performance.now() - slice > 20) {
-      await new Promise(setImmediate);
-      slice = performance.now();
-    }
+    if (slices.due()) await slices.yield();
   }
   if (gz) {
     while (gz.pending > 0) await emit((await gz.next()).output);

@@ -37,6 +37,7 @@ import { parseReference } from './reference.js';
 import { CONTAINERD_NAME_ANNOTATION } from './save.js';
 import { REF_NAME_ANNOTATION, type Store } from './store.js';
 import { MediaTypes, type Cancellable, type Descriptor, type DiffID, type Digest, type ImageConfig, type Index, type Manifest } from './types.js';
+import { TimeSlices } from './slices.js';
 
 /** Options of `load`. */
 export interface LoadOptions extends Cancellable {
@@ -75,8 +76,6 @@ const ZLIB_OUT = 256 * 1024;
 const WRITEBACK_EVERY = 64 * 1024 * 1024;
 /** Layers read at once from an archive file (zlib on the thread pool, hashing on the main thread). */
 const LAYER_CONCURRENCY = 2;
-/** Longest stretch of synchronous work before yielding to the event loop (signals, other I/O). */
-const SLICE_MS = 20;
 
 /** File writes queued at once per member before its reader waits (each holds a read buffer). */
 const MAX_WRITES = 2;
@@ -341,17 +340,13 @@ async function ingestAt(fd: number, offset: number, size: number, name: string, 
   readExactly(fd, buf.subarray(0, n), offset);
   const sink = new BlobSink(contentKindOf(buf.subarray(0, n)), name, opts);
   try {
-    let slice = performance.now();
+    const slices = new TimeSlices(opts.signal);
     for (let pos = 0; ; ) {
       const held = buf;
       await sink.write(buf.subarray(0, n), sink.kind === 'tar' ? undefined : () => pool.give(held));
       pos += n;
       if (pos >= size) break;
-      if (performance.now() - slice > SLICE_MS) {
-        await new Promise(setImmediate);
-        opts.signal?.throwIfAborted();
-        slice = performance.now();
-      }
+      if (slices.due()) await slices.yield();
       // A converted tar's gzip may keep references to its input: those buffers are not reused.
       buf = sink.kind === 'tar' ? Buffer.allocUnsafe(CHUNK) : await pool.take(sink.sideDone);
       n = Math.min(CHUNK, size - pos);
@@ -450,14 +445,10 @@ async function ingestMember(chunks: AsyncIterable<Buffer> | Iterable<Buffer>, na
   const kind = contentKindOf(head.length === 1 ? head[0]! : Buffer.concat(head));
   const sink = new BlobSink(kind, name, opts);
   try {
-    let slice = performance.now();
+    const slices = new TimeSlices(opts.signal);
     const take = async (chunk: Buffer): Promise<void> => {
       await sink.write(chunk);
-      if (performance.now() - slice > SLICE_MS) {
-        await new Promise(setImmediate);
-        opts.signal?.throwIfAborted();
-        slice = performance.now();
-      }
+      if (slices.due()) await slices.yield();
     };
     for (const c of head) await take(c);
     while (!ended) {

@@ -19,6 +19,7 @@ import {
 } from 'node:fs';
 import { chmod, lchown, lstat, lutimes, mkdir, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
+import { TimeSlices } from '@tsbuild/layer-store';
 import { ContextError } from './errors.js';
 import { cleanPath, resolveInRoot } from './paths.js';
 import type { Source, SourceEntry } from './select.js';
@@ -111,29 +112,8 @@ function secondsOf(ns: bigint): number {
   return Number(ns / 1000n) / 1e6;
 }
 
-/** Longest stretch the per-entry loop blocks the event loop before yielding to it. */
-const SLICE_MS = 20;
-
 /** Size of the buffer file contents are copied through. */
 const COPY_BUFFER_BYTES = 256 * 1024;
-
-/**
- * Time slices of a synchronous loop: {@link TimeSlices.due} says when the slice is spent, then
- * {@link TimeSlices.yield} lets the event loop run (timers, signals, other work) and throws when
- * `signal` was aborted meanwhile.
- */
-class TimeSlices {
-  private start = performance.now();
-  constructor(private readonly signal: AbortSignal | undefined) {}
-  due(): boolean {
-    return performance.now() - this.start > SLICE_MS;
-  }
-  async yield(): Promise<void> {
-    await new Promise<void>((r) => setImmediate(r));
-    this.signal?.throwIfAborted();
-    this.start = performance.now();
-  }
-}
 
 /**
  * State of one copy: hard links already written by the current source (dev:ino → host path), and

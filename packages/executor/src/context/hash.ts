@@ -4,7 +4,7 @@ import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
-import type { Digest } from '@tsbuild/layer-store';
+import { TimeSlices, type Digest } from '@tsbuild/layer-store';
 import { ContextError } from './errors.js';
 import type { Source, SourceEntry } from './select.js';
 
@@ -12,8 +12,6 @@ import type { Source, SourceEntry } from './select.js';
 const READ_WHOLE_MAX = 1 << 20;
 /** Files at most this large are read synchronously (see hashSourcesDetailed). */
 const SMALL_FILE_MAX = 256 << 10;
-/** Longest stretch of synchronous reads before yielding to the event loop. */
-const SLICE_MS = 20;
 /** First line of a stat index file. */
 const INDEX_MAGIC = 'tsbuild-stat-index v1';
 
@@ -192,13 +190,9 @@ export async function hashSourcesDetailed(sources: readonly Source[], opts: Hash
   );
   // Small files are read synchronously in slices, yielding to the event loop between them: the
   // async API's thread-pool round trips (open, fstat, read, close) cost far more than the reads.
-  let sliceStart = performance.now();
+  const slices = new TimeSlices(opts.signal);
   for (const [i, j] of small) {
-    if (performance.now() - sliceStart > SLICE_MS) {
-      await new Promise<void>((r) => setImmediate(r));
-      opts.signal?.throwIfAborted();
-      sliceStart = performance.now();
-    }
+    if (slices.due()) await slices.yield();
     const e = sources[i]!.entries[j]!;
     let sha: string;
     try {

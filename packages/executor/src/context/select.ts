@@ -1,6 +1,7 @@
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats, type Dirent } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import * as path from 'node:path';
+import { TimeSlices } from '@tsbuild/layer-store';
 import { ContextError } from './errors.js';
 import type { IgnoreMatcher } from './dockerignore.js';
 import { BadPatternError, goMatch, hasWildcards, validatePattern } from './match.js';
@@ -89,9 +90,6 @@ function entryOfSync(hostPath: string, rel: string): SourceEntry {
   return entryFromStats(hostPath, rel, lstatSync(hostPath, { bigint: true }), (p) => readlinkSync(p));
 }
 
-/** Longest stretch the walk blocks the event loop before yielding to it. */
-const SLICE_MS = 20;
-
 function byteOrder(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -105,20 +103,16 @@ function joinRel(base: string, rel: string): string {
 /**
  * Lists a directory source: the directory itself and every entry below it (not following
  * symlinks), minus what `ignore` excludes, sorted by path (parents before children).
- * Synchronous lstat/readdir in slices of {@link SLICE_MS}, yielding to the event loop between
+ * Synchronous lstat/readdir in time slices ({@link TimeSlices}), yielding to the event loop between
  * them: per call, the thread-pool round trip of the async API costs several times the syscall
  * (measured 4x slower for 20,000 files), and a walk is a long run of tiny calls.
  */
 async function walk(dirHost: string, rootRel: string, ignore: IgnoreMatcher | undefined, signal?: AbortSignal): Promise<SourceEntry[]> {
   const out: SourceEntry[] = [await entryOf(dirHost, '')];
   const stack: Array<[string, string]> = [[dirHost, '']];
-  let sliceStart = performance.now();
+  const slices = new TimeSlices(signal);
   while (stack.length > 0) {
-    if (performance.now() - sliceStart > SLICE_MS) {
-      await new Promise<void>((r) => setImmediate(r));
-      signal?.throwIfAborted();
-      sliceStart = performance.now();
-    }
+    if (slices.due()) await slices.yield();
     const [host, rel] = stack.pop()!;
     let dirents: Dirent[];
     try {
