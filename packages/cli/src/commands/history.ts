@@ -1,8 +1,8 @@
 /** `tsbuild history IMAGE [--no-trunc] [-q] [--format json]`. */
-import { canonicalJSON, imageHistory, type HistoryRow } from '@tsbuild/layer-store';
+import { imageHistory, type HistoryRow } from '@tsbuild/layer-store';
 import { flagBool, flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
-import { createdAt, formatRows, humanSize, isJSONFormat, openStore, shortID, since, table } from './image-output.js';
+import { createdAt, formatRows, humanSize, openStore, shortID, since, table } from './image-output.js';
 
 const HELP = `Usage: tsbuild history [OPTIONS] IMAGE
 
@@ -25,7 +25,6 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   ]);
   if (args.flags.has('help')) return void ctx.stdout.write(HELP), 0;
   if (args.positionals.length !== 1) throw new UsageError('"history" requires exactly 1 argument.', 'Usage: tsbuild history [OPTIONS] IMAGE');
-  const json = isJSONFormat(flagString(args, 'format'));
   const noTrunc = flagBool(args, 'no-trunc');
   const human = !args.flags.has('human') || flagBool(args, 'human');
   const rows = await imageHistory(await openStore(ctx), args.positionals[0]!);
@@ -42,10 +41,9 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     return 0;
   }
   const format = flagString(args, 'format');
-  if (json || format !== undefined) {
+  if (format !== undefined) {
     const objects = rows.map((r) => ({ Comment: r.comment, CreatedAt: createdAt(r.created), CreatedBy: createdBy(r), CreatedSince: since(r.created, now), ID: id(r), Size: size(r) }));
-    if (json) ctx.stdout.write(objects.map((o) => `${canonicalJSON(o)}\n`).join(''));
-    else ctx.stdout.write(formatRows(format as string, objects, { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' }));
+    ctx.stdout.write(formatRows(format, objects, { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' }));
     return 0;
   }
   const header = ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'];

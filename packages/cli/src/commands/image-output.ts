@@ -7,7 +7,7 @@ import { rename, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { Store } from '@tsbuild/layer-store';
+import { canonicalJSON, Store } from '@tsbuild/layer-store';
 import { UsageError } from '../args.js';
 import { Template, TemplateError } from '../template.js';
 import type { CliContext } from '../context.js';
@@ -107,11 +107,13 @@ export function runFormat(tpl: Template, data: unknown): string {
 }
 
 /**
- * `--format TEMPLATE` over rows, as Docker's list commands do: one line per row; with a leading
- * `table ` the columns (split on tabs) are laid out under a header made of each field's column
- * name (`{{.Repository}}` → REPOSITORY).
+ * `--format` over rows, as Docker's list commands do: `json` (or `{{json .}}`) gives one JSON
+ * object a line; a template gives one line per row, and with a leading `table ` the columns
+ * (split on tabs) are laid out under a header made of each field's column name
+ * (`{{.Repository}}` → REPOSITORY).
  */
 export function formatRows(format: string, rows: readonly Record<string, unknown>[], headers: Readonly<Record<string, string>>): string {
+  if (isJSONFormat(format)) return rows.map((r) => `${canonicalJSON(r)}\n`).join('');
   const isTable = /^table(\s|$)/.test(format);
   const body = isTable ? format.replace(/^table\s?/, '') : format;
   const tpl = parseFormat(body.replace(/\\t/g, '\t').replace(/\\n/g, '\n'));

@@ -1,8 +1,8 @@
 /** `tsbuild images [-q] [--digests] [--no-trunc] [--format json] [REPOSITORY[:TAG]]`. */
-import { canonicalJSON, listImages, parseReference, type ImageRow } from '@tsbuild/layer-store';
+import { listImages, parseReference, type ImageRow } from '@tsbuild/layer-store';
 import { flagBool, flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
-import { createdAt, formatRows, humanSize, isJSONFormat, openStore, shortID, since, table } from './image-output.js';
+import { createdAt, formatRows, humanSize, openStore, shortID, since, table } from './image-output.js';
 
 const HELP = `Usage: tsbuild images [OPTIONS] [REPOSITORY[:TAG]]
 
@@ -31,7 +31,6 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   ]);
   if (args.flags.has('help')) return void ctx.stdout.write(HELP), 0;
   if (args.positionals.length > 1) throw new UsageError('"images" requires at most 1 argument.');
-  const json = isJSONFormat(flagString(args, 'format'));
   const noTrunc = flagBool(args, 'no-trunc');
   const now = new Date();
   let rows = await listImages(await openStore(ctx));
@@ -43,7 +42,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     return 0;
   }
   const format = flagString(args, 'format');
-  if (json || format !== undefined) {
+  if (format !== undefined) {
     const objects = rows.map((r) => ({
           Containers: 'N/A',
           CreatedAt: createdAt(r.created),
@@ -57,8 +56,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
           UniqueSize: 'N/A',
           VirtualSize: humanSize(r.size),
     }));
-    if (json) ctx.stdout.write(objects.map((o) => `${canonicalJSON(o)}\n`).join(''));
-    else ctx.stdout.write(formatRows(format as string, objects, IMAGE_HEADERS));
+    ctx.stdout.write(formatRows(format, objects, IMAGE_HEADERS));
     return 0;
   }
   const digests = flagBool(args, 'digests');
