@@ -1,57 +1,143 @@
 /**
  * Writes archive tarballs (save's output) deterministically: entries in the order given (callers
- * sort them), mtime 0, uid/gid 0, no user names, fixed modes. File contents stream from their
- * opener straight into the tar, never buffered. Also lists the members of an archive file in place
- * (load reads them where they are, without copying the archive). Internal to the package.
+ * sort them), mtime 0, uid/gid 0, no user names, fixed modes. File contents are read synchronously
+ * straight into 1 MiB buffers, which go to the output one write at a time (a save of a small image
+ * is one or two writes, not a stream per member). Also lists the members of
+ * an archive file in place (load reads them where they are, without copying the archive). Internal
+ * to the package.
  */
-import { readSync } from 'node:fs';
-import type { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import type { Writable } from 'node:stream';
 import { ArchiveError } from './archive-errors.js';
+import { StoreError } from './errors.js';
+import { encodeHeader, padding, trailer } from './tar.js';
 
 /** One member of an archive to write. */
 export type ArchiveMember =
   | { type: 'directory'; name: string }
-  | { type: 'file'; name: string; size: number; open: () => Readable }
+  /** A file's bytes, read from `path`; `missing` makes the error for a file that is not there. */
+  | { type: 'file'; name: string; size: number; path: string; missing: (cause: Error) => Error }
   | { type: 'file'; name: string; data: Buffer };
 
-const EPOCH = new Date(0);
+const OUT_CHUNK = 1024 * 1024;
 
 /**
- * Streams `members` as a tar into `out`, then ends `out`.
- * @throws whatever a member's stream or `out` fails with (the tar is then incomplete; callers that
- * write files write to a temp file and rename only on success).
+ * Fills a buffer and hands it to `out` when full, with at most one write in flight: while it is
+ * written the next buffer fills. Each buffer is a fresh one, never reused: a Writable may keep
+ * the chunks it is given (a PassThrough hands them on as they are).
+ */
+class ChunkSink {
+  #cur = Buffer.allocUnsafeSlow(OUT_CHUNK);
+  #n = 0;
+  #inflight: Promise<void> | undefined;
+  #error: Error | undefined;
+  readonly #onError = (err: Error) => (this.#error ??= err);
+
+  constructor(readonly out: Writable) {
+    out.on('error', this.#onError);
+  }
+
+  /** The unfilled rest of the current buffer (fill it, then `advance`). */
+  space(): Buffer {
+    return this.#cur.subarray(this.#n);
+  }
+
+  advance(n: number): Promise<void> | undefined {
+    this.#n += n;
+    return this.#n === OUT_CHUNK ? this.flush() : undefined;
+  }
+
+  async put(b: Buffer): Promise<void> {
+    let off = 0;
+    while (off < b.length) {
+      const k = b.copy(this.#cur, this.#n, off);
+      off += k;
+      await this.advance(k);
+    }
+  }
+
+  async flush(): Promise<void> {
+    await this.#inflight;
+    if (this.#error) throw this.#error;
+    if (this.#n === 0) return;
+    const chunk = this.#cur.subarray(0, this.#n);
+    this.#inflight = new Promise<void>((resolve, reject) => this.out.write(chunk, (err) => (err ? reject(err) : resolve())));
+    this.#cur = Buffer.allocUnsafeSlow(OUT_CHUNK);
+    this.#n = 0;
+  }
+
+  async end(): Promise<void> {
+    await this.flush();
+    await this.#inflight;
+    await new Promise<void>((resolve, reject) => this.out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    if (this.#error) throw this.#error;
+    this.out.off('error', this.#onError);
+  }
+
+  destroy(err: Error): void {
+    this.#inflight?.catch(() => undefined);
+    this.out.destroy(err);
+  }
+}
+
+/**
+ * Writes `members` as a tar into `out`, then ends `out`.
+ * @throws a member's `missing` error, StoreError (a file whose size is not the member's), or
+ * whatever `out` fails with; `out` is then destroyed with the error and the tar is incomplete
+ * (callers that write files write to a temp file and rename only on success).
  */
 export async function writeArchive(members: Iterable<ArchiveMember>, out: Writable, { signal }: { signal?: AbortSignal | undefined } = {}): Promise<void> {
-  const pack = tar.pack();
-  const packing = pipeline(pack, out, signal ? { signal } : {});
+  const sink = new ChunkSink(out);
   try {
     for (const m of members) {
       signal?.throwIfAborted();
-      const base = { name: m.type === 'directory' ? `${m.name}/` : m.name, mtime: EPOCH, uid: 0, gid: 0, uname: '', gname: '' };
+      const base = { name: m.name, uid: 0, gid: 0, mtime: 0 };
       if (m.type === 'directory') {
-        await entry(pack, { ...base, type: 'directory', mode: 0o755 });
+        await sink.put(encodeHeader({ ...base, type: 'directory', mode: 0o755, size: 0 }));
       } else if ('data' in m) {
-        await entry(pack, { ...base, type: 'file', mode: 0o644, size: m.data.length }, m.data);
+        await sink.put(encodeHeader({ ...base, type: 'file', mode: 0o644, size: m.data.length }));
+        await sink.put(m.data);
+        await sink.put(padding(m.data.length));
       } else {
-        const sink = pack.entry({ ...base, type: 'file', mode: 0o644, size: m.size });
-        await pipeline(m.open(), sink, signal ? { signal } : {});
+        await sink.put(encodeHeader({ ...base, type: 'file', mode: 0o644, size: m.size }));
+        await copyFile(m, sink, signal);
+        await sink.put(padding(m.size));
       }
     }
-    pack.finalize();
+    await sink.put(trailer());
+    await sink.end();
   } catch (err) {
-    pack.destroy(err as Error);
-    await packing.catch(() => undefined);
+    sink.destroy(err as Error);
     throw err;
   }
-  await packing;
 }
 
-function entry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, data?: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    pack.entry(header, data ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve()));
-  });
+/** Reads the member's file into the sink, synchronously, one buffer-full at a time. */
+async function copyFile(m: { name: string; size: number; path: string; missing: (cause: Error) => Error }, sink: ChunkSink, signal: AbortSignal | undefined): Promise<void> {
+  let fd: number;
+  try {
+    fd = openSync(m.path, 'r');
+  } catch (err) {
+    throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? m.missing(err as Error) : err;
+  }
+  try {
+    const actual = fstatSync(fd).size;
+    if (actual !== m.size) throw new StoreError(`${m.path} holds ${actual} bytes where ${m.size} were expected`, { code: 'E_CORRUPT_BLOB', hint: "the store is damaged; 'tsbuild pull' or rebuild the image" });
+    let pos = 0;
+    while (pos < m.size) {
+      const space = sink.space();
+      const n = readSync(fd, space, 0, Math.min(space.length, m.size - pos), pos);
+      if (n === 0) throw new StoreError(`${m.path} ended after ${pos} of ${m.size} bytes`, { code: 'E_CORRUPT_BLOB' });
+      pos += n;
+      const flushing = sink.advance(n);
+      if (flushing) {
+        await flushing;
+        signal?.throwIfAborted();
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** One member of an archive file, located in place: where its bytes start and how many there are. */

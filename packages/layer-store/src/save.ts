@@ -8,6 +8,7 @@
 import type { Writable } from 'node:stream';
 import { writeArchive, type ArchiveMember } from './archive-tar.js';
 import { hexOf } from './digest.js';
+import { BlobNotFoundError } from './errors.js';
 import { canonicalJSON } from './json.js';
 import { parseReference, type Reference } from './reference.js';
 import { REF_NAME_ANNOTATION, type ResolvedImage, type Store } from './store.js';
@@ -75,7 +76,7 @@ function* archiveMembers(store: Store, images: SavedImage[], format: 'docker' | 
   yield { type: 'directory', name: 'blobs' };
   yield { type: 'directory', name: 'blobs/sha256' };
   for (const d of [...blobs.values()].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0))) {
-    yield { type: 'file', name: blobName(d), size: d.size, open: () => store.openBlob(d.digest) };
+    yield { type: 'file', name: blobName(d), size: d.size, path: store.blobPath(d.digest), missing: (cause) => new BlobNotFoundError(d.digest, { cause }) };
   }
   yield { type: 'file', name: 'index.json', data: Buffer.from(canonicalJSON(ociIndex(images), 'index')) };
   if (format === 'docker') yield { type: 'file', name: 'manifest.json', data: Buffer.from(JSON.stringify(dockerManifest(images))) };

@@ -2,8 +2,8 @@
  * The content store: an OCI image layout directory (so skopeo/umoci read it as it is) plus
  * private state beside it (`snapshots/`, `cache/`, `tmp/`, a lock file).
  */
-import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, open, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -108,6 +108,7 @@ export class Store {
    */
   static async open(root: string): Promise<Store> {
     const store = new Store(resolve(root));
+    if (store.#isComplete()) return store;
     try {
       for (const d of [store.blobsDir, store.tmpDir, store.snapshotsDir, store.cacheDir]) await mkdir(d, { recursive: true });
       await store.#ensureFile('oci-layout', `${canonicalJSON({ imageLayoutVersion: '1.0.0' })}`);
@@ -117,6 +118,19 @@ export class Store {
       throw new StoreError(`opening store ${store.root}`, { cause: err, hint: 'check that the directory is writable (or pass --root)' });
     }
     return store;
+  }
+
+  /**
+   * Whether every file and directory `open` would create is there already: six synchronous stats,
+   * the common case, in place of the async creating path (a command's start-up time matters).
+   */
+  #isComplete(): boolean {
+    const dir = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
+    const file = (p: string) => statSync(p, { throwIfNoEntry: false })?.isFile() === true;
+    return (
+      dir(this.blobsDir) && dir(this.tmpDir) && dir(this.snapshotsDir) && dir(this.cacheDir) &&
+      file(join(this.root, 'oci-layout')) && file(join(this.root, 'index.json')) && file(this.lockPath)
+    );
   }
 
   async #ensureFile(name: string, content: string): Promise<void> {
@@ -239,7 +253,7 @@ export class Store {
     const digest = typeof d === 'string' ? d : d.digest;
     let bytes: Buffer;
     try {
-      bytes = await readFile(this.blobPath(digest));
+      bytes = readFileSync(this.blobPath(digest)); // small (manifests, configs): see readIndex
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobNotFoundError(digest, { cause: err });
       throw new StoreError(`reading blob ${digest}`, { cause: err });
@@ -270,7 +284,8 @@ export class Store {
   /** Reads `index.json`. */
   async readIndex(): Promise<Index> {
     try {
-      const idx = JSON.parse(await readFile(join(this.root, 'index.json'), 'utf8')) as Index;
+      // synchronous: a small file, read by nearly every command (async costs a thread-pool hop)
+      const idx = JSON.parse(readFileSync(join(this.root, 'index.json'), 'utf8')) as Index;
       idx.manifests ??= [];
       return idx;
     } catch (err) {

@@ -1,11 +1,12 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { createReadStream } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
-import { hashing, load, save, type Index, type Manifest } from '../src/index.js';
+import { hashing, importRootfs, load, save, type Index, type Manifest } from '../src/index.js';
 import { collector, importBusybox, makeTar, sha256hex, tempDir, tempStore } from './archive-fixtures.js';
 
 async function saved(store: Parameters<typeof save>[0], refs: string[], format: 'docker' | 'oci' = 'docker'): Promise<Buffer> {
@@ -65,6 +66,43 @@ test('save writes the Docker 25 layout, sorted, with fixed times, and the same b
     'io.containerd.image.name': 'docker.io/library/lsexp:det',
     'org.opencontainers.image.ref.name': 'docker.io/library/lsexp:det',
   });
+});
+
+test('save of an image larger than its 1 MiB write buffers: a consumer that keeps the chunks gets the same bytes as a file', async (t) => {
+  const store = await tempStore(t);
+  const dir = await tempDir(t);
+  // 3 MiB of random bytes: the layer gzips to more than the writer's 1 MiB chunk, three times
+  const tarFile = join(dir, 'big.tar');
+  await writeFile(join(dir, 'blob'), randomBytes(3 << 20));
+  execFileSync('tar', ['-C', dir, '--numeric-owner', '-cf', tarFile, 'blob']);
+  await importRootfs(store, createReadStream(tarFile), { ref: 'lsexp:big', sourceDateEpoch: 0 });
+  const kept = collector(); // keeps each chunk it is handed, as a PassThrough would
+  await save(store, ['lsexp:big'], kept);
+  const file = join(dir, 'out.tar');
+  await save(store, ['lsexp:big'], createWriteStream(file));
+  const onDisk = await readFile(file);
+  t.true(onDisk.length > 3 << 20);
+  t.is(sha256hex(kept.bytes()), sha256hex(onDisk));
+  const [img] = await load(await tempStore(t), Readable.from([onDisk]));
+  t.is(img!.id, (await store.resolveImage('lsexp:big')).id);
+});
+
+test('save of an image with a missing or cut-short blob fails with the blob named, and ends nothing as if complete', async (t) => {
+  const store = await tempStore(t);
+  await importBusybox(t, store, 'lsexp:broken');
+  const layer = (await store.resolveImage('lsexp:broken')).manifest.layers[0]!;
+  const path = store.blobPath(layer.digest);
+  const bytes = await readFile(path);
+  await writeFile(path, bytes.subarray(0, 1000));
+  const cut = collector();
+  const e1 = await t.throwsAsync(save(store, ['lsexp:broken'], cut));
+  t.is((e1 as { code?: string }).code, 'E_CORRUPT_BLOB');
+  t.regex(e1!.message, new RegExp(`${layer.digest.slice(7)} holds 1000 bytes where ${layer.size} were expected`));
+  t.true(cut.destroyed, 'the output is destroyed, not ended');
+  await rm(path);
+  const e2 = await t.throwsAsync(save(store, ['lsexp:broken'], collector()));
+  t.is((e2 as { code?: string }).code, 'E_BLOB_NOT_FOUND');
+  t.regex(e2!.message, new RegExp(layer.digest));
 });
 
 test('save --format oci writes only the OCI layout, and it loads back', async (t) => {

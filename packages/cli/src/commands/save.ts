@@ -25,8 +25,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const format = flagString(args, 'format') ?? 'docker';
   if (format !== 'docker' && format !== 'oci') throw new UsageError(`invalid --format "${format}"`, 'use docker or oci');
   const store = await openStore(ctx);
-  // Resolve before creating any output, so a typo leaves no empty file behind.
-  for (const ref of args.positionals) await store.resolveImage(ref);
+  // save resolves every name before it writes a byte; on a failure the temp file is removed, so a
+  // typo leaves no file behind
   await writeOutput(ctx, flagString(args, 'output'), 'save', (out) => save(store, args.positionals, out, { format, signal: ctx.signal }));
   return 0;
 }
