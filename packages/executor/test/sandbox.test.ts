@@ -138,17 +138,25 @@ for (const isolation of ['oci', 'chroot'] as const) {
     t.true(Number(count) <= 4, `only the step's processes are visible (${count})`);
   });
 
-  test(`${isolation}: hostname, /etc/hosts and /etc/resolv.conf are provided read-only`, async (t) => {
+  test(`${isolation}: hostname, /etc/hosts and /etc/resolv.conf are provided writable, and writes to them stay out of the upper dir (as Docker's bind mounts)`, async (t) => {
     const env = await setup(t);
+    const hostHosts = await readFile('/etc/hosts', 'utf8');
     const r = await sandboxRun(env, isolation, {
-      args: sh('hostname; grep -c buildhost /etc/hosts; cat /etc/resolv.conf; echo x >> /etc/hosts || echo ro'),
+      args: sh('hostname; grep -c buildhost /etc/hosts; cat /etc/resolv.conf; echo "1.2.3.4 extra" >> /etc/hosts && echo ns > /etc/resolv.conf && echo other > /etc/hostname && echo rw; grep -c extra /etc/hosts'),
       hostname: 'buildhost',
     });
     const lines = r.stdout.split('\n');
     t.is(lines[0], 'buildhost');
     t.is(lines[1], '1');
     t.true(r.stdout.includes(await readFile('/etc/resolv.conf', 'utf8')));
-    t.is(lines.at(-2), 'ro');
+    t.deepEqual(lines.slice(-3), ['rw', '1', '']);
+    for (const f of ['hosts', 'resolv.conf', 'hostname']) {
+      const inUpper = await readFile(path.join(env.upper, 'etc', f), 'utf8').catch(() => '');
+      t.is(inUpper, '', `the upper dir's /etc/${f} (a mount point at most) holds nothing the step wrote`);
+    }
+    await removeSandboxArtifacts(env.upper, [lower]);
+    t.deepEqual(await readdir(env.upper), [], 'nothing written to the bind-mounted files reaches the diff');
+    t.is(await readFile('/etc/hosts', 'utf8'), hostHosts, "the host's /etc/hosts is untouched");
   });
 
   test(`${isolation}: writes land in the upper dir; sandbox mount points are removed, the step's /etc writes stay`, async (t) => {

@@ -40,7 +40,7 @@ function sandboxFstab(m: { proc: string; dev: string; sys: string; binds: [strin
     ['shm', path.join(m.dev, 'shm'), 'tmpfs', 'nosuid,noexec,nodev,mode=1777,size=67108864,X-mount.mkdir'],
     ['mqueue', path.join(m.dev, 'mqueue'), 'mqueue', 'nosuid,noexec,nodev,X-mount.mkdir'],
     ['sysfs', m.sys, 'sysfs', 'ro,nosuid,noexec,nodev'],
-    ...m.binds.map(([src, dst]): [string, string, string, string] => [src, dst, 'none', 'bind,ro,nosuid,nodev,noexec']),
+    ...m.binds.map(([src, dst]): [string, string, string, string] => [src, dst, 'none', 'bind']),
   ];
   return lines.map(([src, dst, type, opts]) => `${fstabField(src)} ${fstabField(dst)} ${type} ${opts} 0 0\n`).join('');
 }

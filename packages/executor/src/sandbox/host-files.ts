@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoOf } from './errors.js';
 
-/** Host-side files bind-mounted read-only over the container's /etc/{hosts,resolv.conf,hostname}. */
+/** Per-step host-side files bind-mounted (writable, as in Docker) over the container's /etc/{hosts,resolv.conf,hostname}. */
 export interface HostFiles { hosts: string; resolvConf: string; hostname: string }
 
 /**

@@ -82,7 +82,7 @@ export interface OciConfigInput {
  */
 export function ociConfig(input: OciConfigInput): OciConfig {
   const { spec, hostname, hostFiles } = input;
-  const ro = ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'];
+  const hostFileOpts = ['rbind', 'rprivate'];
   const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
   if (spec.network === 'none') namespaces.push({ type: 'network' });
   const resources: Record<string, unknown> = {
@@ -126,9 +126,11 @@ export function ociConfig(input: OciConfigInput): OciConfig {
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
       // read-only cgroup fs as Docker mounts it (runc makes the v1 tmpfs + hierarchies, or cgroup2)
       { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro', 'nosuid', 'noexec', 'nodev'] },
-      { destination: '/etc/resolv.conf', type: 'bind', source: hostFiles.resolvConf, options: ro },
-      { destination: '/etc/hostname', type: 'bind', source: hostFiles.hostname, options: ro },
-      { destination: '/etc/hosts', type: 'bind', source: hostFiles.hosts, options: ro },
+      // writable, as Docker mounts them (rbind, rprivate): a step may append to /etc/hosts; the
+      // files are this step's copies outside the rootfs, so nothing written reaches a layer
+      { destination: '/etc/resolv.conf', type: 'bind', source: hostFiles.resolvConf, options: hostFileOpts },
+      { destination: '/etc/hostname', type: 'bind', source: hostFiles.hostname, options: hostFileOpts },
+      { destination: '/etc/hosts', type: 'bind', source: hostFiles.hosts, options: hostFileOpts },
       ...(spec.mounts ?? []).map(userMount),
     ],
     linux: {
