@@ -135,6 +135,25 @@ test('RUN history: a predefined build arg given but not declared gives "|0 <cmd>
   );
 });
 
+test('--label: one unexpanded LABEL step per label, sorted by key, at the end of the target stage (also with --target), as Docker 20.10 buildLabelOptions', async (t) => {
+  const { store } = await shared.get();
+  const { opts } = await setup(t, 'label-option');
+  const starts: string[] = [];
+  const df = 'FROM busybox AS first\nLABEL a=1\nFROM busybox\nENV HOME=/h\nLABEL s=2\n';
+  await build(opts(df, { tags: ['label-option:1'], labels: { zz: '9', b: 'two words', a: 'override', empty: '', Z: '$HOME' }, onEvent: (e) => void (e.type === 'step-start' && starts.push(`${e.index + 1}/${e.total} ${e.instruction}`)) }));
+  const img = await store.resolveImage('label-option:1');
+  t.deepEqual(img.config.config.Labels, { Z: '$HOME', a: 'override', b: 'two words', empty: '', s: '2', zz: '9' });
+  t.deepEqual(
+    img.config.history?.slice(-6).map((h) => [h.created_by, h.empty_layer]),
+    ['s=2', 'Z=$HOME', 'a=override', 'b=two words', 'empty=', 'zz=9'].map((l) => [`/bin/sh -c #(nop)  LABEL ${l}`, true]),
+  );
+  t.deepEqual(starts.slice(-6), ['3/8 LABEL s=2', '4/8 LABEL Z=$HOME', '5/8 LABEL a=override', '6/8 LABEL b=two words', '7/8 LABEL empty=', '8/8 LABEL zz=9']);
+  await build(opts(df, { tags: ['label-option:first'], target: 'first', labels: { b: '2' } }));
+  const first = await store.resolveImage('label-option:first');
+  t.deepEqual(first.config.config.Labels, { a: '1', b: '2' });
+  t.is(first.config.history?.at(-1)?.created_by, '/bin/sh -c #(nop)  LABEL b=2');
+});
+
 test('WORKDIR: a new directory is a layer, an existing one is empty_layer (Docker 20.10 classic)', async (t) => {
   const { store } = await shared.get();
   const { opts } = await setup(t, 'workdir');

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import { availableParallelism } from 'node:os';
-import type { Dockerfile, Instruction, Lookup, Stage } from '@tsbuild/parser';
+import type { Dockerfile, Instruction, LabelInstruction, Lookup, Stage } from '@tsbuild/parser';
 import { parseDockerfile } from '@tsbuild/parser';
 import { Store, ImageNotFoundError } from '@tsbuild/layer-store';
 import type { Descriptor, DiffID, Digest, ImageConfig, Platform } from '@tsbuild/layer-store';
@@ -141,10 +141,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const settled = await Promise.allSettled([...ctx.stages.values()]);
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) throw failed.reason;
-  let final = await (ctx.stages.get(plan.target.index) as Promise<ImageState>);
-  if (options.labels && Object.keys(options.labels).length > 0) {
-    final = applyConfig(ctx, final, { kind: 'LABEL', pairs: Object.entries(options.labels) });
-  }
+  const final = await (ctx.stages.get(plan.target.index) as Promise<ImageState>);
   const unused = Object.keys(buildArgs).filter((k) => !ctx.usedArgs.has(k) && !PREDEFINED_ARGS.has(k) && !plan.metaArgs.has(k));
   if (unused.length > 0) emit({ type: 'warning', message: `One or more build-args [${unused.join(' ')}] were not consumed` });
   // Docker dates the image by its last step, so a rebuild whose steps all hit the cache
@@ -292,6 +289,11 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
     instructions = [...(parsed.stages[0]?.instructions ?? []), ...instructions];
     delete state.image.config.OnBuild;
   }
+  // `--label k=v` options: one unexpanded LABEL step each, sorted by key, after the target
+  // stage's last instruction (Docker 20.10's buildLabelOptions after the --target cut)
+  const labelSteps = p.stage.index === ctx.plan.target.index ? labelOptionSteps(ctx.options.labels ?? {}, instructions.at(-1) ?? stage.from) : [];
+  const fixedSteps = new Map<Instruction, ExpandedStep>(labelSteps);
+  instructions = [...instructions, ...labelSteps.map(([instr]) => instr)];
   const total = instructions.length + 1;
   ctx.emit({ type: 'step-start', stage: stage.index, index: 0, total, instruction: stage.from.raw, line: stage.from.range.start.line });
   ctx.emit({ type: 'step-done', stage: stage.index, index: 0, durationMs: fromMs, cached: false, id: stateId(state) });
@@ -304,7 +306,7 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
     const layersBefore = state.layers.length;
     let cached = false;
     try {
-      const step = expandStep(instr, stepLookup(ctx, state), ctx.df.directives.escape);
+      const step = fixedSteps.get(instr) ?? expandStep(instr, stepLookup(ctx, state), ctx.df.directives.escape);
       const mounts = runMountsOf(instr, stepLookup(ctx, state), ctx.df.directives.escape);
       const outcome = await ctx.cache.step(ctx, cursor, { state, step, instr, mounts, index }, async (state) => {
         if (isFsStep(step)) state = await runFsStep(ctx, state, step, p, index, mounts);
@@ -332,6 +334,20 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
   }
   ctx.cache.endStage(cursor);
   return state;
+}
+
+/**
+ * The steps `--label` adds: for each key in Go's sort order, a LABEL instruction (raw `LABEL k=v`,
+ * placed at `after`'s source range) and its config step, never variable-expanded (Docker's
+ * NewLabelCommand(k, v, true)).
+ */
+export function labelOptionSteps(labels: Readonly<Record<string, string>>, after: Instruction): Array<[LabelInstruction, ExpandedStep]> {
+  const keys = Object.keys(labels).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  return keys.map((k) => {
+    const v = labels[k] as string;
+    const instr: LabelInstruction = { kind: 'LABEL', keyword: 'LABEL', range: after.range, raw: `LABEL ${k}=${v}`, flags: [], pairs: [[k, v]] };
+    return [instr, { kind: 'LABEL', pairs: [[k, v]] }];
+  });
 }
 
 /** The environment a RUN sees: Env, then the allowed build args, and PATH when unset. */
