@@ -83,7 +83,8 @@ test('images, history, tag, inspect and rmi print what Docker prints', async (t)
   const inspect = JSON.parse((await run(root, ['inspect', 'lsexp:two'])).stdout) as Array<{ Id: string; RepoTags: string[]; Config: unknown }>;
   t.is(inspect[0]!.Id, id);
   t.deepEqual(inspect[0]!.RepoTags, ['lsexp:cli', 'lsexp:two']);
-  t.deepEqual(inspect[0]!.Config, { Cmd: ['sh'] });
+  t.deepEqual((inspect[0]!.Config as { Cmd: unknown }).Cmd, ['sh']);
+  t.is((inspect[0]!.Config as { Env: unknown }).Env, null, 'unset fields are there, as null (Docker\'s shape)');
 
   const missing = await run(root, ['inspect', 'nosuch']);
   t.is(missing.code, 1);

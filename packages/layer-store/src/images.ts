@@ -12,6 +12,7 @@ import { lstat, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chainIDsOf, hexOf, isDigest, parseDigest } from './digest.js';
 import { BlobNotFoundError, StoreError } from './errors.js';
+import { layerContentSize, LAYER_SIZES_DIR } from './layer-size.js';
 import { parseReference } from './reference.js';
 import { REF_NAME_ANNOTATION, type Store } from './store.js';
 import { MediaTypes, type ContainerConfig, type Descriptor, type DiffID, type Digest, type HistoryEntry, type ImageConfig, type Index, type Manifest } from './types.js';
@@ -28,15 +29,40 @@ export interface ImageRow {
   /** Manifest digest. */
   digest: Digest;
   created: string | undefined;
-  /** Bytes the image takes in the store: compressed layers (not Docker's unpacked size). */
+  /** Docker's image size: the content size of its layers (see `layer-size.ts`), not compressed bytes. */
   size: number;
+}
+
+/**
+ * Docker's size of an image: the sum of its layers' content sizes (files and symlink targets
+ * unpacked, see `layer-size.ts`), which `docker images`, `image inspect` Size/VirtualSize report.
+ * @throws BlobNotFoundError, CorruptLayerError when a size must be computed from a damaged blob.
+ */
+export async function imageContentSize(store: Store, manifest: Manifest, config: ImageConfig): Promise<number> {
+  let sum = 0;
+  for (const size of await layerContentSizes(store, manifest, config)) sum += size;
+  return sum;
+}
+
+/** The content size of each layer of an image, bottom first. */
+async function layerContentSizes(store: Store, manifest: Manifest, config: ImageConfig): Promise<number[]> {
+  const diffIDs = config.rootfs?.diff_ids ?? [];
+  const out: number[] = [];
+  for (const [i, l] of manifest.layers.entries()) {
+    const diffID = diffIDs[i];
+    // a manifest and config that disagree on the layer count: the blob's own size is all we know
+    out.push(diffID === undefined ? l.size : await layerContentSize(store, { digest: l.digest, diffID }));
+  }
+  return out;
 }
 
 /** The store's images as `docker images` lists them, newest first (ties by name). */
 export async function listImages(store: Store): Promise<ImageRow[]> {
   const rows: ImageRow[] = [];
   for (const img of await store.listImages()) {
-    const base = { id: img.id, digest: img.manifestDescriptor.digest, created: img.created, size: img.size };
+    const manifest = await store.readJSONBlob<Manifest>(img.manifestDescriptor.digest);
+    const config = await store.readJSONBlob<ImageConfig>(img.id);
+    const base = { id: img.id, digest: img.manifestDescriptor.digest, created: img.created, size: await imageContentSize(store, manifest, config) };
     if (img.refs.length === 0) rows.push({ repository: '<none>', tag: '<none>', ...base });
     for (const r of img.refs) {
       const ref = parseReference(r);
@@ -48,7 +74,36 @@ export async function listImages(store: Store): Promise<ImageRow[]> {
 
 // ---- inspect ----
 
-/** `docker image inspect`'s shape (the fields that mean something for a store without a daemon). */
+/**
+ * A container config as Docker 20.10's API prints it (`container.Config`): every field, in Go's
+ * order, `null`/`""`/`false` when unset; the `omitempty` ones only when set.
+ */
+export interface DockerContainerConfig {
+  Hostname: string;
+  Domainname: string;
+  User: string;
+  AttachStdin: boolean;
+  AttachStdout: boolean;
+  AttachStderr: boolean;
+  ExposedPorts?: Record<string, Record<string, never>>;
+  Tty: boolean;
+  OpenStdin: boolean;
+  StdinOnce: boolean;
+  Env: string[] | null;
+  Cmd: string[] | null;
+  Healthcheck?: ContainerConfig['Healthcheck'];
+  ArgsEscaped?: boolean;
+  Image: string;
+  Volumes: Record<string, Record<string, never>> | null;
+  WorkingDir: string;
+  Entrypoint: string[] | null;
+  OnBuild: string[] | null;
+  Labels: Record<string, string> | null;
+  StopSignal?: string;
+  Shell?: string[];
+}
+
+/** `docker image inspect`'s shape: Docker 20.10's keys in its order, plus our `Descriptor`. */
 export interface ImageInspect {
   Id: Digest;
   RepoTags: string[];
@@ -56,21 +111,71 @@ export interface ImageInspect {
   Parent: string;
   Comment: string;
   Created: string;
+  /** The build container Docker committed; "" here (no containers), as for imported images. */
+  Container: string;
+  ContainerConfig: DockerContainerConfig;
   DockerVersion: string;
   Author: string;
-  Config: ContainerConfig;
+  Config: DockerContainerConfig;
   Architecture: string;
   Variant?: string;
   Os: string;
-  /** Compressed layer bytes (Docker reports unpacked bytes). */
+  /** Docker's size: the layers' content sizes (files and symlink targets), see `imageContentSize`. */
   Size: number;
+  /** Same as Size, as in Docker 20.10. */
+  VirtualSize: number;
+  /**
+   * The unpacked layers: `Name` "tsbuild", `Data.UpperDir` the top layer's snapshot and
+   * `Data.LowerDir` the others (top first, `:`-joined), when every snapshot is unpacked; else null.
+   */
+  GraphDriver: { Data: { LowerDir?: string; UpperDir: string } | null; Name: string };
   RootFS: { Type: string; Layers: DiffID[] };
+  /** The tag time is not recorded: Go's zero time, as Docker shows for an image never tagged. */
   Metadata: { LastTagTime: string };
   /** The manifest's descriptor (not in Docker's output). */
   Descriptor: Descriptor;
 }
 
-type DockerishConfig = ImageConfig & { comment?: string; docker_version?: string };
+type DockerishConfig = ImageConfig & { comment?: string; docker_version?: string; container?: string; container_config?: ContainerConfig };
+
+/** Go's zero `time.Time` as JSON. */
+const GO_ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/** `c` in Docker's API shape (see {@link DockerContainerConfig}). */
+export function dockerContainerConfig(c: ContainerConfig & { Image?: string; Hostname?: string; Domainname?: string } = {}): DockerContainerConfig {
+  const set = <K extends string, V>(k: K, v: V | undefined): Partial<Record<K, V>> => (v === undefined || v === null || v === false || v === '' ? {} : ({ [k]: v } as Record<K, V>));
+  return {
+    Hostname: c.Hostname ?? '',
+    Domainname: c.Domainname ?? '',
+    User: c.User ?? '',
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    ...set('ExposedPorts', c.ExposedPorts && Object.keys(c.ExposedPorts).length > 0 ? c.ExposedPorts : undefined),
+    Tty: false,
+    OpenStdin: false,
+    StdinOnce: false,
+    Env: c.Env ?? null,
+    Cmd: c.Cmd ?? null,
+    ...set('Healthcheck', c.Healthcheck),
+    ...set('ArgsEscaped', c.ArgsEscaped),
+    Image: c.Image ?? '',
+    Volumes: c.Volumes ?? null,
+    WorkingDir: c.WorkingDir ?? '',
+    Entrypoint: c.Entrypoint ?? null,
+    OnBuild: c.OnBuild ?? null,
+    Labels: c.Labels ?? null,
+    ...set('StopSignal', c.StopSignal),
+    ...set('Shell', c.Shell && c.Shell.length > 0 ? c.Shell : undefined),
+  };
+}
+
+async function graphDriverData(store: Store, diffIDs: readonly DiffID[]): Promise<ImageInspect['GraphDriver']['Data']> {
+  if (diffIDs.length === 0) return null;
+  const dirs = chainIDsOf(diffIDs).map((c) => store.snapshotDirFor(c)).reverse();
+  for (const d of dirs) if (!(await stat(d).catch(() => undefined))?.isDirectory()) return null;
+  return { ...(dirs.length > 1 ? { LowerDir: dirs.slice(1).join(':') } : {}), UpperDir: dirs[0]! };
+}
 
 /**
  * Inspects one image.
@@ -79,22 +184,29 @@ type DockerishConfig = ImageConfig & { comment?: string; docker_version?: string
 export async function inspectImage(store: Store, ref: string): Promise<ImageInspect> {
   const img = await store.resolveImage(ref);
   const config = img.config as DockerishConfig;
+  const size = await imageContentSize(store, img.manifest, img.config);
+  const diffIDs = config.rootfs?.diff_ids ?? [];
   return {
     Id: img.id,
-    RepoTags: img.refs.map((r) => parseReference(r).familiar()),
+    // Docker's reference store lists an image's references sorted by their full string
+    RepoTags: [...img.refs].sort().map((r) => parseReference(r).familiar()),
     RepoDigests: [],
     Parent: '',
     Comment: config.comment ?? '',
-    Created: config.created ?? '0001-01-01T00:00:00Z',
+    Created: config.created ?? GO_ZERO_TIME,
+    Container: config.container ?? '',
+    ContainerConfig: dockerContainerConfig(config.container_config),
     DockerVersion: config.docker_version ?? '',
     Author: config.author ?? '',
-    Config: config.config ?? {},
+    Config: dockerContainerConfig(config.config),
     Architecture: config.architecture,
     ...(config.variant ? { Variant: config.variant } : {}),
     Os: config.os,
-    Size: img.manifest.layers.reduce((s, l) => s + l.size, 0),
-    RootFS: { Type: config.rootfs?.type ?? 'layers', Layers: config.rootfs?.diff_ids ?? [] },
-    Metadata: { LastTagTime: '' },
+    Size: size,
+    VirtualSize: size,
+    GraphDriver: { Data: await graphDriverData(store, diffIDs), Name: 'tsbuild' },
+    RootFS: { Type: config.rootfs?.type ?? 'layers', Layers: diffIDs },
+    Metadata: { LastTagTime: GO_ZERO_TIME },
     Descriptor: img.manifestDescriptor,
   };
 }
@@ -107,7 +219,7 @@ export interface HistoryRow {
   id: Digest | undefined;
   created: string | undefined;
   createdBy: string;
-  /** Size of the layer this step made (compressed), 0 for an empty-layer step. */
+  /** Content size of the layer this step made (as Docker's, see `imageContentSize`), 0 for an empty-layer step. */
   size: number;
   comment: string;
   emptyLayer: boolean;
@@ -121,13 +233,14 @@ export interface HistoryRow {
 export async function imageHistory(store: Store, ref: string): Promise<HistoryRow[]> {
   const img = await store.resolveImage(ref);
   const layers = img.manifest.layers;
+  const sizes = await layerContentSizes(store, img.manifest, img.config);
   const history: HistoryEntry[] = img.config.history ?? layers.map(() => ({}));
   const rows: HistoryRow[] = [];
   let li = 0;
   for (const h of history) {
     const empty = h.empty_layer === true;
-    const layer = empty ? undefined : layers[li++];
-    rows.push({ id: undefined, created: h.created, createdBy: h.created_by ?? '', size: layer?.size ?? 0, comment: h.comment ?? '', emptyLayer: empty });
+    const size = empty ? undefined : sizes[li++];
+    rows.push({ id: undefined, created: h.created, createdBy: h.created_by ?? '', size: size ?? 0, comment: h.comment ?? '', emptyLayer: empty });
   }
   rows.reverse();
   if (rows[0]) rows[0].id = img.id;
@@ -209,6 +322,8 @@ export interface PruneReport {
 interface Live {
   blobs: Set<string>;
   snapshots: Set<string>;
+  /** Hex of the diffIDs of indexed images (their recorded content sizes stay). */
+  diffIDs: Set<string>;
   /** Blobs only the build cache refers to. */
   cacheOnly: Set<string>;
   cacheRecords: number;
@@ -311,6 +426,7 @@ export async function pruneCache(store: Store, opts: PruneCacheOptions = {}): Pr
 async function markLive(store: Store, index: Index): Promise<Live> {
   const blobs = new Set<string>();
   const snapshots = new Set<string>();
+  const diffIDHexes = new Set<string>();
   const markManifest = async (desc: Descriptor): Promise<void> => {
     if (blobs.has(desc.digest)) return;
     blobs.add(desc.digest);
@@ -325,6 +441,7 @@ async function markLive(store: Store, index: Index): Promise<Live> {
     const config = await readForGC<ImageConfig>(store, manifest.config.digest);
     const diffIDs = config.rootfs?.diff_ids ?? [];
     if (diffIDs.length > 0) for (const c of chainIDsOf(diffIDs)) snapshots.add(hexOf(c));
+    for (const d of diffIDs) diffIDHexes.add(hexOf(d));
   };
   for (const m of index.manifests) await markManifest(m);
   const cacheOnly = new Set<string>();
@@ -337,7 +454,7 @@ async function markLive(store: Store, index: Index): Promise<Live> {
     for (const c of rec.chainIDs) snapshots.add(hexOf(c as Digest));
   }
   for (const b of cacheOnly) blobs.add(b);
-  return { blobs, snapshots, cacheOnly, cacheRecords };
+  return { blobs, snapshots, diffIDs: diffIDHexes, cacheOnly, cacheRecords };
 }
 
 async function readForGC<T>(store: Store, d: Digest): Promise<T> {
@@ -396,6 +513,11 @@ async function sweep(store: Store, live: Live): Promise<PruneReport> {
     report.reclaimed += await treeSize(path);
     await rm(path, { recursive: true, force: true });
     report.snapshotsDeleted.push(`sha256:${name}`);
+  }
+  // recorded layer sizes of layers no image has any more (a build cache hit computes them again)
+  const sizesDir = join(store.root, LAYER_SIZES_DIR);
+  for (const name of await listDir(sizesDir)) {
+    if (!live.diffIDs.has(name)) await unlink(join(sizesDir, name)).catch(() => undefined);
   }
   return report;
 }

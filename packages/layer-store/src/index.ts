@@ -31,8 +31,11 @@ export { load, loadFile, type LoadOptions, type LoadedImage } from './load.js';
 export { exportImage } from './export.js';
 export * from './registry.js';
 export { importRootfs, applyChanges, ChangeError, type ImportOptions, type ImportedConfig } from './import.js';
+export { layerContentSize } from './layer-size.js';
 export {
   listImages,
+  imageContentSize,
+  dockerContainerConfig,
   inspectImage,
   imageHistory,
   tagImage,
@@ -44,6 +47,7 @@ export {
   ImageConflictError,
   type ImageRow,
   type ImageInspect,
+  type DockerContainerConfig,
   type HistoryRow,
   type RemoveResult,
   type PruneReport,

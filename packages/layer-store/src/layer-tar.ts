@@ -22,6 +22,7 @@ import { encodeHeader, encodeHeaderInto, padding, trailer, type TarHeader } from
 import { MediaTypes, type Cancellable, type DiffID, type Digest, type Layer } from './types.js';
 import { OVERLAY_OPAQUE_XATTR, OVERLAY_WHITEOUT_XATTR, upperToLayerEntries } from './whiteout.js';
 import { TimeSlices } from './slices.js';
+import { ContentSizeCounter, recordContentSize } from './layer-size.js';
 
 /** Options of `layerTarStream` / `writeLayer`. */
 export interface LayerTarOptions extends Cancellable {
@@ -176,7 +177,7 @@ const ZEROS = Buffer.alloc(1024);
  * a time, so the event loop is held for a few milliseconds at most, and there is no thread-pool
  * round trip per file (which cost ~1 ms per entry on a loaded machine).
  */
-function* tarBlocks(dir: string, opts: LayerTarOptions, blockSize: number, allocate: () => Buffer): Generator<Buffer> {
+function* tarBlocks(dir: string, opts: LayerTarOptions, blockSize: number, allocate: () => Buffer, sizes?: ContentSizeCounter): Generator<Buffer> {
   let block = allocate();
   let fill = 0;
   const oneByte = Buffer.alloc(1);
@@ -228,6 +229,7 @@ function* tarBlocks(dir: string, opts: LayerTarOptions, blockSize: number, alloc
     opts.signal?.throwIfAborted();
     const headers = opts.kind === 'upper' ? upperToLayerEntries(item.header) : [item.header];
     for (const h of headers) {
+      sizes?.add(h);
       // Most headers need no PAX and go straight into the block (strictly less room than the
       // block's rest: a block never stays full); the others are encoded apart and copied in.
       const direct = blockSize - fill > 512 ? encodeHeaderInto(h, block, fill) : 0;
@@ -264,8 +266,13 @@ function* tarBlocks(dir: string, opts: LayerTarOptions, blockSize: number, alloc
  * With `kind: 'upper'`, overlay whiteouts become OCI whiteouts.
  */
 export function layerTarStream(dir: string, opts: LayerTarOptions): Readable {
+  return countedTarStream(dir, opts);
+}
+
+/** `layerTarStream`, adding each entry's content size to `sizes`. */
+function countedTarStream(dir: string, opts: LayerTarOptions, sizes?: ContentSizeCounter): Readable {
   function* nonEmpty(): Generator<Buffer> {
-    for (const b of tarBlocks(dir, opts, CHUNK, () => Buffer.allocUnsafe(CHUNK))) if (b.length > 0) yield b;
+    for (const b of tarBlocks(dir, opts, CHUNK, () => Buffer.allocUnsafe(CHUNK), sizes)) if (b.length > 0) yield b;
   }
   return Readable.from(nonEmpty(), { objectMode: false, highWaterMark: CHUNK });
 }
@@ -301,7 +308,7 @@ interface WrittenBlob {
  * compressed, so memory stays at a few MiB. Same bytes as `layerTarStream` piped into
  * `createParallelGzip({ level })`.
  */
-async function writeTarBlob(dir: string, opts: LayerTarOptions, out: Writable, level: number | undefined): Promise<WrittenBlob> {
+async function writeTarBlob(dir: string, opts: LayerTarOptions, out: Writable, level: number | undefined, sizes: ContentSizeCounter): Promise<WrittenBlob> {
   const tarHash = createHash('sha256');
   const blobHash = level === undefined ? tarHash : createHash('sha256');
   let size = 0;
@@ -318,7 +325,7 @@ async function writeTarBlob(dir: string, opts: LayerTarOptions, out: Writable, l
   const allocate = (): Buffer => free.pop() ?? Buffer.allocUnsafe(CHUNK);
   if (gz) await emit(gz.header());
   const slices = new TimeSlices(opts.signal);
-  for (const block of tarBlocks(dir, opts, CHUNK, allocate)) {
+  for (const block of tarBlocks(dir, opts, CHUNK, allocate, sizes)) {
     tarHash.update(block);
     if (!gz) {
       await emit(block);
@@ -357,21 +364,24 @@ export async function writeLayer(store: Store, dir: string, opts: WriteLayerOpti
   try {
     const fh = await open(tmp, 'wx', 0o644);
     let written: WrittenBlob;
+    const sizes = new ContentSizeCounter();
     try {
       const out = fileSink(fh);
       if (gzip && opts.gzipEngine === 'zlib') {
         const tarHash = hashing();
         const blobHash = hashing();
-        await pipeline(layerTarStream(dir, opts), tarHash, compressor(opts), blobHash, out, opts.signal ? { signal: opts.signal } : {});
+        await pipeline(countedTarStream(dir, opts, sizes), tarHash, compressor(opts), blobHash, out, opts.signal ? { signal: opts.signal } : {});
         written = { diffID: tarHash.digest() as string as DiffID, digest: blobHash.digest(), size: blobHash.size };
       } else {
-        written = await writeTarBlob(dir, opts, out, gzip ? gzipLevel(opts) : undefined);
+        written = await writeTarBlob(dir, opts, out, gzip ? gzipLevel(opts) : undefined, sizes);
       }
       await fh.sync();
     } finally {
       await fh.close();
     }
     await store.adoptBlob(tmp, written.digest);
+    // what Docker reports as the layer's size (see layer-size.ts), kept beside the blob
+    await recordContentSize(store, written.diffID, sizes.total);
     return store.layerOf({ mediaType: gzip ? MediaTypes.ociLayerGzip : MediaTypes.ociLayer, digest: written.digest, size: written.size }, written.diffID);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);

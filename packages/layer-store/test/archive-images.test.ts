@@ -91,7 +91,29 @@ test('inspect has docker image inspect\'s shape', async (t) => {
   t.deepEqual(info.RepoTags, ['lsexp:inspect']);
   t.is(info.Comment, 'Imported from -');
   t.is(info.Created, '1970-01-01T00:00:00Z');
-  t.deepEqual(info.Config, { Cmd: ['sh'], Labels: { a: 'b' } });
+  t.deepEqual(info.Config, {
+    Hostname: '',
+    Domainname: '',
+    User: '',
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    Tty: false,
+    OpenStdin: false,
+    StdinOnce: false,
+    Env: null,
+    Cmd: ['sh'],
+    Image: '',
+    Volumes: null,
+    WorkingDir: '',
+    Entrypoint: null,
+    OnBuild: null,
+    Labels: { a: 'b' },
+  });
+  t.deepEqual(info.ContainerConfig, { ...info.Config, Cmd: null, Labels: null }, 'no build container: the empty config, as for docker import');
+  t.is(info.Container, '');
+  t.is(info.VirtualSize, info.Size);
+  t.is(info.Metadata.LastTagTime, '0001-01-01T00:00:00Z');
   t.is(info.Os, 'linux');
   t.is(info.RootFS.Layers.length, 1);
   t.true(info.Size > 500_000);
