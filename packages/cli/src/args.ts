@@ -89,6 +89,11 @@ export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[]): 
         if (!spec && c === 'h' && arg === '-h') throw new HelpRequested(specs);
         if (!spec) throw new UsageError(`unknown shorthand flag: '${c}' in ${arg}`, 'see --help for the flags this command takes');
         if (spec.type === 'boolean') {
+          // pflag: -H=false gives a boolean shorthand its value
+          if (arg[j + 1] === '=') {
+            put(spec, arg.slice(j + 2));
+            break;
+          }
           put(spec, 'true');
           continue;
         }

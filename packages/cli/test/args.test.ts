@@ -21,6 +21,8 @@ const rows: [string[], Record<string, string[]>, string[]][] = [
   [['--build-arg', 'A=1', '--build-arg', 'B', '.'], { 'build-arg': ['A=1', 'B'] }, ['.']],
   [['-f', 'a', '-f', 'b', '.'], { file: ['b'] }, ['.']],
   [['--', '-t', 'x'], {}, ['-t', 'x']],
+  [['-q=false', '.'], { quiet: ['false'] }, ['.']],
+  [['-q=true', '-t', 'x'], { quiet: ['true'], tag: ['x'] }, []],
 ];
 
 for (const [argv, flags, positionals] of rows) {

@@ -29,6 +29,8 @@ export interface ImageRow {
   /** Manifest digest. */
   digest: Digest;
   created: string | undefined;
+  /** The image config's labels (for `--filter label=…`). */
+  labels: Record<string, string>;
   /** Docker's image size: the content size of its layers (see `layer-size.ts`), not compressed bytes. */
   size: number;
 }
@@ -62,7 +64,7 @@ export async function listImages(store: Store): Promise<ImageRow[]> {
   for (const img of await store.listImages()) {
     const manifest = await store.readJSONBlob<Manifest>(img.manifestDescriptor.digest);
     const config = await store.readJSONBlob<ImageConfig>(img.id);
-    const base = { id: img.id, digest: img.manifestDescriptor.digest, created: img.created, size: await imageContentSize(store, manifest, config) };
+    const base = { id: img.id, digest: img.manifestDescriptor.digest, created: img.created, labels: config.config?.Labels ?? {}, size: await imageContentSize(store, manifest, config) };
     if (img.refs.length === 0) rows.push({ repository: '<none>', tag: '<none>', ...base });
     for (const r of img.refs) {
       const ref = parseReference(r);

@@ -8,7 +8,11 @@ import type { Digest } from './types.js';
 
 /** A malformed image reference. */
 export class ReferenceError extends StoreError {
-  constructor(readonly input: string, reason: string, hint?: string) {
+  /**
+   * @param reason what is wrong, without the input (`repository name must be lowercase`);
+   * kept as `reason` so a caller can word it its own way.
+   */
+  constructor(readonly input: string, readonly reason: string, hint?: string) {
     super(`invalid reference "${input}": ${reason}`, {
       code: 'E_REFERENCE',
       hint: hint ?? 'a reference looks like name, name:tag, registry:port/path/name:tag or name@sha256:<digest>',
@@ -83,7 +87,9 @@ export function parseReference(input: string): Reference {
   let path: string;
   const slash = rest.indexOf('/');
   const first = slash >= 0 ? rest.slice(0, slash) : '';
-  if (slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase())) {
+  // Docker 20.10's splitDockerDomain: a registry has a dot or a port, or is localhost ("Up/x" is
+  // a repository path, so an uppercase error; newer distribution/reference takes "Up" as a host)
+  if (slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost')) {
     domain = first;
     path = rest.slice(slash + 1);
     if (!DOMAIN_RE.test(domain)) throw new ReferenceError(input, `invalid registry "${domain}"`);

@@ -23,6 +23,7 @@ const table: Array<[string, [string, string] | 'E_REFERENCE']> = [
   ['a---b', ['docker.io/library/a---b:latest', 'a---b:latest']],
   ['Hello', 'E_REFERENCE'],
   ['user/App', 'E_REFERENCE'],
+  ['Up/x', 'E_REFERENCE'], // Docker 20.10: no dot, port or localhost, so not a registry: uppercase path
   ['hello:', 'E_REFERENCE'],
   ['hello:-x', 'E_REFERENCE'],
   [':tag', 'E_REFERENCE'],

@@ -2,11 +2,11 @@
 import { imageHistory, type HistoryRow } from '@tsbuild/layer-store';
 import { flagBool, flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
-import { createdAt, formatRows, humanSize, openStore, shortID, since, table } from './image-output.js';
+import { createdAt, formatRows, humanSize, openStore, rfc3339, shortID, since, table } from './image-output.js';
 
 const HELP = `Usage: tsbuild history [OPTIONS] IMAGE
 
-Show the history of an image. SIZE is the layer's compressed size.
+Show the history of an image. SIZE is the layer's content size (files and symlinks unpacked), as Docker's.
 
 Options:
       --format string   json (one JSON object per line) or a Go template, e.g. '{{.CreatedBy}}'
@@ -34,7 +34,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     const s = r.createdBy.replace(/\t/g, ' ');
     return noTrunc || [...s].length <= 45 ? s : `${[...s].slice(0, 44).join('')}…`;
   };
-  const created = (r: HistoryRow): string => (human ? since(r.created, now) : (r.created ?? ''));
+  // Docker without -H: the time as RFC 3339 in local time, whole seconds, under CREATED AT
+  const created = (r: HistoryRow): string => (human ? since(r.created, now) : rfc3339(r.created));
   const size = (r: HistoryRow): string => (human ? humanSize(r.size) : String(r.size));
   if (flagBool(args, 'quiet')) {
     ctx.stdout.write(rows.map((r) => `${id(r)}\n`).join(''));
@@ -46,7 +47,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     ctx.stdout.write(formatRows(format, objects, { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' }));
     return 0;
   }
-  const header = ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'];
+  const header = ['IMAGE', human ? 'CREATED' : 'CREATED AT', 'CREATED BY', 'SIZE', 'COMMENT'];
   ctx.stdout.write(table([header, ...rows.map((r) => [id(r), created(r), createdBy(r), size(r), r.comment])]));
   return 0;
 }

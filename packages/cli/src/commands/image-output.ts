@@ -56,6 +56,21 @@ export function since(created: string | undefined, now: Date): string {
   return `${humanDuration(now.getTime() - t)} ago`;
 }
 
+/**
+ * Go's `time.RFC3339` of a timestamp in the local time zone (`2026-11-27T13:54:01Z` in UTC,
+ * `2026-11-27T14:54:01+01:00` elsewhere), as `docker history -H=false` prints it; "" without one.
+ */
+export function rfc3339(created: string | undefined, offsetMinutes?: number): string {
+  if (!created) return '';
+  const d = new Date(created);
+  if (Number.isNaN(d.getTime())) return '';
+  const offset = offsetMinutes ?? -d.getTimezoneOffset();
+  const local = new Date(d.getTime() + offset * 60_000).toISOString().slice(0, 19);
+  if (offset === 0) return `${local}Z`;
+  const abs = Math.abs(offset);
+  return `${local}${offset < 0 ? '-' : '+'}${String(Math.trunc(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+}
+
 /** Docker's CreatedAt format: `2026-11-27 08:36:49 +0000 UTC`. */
 export function createdAt(created: string | undefined): string {
   if (!created) return '';

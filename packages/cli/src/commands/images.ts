@@ -1,16 +1,18 @@
 /** `tsbuild images [-q] [--digests] [--no-trunc] [--format json] [REPOSITORY[:TAG]]`. */
-import { listImages, parseReference, type ImageRow } from '@tsbuild/layer-store';
-import { flagBool, flagString, parseArgs, UsageError } from '../args.js';
+import { listImages, type ImageRow, type Store } from '@tsbuild/layer-store';
+import { flagBool, flagList, flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
 import { createdAt, formatRows, humanSize, openStore, shortID, since, table } from './image-output.js';
 
 const HELP = `Usage: tsbuild images [OPTIONS] [REPOSITORY[:TAG]]
 
-List images. SIZE is what the image takes in the store (compressed layers).
+List images. SIZE is the content size of the layers (files and symlinks unpacked), as Docker's.
 
 Options:
   -a, --all             Show all images (accepted; there are no intermediate images)
       --digests         Show digests (the manifest digest)
+  -f, --filter filter   Filter output based on conditions provided: dangling=true|false,
+                        reference=PATTERN, label=KEY[=VALUE], before=IMAGE, since=IMAGE
       --format string   json (one JSON object per line, as '{{json .}}') or a Go template,
                         e.g. '{{.Repository}}:{{.Tag}}' or 'table {{.ID}}\t{{.Size}}'
       --no-trunc        Don't truncate output
@@ -27,15 +29,18 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     { name: 'digests', type: 'boolean' },
     { name: 'no-trunc', type: 'boolean' },
     { name: 'format', type: 'string' },
+    { name: 'filter', short: 'f', type: 'string', multiple: true },
     { name: 'help', type: 'boolean' },
   ]);
   if (args.flags.has('help')) return void ctx.stdout.write(HELP), 0;
   if (args.positionals.length > 1) throw new UsageError('"images" requires at most 1 argument.');
   const noTrunc = flagBool(args, 'no-trunc');
   const now = new Date();
-  let rows = await listImages(await openStore(ctx));
-  const filter = args.positionals[0];
-  if (filter !== undefined) rows = rows.filter(matches(filter));
+  const filters = parseFilters(flagList(args, 'filter'));
+  // as Docker: `images REPO[:TAG]` is one more reference filter
+  if (args.positionals[0] !== undefined) filters.reference = [...(filters.reference ?? []), args.positionals[0]];
+  const store = await openStore(ctx);
+  const rows = await applyFilters(store, await listImages(store), filters);
   const id = (r: ImageRow): string => (noTrunc ? r.id : shortID(r.id));
   if (flagBool(args, 'quiet')) {
     ctx.stdout.write([...new Set(rows.map(id))].map((s) => `${s}\n`).join(''));
@@ -66,9 +71,83 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   return 0;
 }
 
-/** Docker's positional filter: a repository name, optionally with a tag. */
-function matches(filter: string): (r: ImageRow) => boolean {
-  const hasTag = /:[^/]+$/.test(filter);
-  const ref = parseReference(filter);
-  return (r) => r.repository !== '<none>' && parseReference(`${r.repository}:${r.tag}`).name === ref.name && (!hasTag || r.tag === ref.tag);
+/** `--filter` values by key. */
+export type ImageFilters = Partial<Record<'dangling' | 'reference' | 'label' | 'before' | 'since', string[]>>;
+
+const FILTER_KEYS = new Set(['dangling', 'reference', 'label', 'before', 'since']);
+
+/**
+ * Parses `--filter key=value` flags as Docker 20.10's `images` takes them.
+ * @throws UsageError with Docker's "Invalid filter" wording for an unknown key or a bad dangling value.
+ */
+export function parseFilters(flags: readonly string[]): ImageFilters {
+  const out: ImageFilters = {};
+  for (const f of flags) {
+    const eq = f.indexOf('=');
+    if (eq < 0) throw new UsageError(`bad format of filter (expected name=value)`);
+    const key = f.slice(0, eq).toLowerCase();
+    const value = f.slice(eq + 1);
+    if (!FILTER_KEYS.has(key)) throw new UsageError(`Invalid filter '${key}'`, 'images takes dangling, reference, label, before and since filters');
+    if (key === 'dangling' && !['true', 'false', '1', '0'].includes(value.toLowerCase())) throw new UsageError(`Invalid filter 'dangling=${value}'`);
+    (out[key as keyof ImageFilters] ??= []).push(value);
+  }
+  if (new Set((out.dangling ?? []).map((v) => ['true', '1'].includes(v.toLowerCase()))).size > 1) throw new UsageError(`Invalid filter 'dangling'`, 'give dangling=true or dangling=false, not both');
+  return out;
+}
+
+/**
+ * Go's `path.Match` as a RegExp: `*` any run of characters but `/`, `?` one such character,
+ * `[…]` a class (`[^…]` negated), `\x` the character x.
+ */
+export function globRegExp(pattern: string): RegExp {
+  let re = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '\\' && i + 1 < pattern.length) re += escapeRe(pattern[++i]!);
+    else if (c === '[') {
+      const end = pattern.indexOf(']', i + 1);
+      if (end < 0) throw new UsageError(`invalid reference filter "${pattern}": syntax error in pattern`);
+      const body = pattern.slice(i + 1, end);
+      const negated = body.startsWith('^');
+      re += `[${negated ? '^/' : ''}${(negated ? body.slice(1) : body).replace(/[\\\]]/g, '\\$&')}]`;
+      i = end;
+    } else re += escapeRe(c);
+  }
+  return new RegExp(`^${re}$`);
+}
+
+function escapeRe(c: string): string {
+  return c.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+}
+
+/**
+ * Keeps the rows Docker 20.10 keeps: `reference` matches a tag's familiar `name:tag` or its
+ * familiar name (reference.FamiliarMatch; untagged images never match), `dangling` untagged ones
+ * or the others, `label` a key or key=value of the config, `before`/`since` images created
+ * strictly before/after the named one.
+ * @throws ImageNotFoundError for a before/since image that does not exist.
+ */
+export async function applyFilters(store: Store, rows: ImageRow[], filters: ImageFilters): Promise<ImageRow[]> {
+  let out = rows;
+  if (filters.dangling !== undefined) {
+    const dangling = ['true', '1'].includes(filters.dangling[0]!.toLowerCase());
+    out = out.filter((r) => (r.repository === '<none>') === dangling);
+  }
+  if (filters.reference !== undefined) {
+    const patterns = filters.reference.map(globRegExp);
+    out = out.filter((r) => r.repository !== '<none>' && patterns.some((p) => p.test(`${r.repository}:${r.tag}`) || p.test(r.repository)));
+  }
+  for (const l of filters.label ?? []) {
+    const eq = l.indexOf('=');
+    out = out.filter((r) => (eq < 0 ? l in r.labels : r.labels[l.slice(0, eq)] === l.slice(eq + 1)));
+  }
+  for (const [key, keep] of [['before', (t: number, ref: number) => t < ref], ['since', (t: number, ref: number) => t > ref]] as const) {
+    for (const name of filters[key] ?? []) {
+      const created = Date.parse((await store.resolveImage(name)).config.created ?? '');
+      out = out.filter((r) => keep(Date.parse(r.created ?? ''), created));
+    }
+  }
+  return out;
 }

@@ -1,5 +1,5 @@
 /** `tsbuild tag SOURCE TARGET`: a new reference to an image. */
-import { tagImage } from '@tsbuild/layer-store';
+import { parseReference, ReferenceError, tagImage } from '@tsbuild/layer-store';
 import { parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
 import { openStore } from './image-output.js';
@@ -8,7 +8,39 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const args = parseArgs(argv, [{ name: 'help', type: 'boolean' }]);
   if (args.flags.has('help')) return void ctx.stdout.write('Usage: tsbuild tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]\n\nCreate a tag TARGET_IMAGE that refers to SOURCE_IMAGE\n'), 0;
   if (args.positionals.length !== 2) throw new UsageError('"tag" requires exactly 2 arguments.', 'Usage: tsbuild tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]');
+  const [source, target] = args.positionals as [string, string];
+  // Docker's CLI checks the target before asking for the source, with its own wording
+  const problem = targetProblem(target);
+  if (problem !== undefined) {
+    ctx.stderr.write(`${problem}\n`);
+    return 1;
+  }
   const store = await openStore(ctx);
-  await tagImage(store, args.positionals[0]!, args.positionals[1]!);
+  try {
+    await tagImage(store, source, target);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'E_IMAGE_NOT_FOUND') throw err;
+    ctx.stderr.write(`Error response: No such image: ${source}\n`);
+    return 1;
+  }
   return 0;
+}
+
+/** What Docker 20.10's `docker tag` prints for a target it refuses, or undefined for a good one. */
+export function targetProblem(target: string): string | undefined {
+  try {
+    if (parseReference(target).digest !== undefined) return 'refusing to create a tag with a digest reference';
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof ReferenceError)) throw err;
+    return `Error parsing reference: ${JSON.stringify(target)} is not a valid repository/tag: ${dockerReferenceReason(err)}`;
+  }
+}
+
+/** distribution/reference's error text for what our parser found wrong. */
+function dockerReferenceReason(err: ReferenceError): string {
+  if (err.reason === 'repository name must be lowercase') return 'invalid reference format: repository name must be lowercase';
+  if (err.reason.startsWith('repository name must not be more than')) return err.reason;
+  if (err.reason.startsWith('cannot specify 64-byte hexadecimal strings')) return `invalid repository name (${err.input}), cannot specify 64-byte hexadecimal strings`;
+  return 'invalid reference format';
 }
