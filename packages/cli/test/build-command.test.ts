@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,7 @@ interface Run {
 }
 
 /** Runs the CLI; `onStdout` may act (e.g. send a signal) when output arrives. */
-function tsbuild(root: string, args: string[], opts: { input?: string; onStdout?: (all: string, kill: (s: NodeJS.Signals) => void) => void } = {}): Promise<Run> {
+function tsbuild(root: string, args: string[], opts: { input?: string | Buffer; onStdout?: (all: string, kill: (s: NodeJS.Signals) => void) => void } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, '--root', root, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -86,7 +86,7 @@ test('a Dockerfile on stdin (`-` context) builds; COPY from the missing context 
   t.regex(bad.stderr, /context/i);
 });
 
-test('exit codes: failing RUN gives its status and line; usage errors 125; nothing tagged', async (t) => {
+test('exit codes: failing RUN gives its status and line; flag errors 125, a missing context 1; nothing tagged', async (t) => {
   const { dir, root } = await setup(t);
   const failing = await tsbuild(root, ['build', '-t', 'failing:1', '-'], { input: 'FROM busybox\nRUN echo about-to-fail; exit 7\n' });
   t.is(failing.code, 7);
@@ -94,7 +94,8 @@ test('exit codes: failing RUN gives its status and line; usage errors 125; nothi
   t.regex(failing.stderr, /about-to-fail/);
   t.notRegex((await tsbuild(root, ['images'])).stdout, /failing/);
   t.is((await tsbuild(root, ['build', '--no-such-flag', '.'])).code, 125);
-  t.is((await tsbuild(root, ['build', path.join(dir, 'missing')])).code, 125);
+  // a missing context or Dockerfile is not a usage error: docker build exits 1
+  t.is((await tsbuild(root, ['build', path.join(dir, 'missing')])).code, 1);
   t.is((await tsbuild(root, ['build', '-t', 'Bad:Tag', '-'], { input: 'FROM busybox\n' })).code, 125);
   t.deepEqual(mountsUnder(dir), []);
 });
@@ -165,4 +166,34 @@ test('`build --help` and `save -h` print the flags to stdout and exit 0; an unkn
   const bad = await tsbuild(root, ['build', '--nope', '.']);
   t.is(bad.code, 125);
   t.regex(bad.stderr, /unknown flag: --nope/);
+});
+
+test('a tar context on stdin (plain or gzip; `docker build - < ctx.tar`) is the context, -f names the Dockerfile inside it; --iidfile gets the ID; stdin twice is refused with status 1', async (t) => {
+  const { dir, root } = await setup(t);
+  const ctx = path.join(dir, 'ctx');
+  await mkdir(path.join(ctx, 'sub'), { recursive: true });
+  await writeFile(path.join(ctx, 'Dockerfile'), 'FROM busybox\nCOPY . /ctx/\n');
+  await writeFile(path.join(ctx, 'sub/Alt'), 'FROM busybox\nCOPY sub/data /alt\n');
+  await writeFile(path.join(ctx, 'sub/data'), 'data\n');
+  for (const [name, flags] of [['plain', '-cf'], ['gzip', '-czf']] as const) {
+    const archive = path.join(dir, `ctx-${name}.tar`);
+    execFileSync('tar', ['-C', ctx, flags, archive, '.']);
+    const iid = path.join(dir, `iid-${name}`);
+    await writeFile(iid, 'stale');
+    const r = await tsbuild(root, ['build', '-q', '--iidfile', iid, '-t', `tarctx:${name}`, '-'], { input: await readFile(archive) });
+    t.is(r.code, 0, r.stderr);
+    t.is(await readFile(iid, 'utf8'), r.stdout.trim(), 'the ID, no newline');
+    const listed = execFileSync('sh', ['-c', `"$1" "$2" --root "$3" export tarctx:${name} | tar -t | sort`, 'sh', process.execPath, cli, root], { encoding: 'utf8' });
+    t.true(listed.includes('ctx/sub/data'), listed);
+    const alt = await tsbuild(root, ['build', '-f', 'sub/Alt', '-t', `tarctx-alt:${name}`, '-'], { input: await readFile(archive) });
+    t.is(alt.code, 0, alt.stderr);
+    const missing = await tsbuild(root, ['build', '-f', 'nope', '--iidfile', iid, '-'], { input: await readFile(archive) });
+    t.is(missing.code, 1);
+    t.regex(missing.stderr, /Cannot locate specified Dockerfile: nope/);
+    t.false(await readFile(iid).then(() => true, () => false), 'a failed build leaves no iidfile');
+  }
+  const twice = await tsbuild(root, ['build', '-f', '-', '-'], { input: 'FROM busybox\n' });
+  t.is(twice.code, 1);
+  t.regex(twice.stderr, /can't use stdin for both build context and dockerfile/);
+  t.deepEqual(await readdir(path.join(root, 'tmp')).then((l) => l.filter((n) => n.startsWith('stdin-context-'))), [], 'the unpacked context is removed');
 });

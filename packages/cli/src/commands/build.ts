@@ -2,7 +2,9 @@
  * `tsbuild build`: flags → build() → Docker-classic-style progress. SOURCE_DATE_EPOCH is read here
  * (the library never reads the environment).
  */
-import { readFile, stat } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { resolve, join, isAbsolute } from 'node:path';
 import type { Command, CliContext } from '../context.js';
 import { parseArgs, flagBool, flagList, flagString, UsageError, type FlagSpec } from '../args.js';
@@ -24,7 +26,23 @@ const FLAGS: FlagSpec[] = [
   { name: 'cpus', type: 'string', help: 'Number of CPUs for RUN (needs --isolation oci)' },
   { name: 'source-date-epoch', type: 'string', help: 'Timestamp for reproducible images (default: $SOURCE_DATE_EPOCH)' },
   { name: 'quiet', short: 'q', type: 'boolean', help: 'Suppress the build output and print image ID on success' },
+  { name: 'iidfile', type: 'string', help: 'Write the image ID to the file' },
 ];
+
+/**
+ * A context or Dockerfile that cannot be used (missing, not found in the archive, stdin asked for
+ * twice): exit status 1 as `docker build` gives (only flag errors are usage errors, 125).
+ */
+class BuildInputError extends Error {
+  readonly code = 'E_BUILD_INPUT';
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = 'BuildInputError';
+  }
+}
 
 function keyValues(list: string[], env: CliContext['env'], fromEnv: boolean): Record<string, string> {
   const out: Record<string, string> = {};
@@ -57,13 +75,13 @@ async function readStream(s: NodeJS.ReadableStream): Promise<string> {
 async function readDockerfile(contextDir: string, path: string): Promise<string> {
   const context = await stat(contextDir).catch(() => undefined);
   if (!context?.isDirectory()) {
-    throw new UsageError(`unable to prepare context: ${contextDir} is not a directory`, 'give the build context directory (often ".") or "-" for a Dockerfile on stdin');
+    throw new BuildInputError(`unable to prepare context: ${contextDir} is not a directory`, 'give the build context directory (often ".") or "-" for a Dockerfile on stdin');
   }
   try {
     return await readFile(path, 'utf8');
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    throw new UsageError(
+    throw new BuildInputError(
       `unable to read the Dockerfile ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : String(cause)}`,
       'name another file with -f, or add a Dockerfile to the context',
     );
@@ -86,78 +104,107 @@ async function checkTags(tags: string[]): Promise<void> {
 const command: Command = {
   async run(argv, ctx) {
     const args = parseArgs(argv, FLAGS);
-    if (args.positionals.length !== 1) throw new UsageError('"tsbuild build" requires exactly 1 argument', 'usage: tsbuild build [OPTIONS] PATH | -');
+    if (args.positionals.length !== 1) throw new BuildInputError('"tsbuild build" requires exactly 1 argument', 'usage: tsbuild build [OPTIONS] PATH | -');
     const contextArg = args.positionals[0] as string;
     const fileFlag = flagString(args, 'file');
     const quiet = flagBool(args, 'quiet');
-    const contextDir = contextArg === '-' ? null : resolve(contextArg);
+    if (contextArg === '-' && fileFlag === '-') throw new BuildInputError("invalid argument: can't use stdin for both build context and dockerfile");
+    const iidfile = flagString(args, 'iidfile');
+    // Docker removes a stale file first, so a failed build leaves none
+    if (iidfile !== undefined) await rm(iidfile, { force: true });
+    let contextDir = contextArg === '-' ? null : resolve(contextArg);
     let dockerfile: { text: string } | { path: string };
     let dockerfileName = 'Dockerfile';
-    if (contextArg === '-' || fileFlag === '-') dockerfile = { text: await readStream(ctx.stdin) };
-    else {
-      const p = fileFlag === undefined ? join(contextDir as string, 'Dockerfile') : isAbsolute(fileFlag) ? fileFlag : resolve(fileFlag);
-      dockerfileName = fileFlag ?? 'Dockerfile';
-      dockerfile = { text: await readDockerfile(contextDir as string, p) };
+    let stdinDir: string | undefined;
+    try {
+      if (contextArg === '-') {
+        // a tar (optionally compressed) is the context; anything else is the Dockerfile (Docker's DetectArchiveReader)
+        const tmp = join(ctx.root, 'tmp');
+        await mkdir(tmp, { recursive: true });
+        stdinDir = await mkdtemp(join(tmp, 'stdin-context-'));
+        const file = join(stdinDir, 'stdin');
+        const tree = join(stdinDir, 'context');
+        await mkdir(tree);
+        await pipeline(ctx.stdin, createWriteStream(file), { signal: ctx.signal });
+        const { extractContextArchive } = await import('@tsbuild/executor');
+        if (await extractContextArchive(file, tree, ctx.signal)) {
+          contextDir = tree;
+          dockerfileName = fileFlag ?? 'Dockerfile';
+          const inside = resolve(tree, dockerfileName.replace(/^\/+/, ''));
+          if (inside !== tree && !inside.startsWith(`${tree}/`)) throw new BuildInputError(`Cannot locate specified Dockerfile: ${dockerfileName}`);
+          const text = await readFile(inside, 'utf8').catch(() => undefined);
+          if (text === undefined) throw new BuildInputError(`Cannot locate specified Dockerfile: ${dockerfileName}`, 'the Dockerfile must be in the context archive (-f names it inside the archive)');
+          dockerfile = { text };
+        } else dockerfile = { text: await readFile(file, 'utf8') };
+      } else if (fileFlag === '-') dockerfile = { text: await readStream(ctx.stdin) };
+      else {
+        const p = fileFlag === undefined ? join(contextDir as string, 'Dockerfile') : isAbsolute(fileFlag) ? fileFlag : resolve(fileFlag);
+        dockerfileName = fileFlag ?? 'Dockerfile';
+        dockerfile = { text: await readDockerfile(contextDir as string, p) };
+      }
+      await checkTags(flagList(args, 'tag'));
+      const network = flagString(args, 'network') ?? 'default';
+      if (!['host', 'none', 'default'].includes(network)) throw new UsageError(`invalid --network ${network}`, 'use host, none or default');
+      const isolation = flagString(args, 'isolation') ?? 'auto';
+      if (!['oci', 'chroot', 'auto'].includes(isolation)) throw new UsageError(`invalid --isolation ${isolation}`, 'use oci or chroot');
+      const epochText = flagString(args, 'source-date-epoch') ?? ctx.env.SOURCE_DATE_EPOCH;
+      const sourceDateEpoch = epochText === undefined || epochText === '' ? undefined : Number(epochText);
+      if (sourceDateEpoch !== undefined && !Number.isInteger(sourceDateEpoch)) throw new UsageError(`invalid source date epoch: ${epochText}`);
+      const memory = flagString(args, 'memory');
+      const cpus = flagString(args, 'cpus');
+      const { build, parseSecretFlag } = await import('@tsbuild/executor');
+      const explain = flagBool(args, 'explain-cache');
+      const progress = flagString(args, 'progress') ?? 'plain';
+      if (!['plain', 'auto', 'json'].includes(progress)) throw new UsageError(`invalid --progress ${progress}`, 'use plain or json');
+      const json = progress === 'json';
+      const out = ctx.stdout;
+      const result = await build({
+        store: ctx.root,
+        contextDir,
+        dockerfile,
+        dockerfileName,
+        tags: flagList(args, 'tag'),
+        buildArgs: keyValues(flagList(args, 'build-arg'), ctx.env, true),
+        ...(flagString(args, 'target') !== undefined ? { target: flagString(args, 'target') as string } : {}),
+        network: network === 'none' ? 'none' : 'host',
+        isolation: isolation as 'oci' | 'chroot' | 'auto',
+        noCache: flagBool(args, 'no-cache'),
+        noCacheFilter: flagList(args, 'no-cache-filter').flatMap((s) => s.split(',')).filter((s) => s !== ''),
+        secrets: flagList(args, 'secret').map((s) => parseSecretFlag(s, (name) => ctx.env[name])),
+        labels: keyValues(flagList(args, 'label'), ctx.env, false),
+        ...(memory !== undefined ? { memoryBytes: parseSize(memory) } : {}),
+        ...(cpus !== undefined ? { cpus: Number(cpus) } : {}),
+        ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
+        signal: ctx.signal,
+        onEvent: (e) => {
+          if (e.type === 'warning') {
+            ctx.stderr.write(`[WARNING]: ${e.line !== undefined ? `line ${e.line}: ` : ''}${e.message}\n`);
+            return;
+          }
+          if (quiet) return;
+          if (json) {
+            // one event a line; a log chunk's bytes as text (invalid UTF-8 replaced)
+            out.write(`${JSON.stringify(e.type === 'step-log' ? { ...e, bytes: undefined, text: Buffer.from(e.bytes).toString('utf8') } : e)}\n`);
+            return;
+          }
+          if (e.type === 'step-start') out.write(`Step ${e.index + 1}/${e.total} : ${e.instruction}\n`);
+          else if (e.type === 'step-cached') out.write(' ---> Using cache\n');
+          else if (e.type === 'step-cache-miss' && explain) out.write(` ---> Cache miss: ${e.reason}\n`);
+          else if (e.type === 'step-log') out.write(e.bytes);
+          else if (e.type === 'step-done' && e.id !== '') out.write(` ---> ${e.id.replace(/^sha256:/, '').slice(0, 12)}${e.cached || e.index === 0 ? '' : ` in ${(e.durationMs / 1000).toFixed(2)}s`}\n`);
+        },
+      });
+        if (iidfile !== undefined) await writeFile(iidfile, result.id);
+      if (quiet) out.write(`${result.id}\n`);
+      else if (json) out.write(`${JSON.stringify({ type: 'build-done', id: result.id, tags: flagList(args, 'tag') })}\n`);
+      else {
+        out.write(`Successfully built ${result.id.replace(/^sha256:/, '').slice(0, 12)}\n`);
+        for (const t of flagList(args, 'tag')) out.write(`Successfully tagged ${t.includes(':') ? t : `${t}:latest`}\n`);
+      }
+      return 0;
+    } finally {
+      if (stdinDir !== undefined) await rm(stdinDir, { recursive: true, force: true });
     }
-    await checkTags(flagList(args, 'tag'));
-    const network = flagString(args, 'network') ?? 'default';
-    if (!['host', 'none', 'default'].includes(network)) throw new UsageError(`invalid --network ${network}`, 'use host, none or default');
-    const isolation = flagString(args, 'isolation') ?? 'auto';
-    if (!['oci', 'chroot', 'auto'].includes(isolation)) throw new UsageError(`invalid --isolation ${isolation}`, 'use oci or chroot');
-    const epochText = flagString(args, 'source-date-epoch') ?? ctx.env.SOURCE_DATE_EPOCH;
-    const sourceDateEpoch = epochText === undefined || epochText === '' ? undefined : Number(epochText);
-    if (sourceDateEpoch !== undefined && !Number.isInteger(sourceDateEpoch)) throw new UsageError(`invalid source date epoch: ${epochText}`);
-    const memory = flagString(args, 'memory');
-    const cpus = flagString(args, 'cpus');
-    const { build, parseSecretFlag } = await import('@tsbuild/executor');
-    const explain = flagBool(args, 'explain-cache');
-    const progress = flagString(args, 'progress') ?? 'plain';
-    if (!['plain', 'auto', 'json'].includes(progress)) throw new UsageError(`invalid --progress ${progress}`, 'use plain or json');
-    const json = progress === 'json';
-    const out = ctx.stdout;
-    const result = await build({
-      store: ctx.root,
-      contextDir,
-      dockerfile,
-      dockerfileName,
-      tags: flagList(args, 'tag'),
-      buildArgs: keyValues(flagList(args, 'build-arg'), ctx.env, true),
-      ...(flagString(args, 'target') !== undefined ? { target: flagString(args, 'target') as string } : {}),
-      network: network === 'none' ? 'none' : 'host',
-      isolation: isolation as 'oci' | 'chroot' | 'auto',
-      noCache: flagBool(args, 'no-cache'),
-      noCacheFilter: flagList(args, 'no-cache-filter').flatMap((s) => s.split(',')).filter((s) => s !== ''),
-      secrets: flagList(args, 'secret').map((s) => parseSecretFlag(s, (name) => ctx.env[name])),
-      labels: keyValues(flagList(args, 'label'), ctx.env, false),
-      ...(memory !== undefined ? { memoryBytes: parseSize(memory) } : {}),
-      ...(cpus !== undefined ? { cpus: Number(cpus) } : {}),
-      ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
-      signal: ctx.signal,
-      onEvent: (e) => {
-        if (e.type === 'warning') {
-          ctx.stderr.write(`[WARNING]: ${e.line !== undefined ? `line ${e.line}: ` : ''}${e.message}\n`);
-          return;
-        }
-        if (quiet) return;
-        if (json) {
-          // one event a line; a log chunk's bytes as text (invalid UTF-8 replaced)
-          out.write(`${JSON.stringify(e.type === 'step-log' ? { ...e, bytes: undefined, text: Buffer.from(e.bytes).toString('utf8') } : e)}\n`);
-          return;
-        }
-        if (e.type === 'step-start') out.write(`Step ${e.index + 1}/${e.total} : ${e.instruction}\n`);
-        else if (e.type === 'step-cached') out.write(' ---> Using cache\n');
-        else if (e.type === 'step-cache-miss' && explain) out.write(` ---> Cache miss: ${e.reason}\n`);
-        else if (e.type === 'step-log') out.write(e.bytes);
-        else if (e.type === 'step-done' && e.id !== '') out.write(` ---> ${e.id.replace(/^sha256:/, '').slice(0, 12)}${e.cached || e.index === 0 ? '' : ` in ${(e.durationMs / 1000).toFixed(2)}s`}\n`);
-      },
-    });
-    if (quiet) out.write(`${result.id}\n`);
-    else if (json) out.write(`${JSON.stringify({ type: 'build-done', id: result.id, tags: flagList(args, 'tag') })}\n`);
-    else {
-      out.write(`Successfully built ${result.id.replace(/^sha256:/, '').slice(0, 12)}\n`);
-      for (const t of flagList(args, 'tag')) out.write(`Successfully tagged ${t.includes(':') ? t : `${t}:latest`}\n`);
-    }
-    return 0;
   },
 };
 export default command;

@@ -280,3 +280,22 @@ async function ensureDir(rootfs: string, dir: string): Promise<string> {
   }
   return host;
 }
+
+/**
+ * Unpacks a build context given as an archive (`tsbuild build - < ctx.tar`; plain tar or tar
+ * compressed with gzip, bzip2 or xz, detected by content as Docker's DetectArchiveReader does)
+ * into the existing directory `dir`, with the store's safe applier (entries leaving `dir` are
+ * refused).
+ * @returns false, writing nothing, when `file` is no archive (Docker then reads it as the Dockerfile).
+ * @throws ContextError E_CONTEXT_ARCHIVE when the archive cannot be unpacked.
+ */
+export async function extractContextArchive(file: string, dir: string, signal?: AbortSignal): Promise<boolean> {
+  const format = await detectArchive(file, signal);
+  if (format === null) return false;
+  try {
+    await applyLayer(decompressedStream(file, format, signal), dir, { format: 'plain', signal });
+  } catch (cause) {
+    throw new ContextError('E_CONTEXT_ARCHIVE', 'unpacking the build context archive read from stdin', { cause, hint: 'send a tar (optionally gzip, bzip2 or xz compressed) or a Dockerfile' });
+  }
+  return true;
+}

@@ -5,4 +5,4 @@ export { parseDockerignore, compileIgnore, readDockerignore, type IgnoreMatcher 
 export { selectSources, type Source, type SourceEntry, type EntryType, type SelectOptions } from './select.js';
 export { hashSources, hashSourcesDetailed, StatIndex, type HashOptions, type HashResult } from './hash.js';
 export { copyInto, writeHeredoc, type CopyOptions, type HeredocOptions, type Owner } from './copy.js';
-export { addInto, detectArchive, type AddOptions, type ArchiveFormat } from './add.js';
+export { addInto, detectArchive, extractContextArchive, type AddOptions, type ArchiveFormat } from './add.js';
