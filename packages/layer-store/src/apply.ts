@@ -1,5 +1,5 @@
 /**
- * Applies a layer tar (plain, gzip or zstd) onto a directory, safely.
+ * Applies a layer tar (plain, gzip, zstd, xz or bzip2) onto a directory, safely.
  *
  * Path safety: entry names are normalised (leading `/` and `./` stripped, like Docker); a `..`
  * component is refused. Parent directories are resolved one component at a time inside the
@@ -185,11 +185,22 @@ class ByteLimit extends Transform {
   }
 }
 
-/** Detects gzip/zstd by magic bytes and returns the uncompressed stream. */
+/**
+ * The program that decompresses a stream starting with `head`, for the formats Docker's
+ * `archive.DecompressStream` takes besides gzip: zstd, xz and bzip2 (Node has none of them).
+ */
+function externalDecompressor(head: Buffer): string | undefined {
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  if (head.length >= 3 && head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
+  return undefined;
+}
+
+/** Detects gzip/zstd/xz/bzip2 by magic bytes and returns the uncompressed stream. */
 export async function decompressed(src: Readable, signal?: AbortSignal): Promise<Readable> {
   const it = src[Symbol.asyncIterator]();
   let first: Buffer = Buffer.alloc(0);
-  while (first.length < 4) {
+  while (first.length < 6) {
     const r = await it.next();
     if (r.done) break;
     first = Buffer.concat([first, r.value as Buffer]);
@@ -206,15 +217,16 @@ export async function decompressed(src: Readable, signal?: AbortSignal): Promise
     rest.on('error', (e) => gunzip.destroy(e));
     return rest.pipe(gunzip);
   }
-  if (first.readUInt32LE(0) === 0xfd2fb528 && first.length >= 4) {
-    const child = spawn('zstd', ['-dc'], { stdio: ['pipe', 'pipe', 'ignore'], ...(signal ? { signal } : {}) });
+  const program = externalDecompressor(first);
+  if (program !== undefined) {
+    const child = spawn(program, ['-dc'], { stdio: ['pipe', 'pipe', 'ignore'], ...(signal ? { signal } : {}) });
     const out = new PassThrough();
     pipeline(rest, child.stdin).catch((e) => out.destroy(e));
     child.stdout.pipe(out);
     child.on('close', (code) => {
-      if (code !== 0) out.destroy(new CorruptLayerError(`zstd -dc failed (exit ${code})`));
+      if (code !== 0) out.destroy(new CorruptLayerError(`${program} -dc failed (exit ${code})`));
     });
-    child.on('error', (e) => out.destroy(new CorruptLayerError('cannot run zstd to decompress the layer', { cause: e })));
+    child.on('error', (e) => out.destroy(new CorruptLayerError(`cannot run ${program} to decompress the layer`, { cause: e, hint: `install ${program === 'bzip2' ? 'bzip2' : program === 'xz' ? 'xz-utils' : 'zstd'}` })));
     return out;
   }
   return rest;

@@ -1,5 +1,5 @@
 /**
- * `import`: a root filesystem tarball (plain, gzip or zstd) becomes a one-layer image, as
+ * `import`: a root filesystem tarball (plain, gzip, bzip2, xz or zstd) becomes a one-layer image, as
  * `docker import` makes it. The tar is applied to a private directory under the store's `tmp/`
  * with the store's safe `applyLayer` (so tar-slip, absolute names, links and whiteouts that point
  * out are refused and nothing outside the store is written), then written back as a deterministic
