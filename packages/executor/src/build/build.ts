@@ -308,8 +308,8 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
     try {
       const step = fixedSteps.get(instr) ?? expandStep(instr, stepLookup(ctx, state), ctx.df.directives.escape);
       const mounts = runMountsOf(instr, stepLookup(ctx, state), ctx.df.directives.escape);
-      const outcome = await ctx.cache.step(ctx, cursor, { state, step, instr, mounts, index }, async (state) => {
-        if (isFsStep(step)) state = await runFsStep(ctx, state, step, p, index, mounts);
+      const outcome = await ctx.cache.step(ctx, cursor, { state, step, instr, mounts, index }, async (state, prior) => {
+        if (isFsStep(step)) state = await runFsStep(ctx, state, step, p, index, mounts, prior);
         else state = applyConfig(ctx, state, step);
         // Docker 20.10 commits WORKDIR's mkdir as a layer (FROM scratch too); empty_layer when it existed
         if (step.kind === 'WORKDIR') state = await ensureWorkdir(ctx, state);

@@ -17,8 +17,8 @@ import { mountKeyParts } from './mounts.js';
 
 /** Steps whose result is restored from the record on a hit instead of being run. */
 const RESTORED = new Set(['RUN', 'COPY', 'ADD', 'WORKDIR']);
-/** Selections with more entries than this record no per-file facts (explanations get coarser). */
-const MAX_FILE_FACTS = 20000;
+/** Selections with more entries than this record no per-file facts (explanations get coarser, and a rebuild of the COPY links no unchanged file from the earlier snapshot). */
+const MAX_FILE_FACTS = 50000;
 
 /** A stage being built: its identity and the key of its last step. */
 export interface StageCursor {
@@ -127,7 +127,7 @@ export class BuildCache {
    * `run` (for config-only steps, `run` is applied and the recorded history entries are kept, so
    * their `created` times stay); on a miss `run` runs and its result is recorded.
    */
-  async step(ctx: BuildContext, cursor: StageCursor, input: CacheStepInput, run: (s: ImageState) => Promise<ImageState>): Promise<StepOutcome> {
+  async step(ctx: BuildContext, cursor: StageCursor, input: CacheStepInput, run: (s: ImageState, prior?: CacheRecord) => Promise<ImageState>): Promise<StepOutcome> {
     const { state, index } = input;
     const { inputs, sources } = await this.#inputs(ctx, cursor, input);
     const key = cacheKeyOf(inputs);
@@ -146,9 +146,12 @@ export class BuildCache {
       if (files !== undefined) inputs.files = files;
     }
     const names = pointerNames(this.#project, cursor.stageId, index, input.instr.raw);
-    const reason = await this.#explain(inputs, names, cursor.lastMissed);
+    const sameText = await this.#recordAt(names.byText);
+    const reason = await this.#explain(inputs, names, cursor.lastMissed, sameText);
     ctx.emit({ type: 'step-cache-miss', stage: cursor.stageIndex, index, key, reason });
-    const next = await run(state);
+    // the last build of this step with the same inputs but its sources: COPY links unchanged files from it
+    const prior = sameText !== undefined && sameInputsBut(sameText.inputs, inputs, ['sources', 'files', 'text']) ? sameText : undefined;
+    const next = await run(state, prior);
     const added = next.layers.slice(state.layers.length);
     const addedDiffIDs = next.image.rootfs.diff_ids.slice(state.image.rootfs.diff_ids.length);
     const record: CacheRecord = {
@@ -189,8 +192,7 @@ export class BuildCache {
     return { ...next, image: { ...next.image, history: [...history.slice(0, from), ...rec.history] } };
   }
 
-  async #explain(cur: CacheInputs, names: { byPosition: string; byText: string }, parentMissed: number | undefined): Promise<string> {
-    const sameText = await this.#recordAt(names.byText);
+  async #explain(cur: CacheInputs, names: { byPosition: string; byText: string }, parentMissed: number | undefined, sameText: CacheRecord | undefined): Promise<string> {
     if (sameText !== undefined) return explainDifference(sameText.inputs, cur, parentMissed);
     const samePlace = await this.#recordAt(names.byPosition);
     if (samePlace !== undefined) return `instruction text changed (was: ${samePlace.inputs.text})`;
@@ -217,6 +219,7 @@ export class BuildCache {
       shell: config.Shell ?? [],
       platform: platformString(ctx.platform),
     };
+    if (ctx.options.sourceDateEpoch !== undefined) inputs.epoch = ctx.options.sourceDateEpoch;
     if (step.kind === 'RUN') {
       inputs.args = [...allowedArgs(ctx, state)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
       inputs.network = step.network === 'none' || ctx.options.network === 'none' ? 'none' : 'host';
@@ -313,4 +316,10 @@ export class BuildCache {
     }
     return out;
   }
+}
+
+/** Whether two steps' inputs are equal but for the fields `except`. */
+function sameInputsBut(a: CacheInputs, b: CacheInputs, except: ReadonlyArray<keyof CacheInputs>): boolean {
+  const strip = (x: CacheInputs): string => JSON.stringify(Object.entries(x).filter(([k]) => !except.includes(k as keyof CacheInputs)).sort(([p], [q]) => (p < q ? -1 : 1)));
+  return strip(a) === strip(b);
 }

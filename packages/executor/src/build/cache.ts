@@ -53,6 +53,11 @@ export interface CacheInputs {
   files?: readonly SourceFileFact[];
   /** COPY --from / RUN --mount from=: digest of the rootfs it reads (its diffIDs) */
   fromRootfs?: string;
+  /**
+   * SOURCE_DATE_EPOCH of the build, when set: it decides layer mtimes and `created` times, so a
+   * record made without it (or with another) must not serve a reproducible build.
+   */
+  epoch?: number;
 }
 
 /** A cache record: what a step produced. */
@@ -91,6 +96,8 @@ export function cacheKeyOf(inputs: CacheInputs): string {
     ['sources', inputs.sources ?? null],
     ['fromRootfs', inputs.fromRootfs ?? null],
   ];
+  // only when set: the keys of builds without SOURCE_DATE_EPOCH stay what they were
+  if (inputs.epoch !== undefined) parts.push(['epoch', inputs.epoch]);
   for (const p of parts) h.update(`${JSON.stringify(p)}\n`);
   return `sha256:${h.digest('hex')}`;
 }
@@ -247,6 +254,7 @@ export function explainDifference(prev: CacheInputs, cur: CacheInputs, parentMis
   if ((prev.network ?? '') !== (cur.network ?? '')) reasons.push(`network ${prev.network ?? 'default'}→${cur.network ?? 'default'}`);
   if (JSON.stringify(prev.mounts ?? []) !== JSON.stringify(cur.mounts ?? [])) reasons.push('mounts changed');
   if ((prev.fromRootfs ?? '') !== (cur.fromRootfs ?? '')) reasons.push('--from source changed');
+  if (prev.epoch !== cur.epoch) reasons.push(`SOURCE_DATE_EPOCH ${prev.epoch ?? 'unset'}→${cur.epoch ?? 'unset'}`);
   let sourceNote: string | undefined;
   if ((prev.sources ?? '') !== (cur.sources ?? '')) {
     const files = prev.files !== undefined && cur.files !== undefined ? filesDiff(prev.files, cur.files) : [];

@@ -1,6 +1,7 @@
 import {
   chmodSync,
   closeSync,
+  existsSync,
   constants,
   fchmodSync,
   fchownSync,
@@ -15,6 +16,7 @@ import {
   rmSync,
   symlinkSync,
   writeSync,
+  type BigIntStats,
   type Stats,
 } from 'node:fs';
 import { chmod, lchown, lstat, lutimes, mkdir, rm, writeFile } from 'node:fs/promises';
@@ -50,7 +52,32 @@ export interface CopyOptions {
   preserveOwnership?: boolean;
   /** The destination is a directory (it ends with `/`, or there are several sources or a wildcard). */
   destIsDir?: boolean;
+  /** Files an earlier build of the same step wrote identically: linked, not copied (see CopyReuse). */
+  reuse?: CopyReuse;
   signal?: AbortSignal;
+}
+
+/**
+ * An earlier build's snapshot of the same COPY (same parent layers, instruction, owner and mode
+ * options), whose files a rebuild hard-links instead of copying when nothing about them changed:
+ * same content (digest), mode, owner, size and mtime. Creating 20,000 inodes costs seconds here;
+ * linking is one call per file. Snapshots are read-only lower dirs (a RUN above copies up before
+ * writing; the SOURCE_DATE_EPOCH clamp only touches mtimes newer than the epoch, and a linked file's
+ * mtime is the earlier build's, already clamped or not newer), so sharing inodes is safe.
+ *
+ * copyInto runs with the overlay mounted, where a link from outside it is impossible (EXDEV): it
+ * records each such file in `deferred` (path relative to the root → the earlier file) and skips
+ * it; after the unmount, {@link linkReused} makes the links in the upper dir.
+ */
+export interface CopyReuse {
+  /** The earlier build's snapshot of this step (its upper dir, now a read-only snapshot). */
+  readonly previous: string;
+  /** The mounted overlay's upper dir. */
+  readonly upper: string;
+  /** Whether `e` (below the source at `sourceRel`) has the content the earlier build copied. */
+  sameContent(e: SourceEntry, sourceRel: string): boolean;
+  /** Filled by copyInto. */
+  readonly deferred: Map<string, string>;
 }
 
 /** Host path of the image path `p`, resolved inside `rootfs`. */
@@ -120,6 +147,12 @@ const COPY_BUFFER_BYTES = 256 * 1024;
  * the copy buffer.
  */
 interface CopyState {
+  readonly rootfs: string;
+  readonly reuse: CopyReuse | undefined;
+  /** `rel` of the source being copied (for CopyReuse.sameContent) */
+  sourceRel: string;
+  /** destination directories known to be in the upper dir (CopyReuse) */
+  readonly upperHosts: Set<string>;
   readonly links: Map<string, string>;
   readonly owner: Owner;
   readonly chmod: number | undefined;
@@ -254,6 +287,8 @@ async function copyEntries(host: string, entries: readonly SourceEntry[], st: Co
       writeDir(e, target, st);
       dirs.add(e.rel);
       dirTimes.push([target, e.mtimeNs]);
+    } else if (st.reuse !== undefined && e.type === 'file' && deferLink(e, host, target, st, st.reuse)) {
+      // linked from the earlier snapshot after the unmount
     } else if (e.type === 'file' || e.type === 'symlink') {
       writeLeaf(e, target, st);
     }
@@ -264,6 +299,74 @@ async function copyEntries(host: string, entries: readonly SourceEntry[], st: Co
     if (slices.due()) await slices.yield();
     const t = secondsOf(ns);
     lutimesSync(target, t, t);
+  }
+}
+
+/**
+ * Whether the regular file `e` can be linked from the earlier snapshot (see CopyReuse): then it is
+ * recorded in `reuse.deferred` and not written. Not for hard-linked sources (their links are made
+ * to the first copy), nor modes with setuid/setgid/sticky (the copy's chmod/chown order decides
+ * those). The upper dir gets `host` copied up first, as the copy of any file into it would.
+ */
+function deferLink(e: SourceEntry, host: string, target: string, st: CopyState, reuse: CopyReuse): boolean {
+  if (e.nlink !== 1) return false;
+  const mode = st.chmod ?? e.mode;
+  if ((mode & 0o7000) !== 0) return false;
+  const rel = path.relative(st.rootfs, target);
+  const old = path.join(reuse.previous, rel);
+  const o = lstatSync(old, { bigint: true, throwIfNoEntry: false });
+  if (o === undefined || !o.isFile()) return false;
+  const owner = ownerOf(e, st);
+  // futimes takes float seconds and keeps microseconds, off by one at times: the earlier copy
+  // stored the same source mtime within 2 µs (and a layer keeps whole seconds)
+  const drift = o.mtimeNs - e.mtimeNs;
+  const sameTime = drift < 2000n && drift > -2000n;
+  if (!sameTime || Number(o.mode & 0o7777n) !== mode || Number(o.uid) !== owner.uid || Number(o.gid) !== owner.gid || o.size !== BigInt(e.size)) return false;
+  if (!reuse.sameContent(e, st.sourceRel)) return false;
+  if (!st.upperHosts.has(host)) {
+    if (!existsSync(path.join(reuse.upper, path.relative(st.rootfs, host)))) {
+      // the copy of a file into `host` would copy it (and its parents) up: a chown to its own owner does
+      const h = lstatSync(host);
+      lchownSync(host, h.uid, h.gid);
+    }
+    st.upperHosts.add(host);
+  }
+  reuse.deferred.set(rel, old);
+  return true;
+}
+
+/**
+ * Makes the links copyInto deferred (see CopyReuse), in the upper dir of the unmounted overlay, and
+ * gives their directories back the times the copy set (a link changes its directory's mtime). A
+ * path something else was written to later in the same COPY keeps that (EEXIST).
+ * @throws ContextError E_COPY_REUSE when the earlier snapshot vanished meanwhile (a concurrent prune).
+ */
+export async function linkReused(reuse: CopyReuse, signal?: AbortSignal): Promise<void> {
+  const slices = new TimeSlices(signal);
+  const parents = new Map<string, BigIntStats>();
+  for (const rel of reuse.deferred.keys()) {
+    const p = path.dirname(path.join(reuse.upper, rel));
+    if (!parents.has(p)) parents.set(p, lstatSync(p, { bigint: true }));
+  }
+  for (const [rel, old] of reuse.deferred) {
+    if (slices.due()) await slices.yield();
+    try {
+      linkSync(old, path.join(reuse.upper, rel));
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') continue;
+      if (code === 'ENOENT') {
+        throw new ContextError('E_COPY_REUSE', `the snapshot of an earlier build of this step vanished while it was reused (${old})`, {
+          hint: 'a prune ran during the build; build again',
+          cause,
+        });
+      }
+      throw cause;
+    }
+  }
+  for (const [p, t] of parents) {
+    const sec = (ns: bigint): number => Number(ns / 1000n) / 1e6;
+    lutimesSync(p, sec(t.atimeNs), sec(t.mtimeNs));
   }
 }
 
@@ -336,6 +439,10 @@ export async function copyInto(opts: CopyOptions): Promise<void> {
   }
   const destImage = imagePath(opts.dest, opts.workdir);
   const st: CopyState = {
+    rootfs,
+    reuse: opts.reuse,
+    sourceRel: '.',
+    upperHosts: new Set(),
     links: new Map(),
     owner: opts.chown ?? { uid: 0, gid: 0 },
     chmod: opts.chmod,
@@ -346,6 +453,7 @@ export async function copyInto(opts: CopyOptions): Promise<void> {
     opts.signal?.throwIfAborted();
     const top = src.entries[0]!;
     st.links.clear();
+    st.sourceRel = src.rel;
     if (top.type === 'dir') await copyDirectory(rootfs, src, destImage, st, opts.signal);
     else if (top.type === 'file' || top.type === 'symlink') await copyFileSource(rootfs, src, destImage, destIsDir, st);
   }

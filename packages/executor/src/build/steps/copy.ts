@@ -8,7 +8,8 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { writeLayer, ImageNotFoundError } from '@tsbuild/layer-store';
+import { statSync } from 'node:fs';
+import { chainIDsOf, writeLayer, ImageNotFoundError } from '@tsbuild/layer-store';
 import type { Descriptor, DiffID } from '@tsbuild/layer-store';
 import { mountRootfs, resolveChown, SandboxError, type Rootfs } from '../../sandbox/index.js';
 import {
@@ -25,6 +26,8 @@ import {
   type Source,
   type StatIndex,
 } from '../../context/index.js';
+import { linkReused, type CopyReuse } from '../../context/copy.js';
+import type { CacheRecord } from '../cache.js';
 import { addHistory, addLayer, type BuildContext, type ImageState } from '../build.js';
 import type { FsStep } from '../expand.js';
 import { stageRef } from '../plan.js';
@@ -134,8 +137,41 @@ async function sourceHash(sources: readonly Source[], heredocs: CopyStep['heredo
   return `multi:${createHash('sha256').update(parts.join(',')).digest('hex')}`;
 }
 
-/** Runs a COPY or ADD step; returns the state with its layer (or `empty_layer`) and history entry. */
-export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyStep, stageIndex: number, line: number): Promise<ImageState> {
+/**
+ * What a rebuild of a COPY may link instead of copy (see CopyReuse): the files of `prior`'s snapshot
+ * (the last build of this step, with the same inputs but its sources) whose content digest is the
+ * one the key just computed. Only for COPY from the context with per-file facts on record, and
+ * while that snapshot is in the store.
+ */
+function reuseOf(ctx: BuildContext, state: ImageState, step: CopyStep, prior: CacheRecord | undefined, statIndex: StatIndex | undefined, upper: string): CopyReuse | undefined {
+  const layer = prior?.layers.length === 1 ? prior.layers[0] : undefined;
+  const files = prior?.inputs.files;
+  if (layer === undefined || files === undefined || statIndex === undefined || step.kind !== 'COPY' || step.from !== undefined) return undefined;
+  const chain = chainIDsOf([...state.image.rootfs.diff_ids, layer.diffID]).at(-1);
+  if (chain === undefined) return undefined;
+  const previous = ctx.store.snapshotDirFor(chain);
+  if (statSync(previous, { throwIfNoEntry: false })?.isDirectory() !== true) return undefined;
+  const shaOf = new Map<string, string>();
+  for (const [rel, type, , , , , , sha] of files) if (type === 'file') shaOf.set(rel, sha);
+  return {
+    previous,
+    upper,
+    deferred: new Map(),
+    sameContent(e, sourceRel) {
+      const prefix = sourceRel === '.' ? '' : sourceRel;
+      const rel = e.rel === '' ? prefix : prefix === '' ? e.rel : `${prefix}/${e.rel}`;
+      const sha = shaOf.get(rel);
+      return sha !== undefined && statIndex.lookup(e) === sha;
+    },
+  };
+}
+
+/**
+ * Runs a COPY or ADD step; returns the state with its layer (or `empty_layer`) and history entry.
+ * `prior`: the last record of this step with the same inputs but its sources, if any (a rebuild
+ * links the files that did not change from its snapshot).
+ */
+export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyStep, stageIndex: number, line: number, prior?: CacheRecord): Promise<ImageState> {
   const { store, options } = ctx;
   const signal = options.signal;
   const urls = step.kind === 'ADD' ? step.sources.filter(isUrl) : [];
@@ -174,6 +210,7 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
     const statIndex = step.from === undefined && options.contextDir !== null ? await ctx.cache.statIndex() : undefined;
     const hash = await sourceHash(sources, step.heredocs, urls, signal, statIndex);
     const dest = await mountState(ctx, state, tmp, 'rootfs');
+    const reuse = reuseOf(ctx, state, step, prior, statIndex, dest.upperdir);
     try {
       const owner = step.chown !== undefined && step.chown !== '' ? await chownOwner(dest.path, step.chown) : undefined;
       const mode = step.chmod !== undefined && step.chmod !== '' ? chmodMode(step.chmod) : undefined;
@@ -191,7 +228,7 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
       if (step.kind === 'ADD') {
         await addInto({ ...common, sources, urls, ...(step.checksum !== undefined ? { checksum: step.checksum } : {}), tmpDir: tmp });
       } else if (sources.length > 0) {
-        await copyInto({ ...common, sources });
+        await copyInto({ ...common, sources, ...(reuse ? { reuse } : {}) });
       }
       for (const h of step.heredocs) {
         await writeHeredoc(dest.path, step.dest, h.content, { name: h.name, workdir, ...(owner ? { chown: owner } : {}), ...(mode !== undefined ? { chmod: mode } : {}) });
@@ -199,6 +236,7 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
     } finally {
       await dest.unmount();
     }
+    if (reuse !== undefined && reuse.deferred.size > 0) await linkReused(reuse, signal);
     const chownComment = step.chown !== undefined && step.chown !== '' ? `--chown=${step.chown}` : '';
     // Docker's format string is "%s %s%s in %s " (no space after --chown=…, a trailing space).
     // with the stage's SHELL in front, as for every other `#(nop)` entry

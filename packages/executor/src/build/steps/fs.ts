@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, lchown, lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { copyStep, mountState } from './copy.js';
+import type { CacheRecord } from '../cache.js';
 import { resolveInRoot } from '../../context/index.js';
 import { writeLayer } from '@tsbuild/layer-store';
 import type { DiffID } from '@tsbuild/layer-store';
@@ -132,12 +133,12 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
   }
 }
 
-/** Runs a RUN/COPY/ADD step; returns the state with its layer and history entry. */
-export async function runFsStep(ctx: BuildContext, state: ImageState, step: FsStep, p: PlannedStage, index: number, mounts: readonly RunMount[] = []): Promise<ImageState> {
+/** Runs a RUN/COPY/ADD step; returns the state with its layer and history entry (`prior`: see copyStep). */
+export async function runFsStep(ctx: BuildContext, state: ImageState, step: FsStep, p: PlannedStage, index: number, mounts: readonly RunMount[] = [], prior?: CacheRecord): Promise<ImageState> {
   ctx.options.signal?.throwIfAborted();
   if (step.kind === 'RUN') return runStep(ctx, state, step, p, index, mounts);
   const line = (p.stage.instructions[index - 1] ?? p.stage.from).range.start.line;
-  return copyStep(ctx, state, step, p.stage.index, line);
+  return copyStep(ctx, state, step, p.stage.index, line, prior);
 }
 
 /**
