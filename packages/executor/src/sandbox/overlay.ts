@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { SandboxError } from './errors.js';
 import { checkTool, requireTool, runTool } from './host-tools.js';
@@ -27,11 +27,13 @@ export interface MountRootfsOptions {
 
 /** The kernel takes mount options in one page. */
 const MAX_MOUNT_DATA = 4000;
+/** overlayfs's stacking limit (OVL_MAX_STACK); Docker 20.10 refuses images of more than 125 layers. */
+const MAX_LOWER_DIRS = 500;
 
 /**
  * Mounts an overlay of `lowerdirs` + `upperdir` at `target`. With no lower dir, `upperdir` is
  * bind-mounted instead (overlay needs a lower), so the step's writes land in it all the same.
- * Long lower lists are passed relative to their common parent to fit the kernel's one-page limit.
+ * Long lower lists are passed as short symlinks to fit the kernel's one-page limit.
  * The caller must call `unmount()` (try/finally).
  * @throws SandboxError when a path holds `,` or `:` (overlay cannot escape them reliably) or mount fails.
  */
@@ -75,27 +77,27 @@ async function mountAt(mountBin: string, target: string, upperdir: string, opts:
     // overlay's lowerdir lists the top-most layer first.
     const topFirst = [...lowers].reverse();
     let data = `lowerdir=${topFirst.join(':')},upperdir=${upperdir},workdir=${workdir}`;
-    let cwd: string | undefined;
-    if (data.length > MAX_MOUNT_DATA) {
-      cwd = commonParent([...lowers, upperdir, workdir]);
-      const rel = (p: string) => path.relative(cwd!, p) || '.';
-      data = `lowerdir=${topFirst.map(rel).join(':')},upperdir=${rel(upperdir)},workdir=${rel(workdir)}`;
-      if (data.length > MAX_MOUNT_DATA) throw new SandboxError(`too many layers to mount (${lowers.length})`, { hint: 'squash the base image' });
+    if (data.length <= MAX_MOUNT_DATA) {
+      await checkTool(mountBin, ['-t', 'overlay', 'overlay', '-o', data, target], `mounting the rootfs at ${target}`, { signal: opts.signal });
+      return;
     }
-    await checkTool(mountBin, ['-t', 'overlay', 'overlay', '-o', data, target], `mounting the rootfs at ${target}`, {
-      signal: opts.signal,
-      ...(cwd === undefined ? {} : { cwd }),
-    });
+    // Too long for one page (about 50 snapshot paths): as Docker's overlay2 does with its `l/`
+    // links, name each lower dir by a short symlink (`<work>.l/<n>`, relative to the work dir's
+    // parent). The kernel resolves them when it mounts; they go when the mount is made.
+    if (lowers.length > MAX_LOWER_DIRS) {
+      throw new SandboxError(`too many layers to mount: ${lowers.length} (overlayfs stacks at most ${MAX_LOWER_DIRS})`, { hint: 'squash the base image, or merge RUN steps' });
+    }
+    const cwd = path.dirname(workdir);
+    const links = `${workdir}.l`;
+    await mkdir(links, { recursive: true });
+    try {
+      await Promise.all(topFirst.map((d, i) => symlink(d, path.join(links, String(i)))));
+      const rel = (p: string) => path.relative(cwd, p) || '.';
+      data = `lowerdir=${topFirst.map((_d, i) => rel(path.join(links, String(i)))).join(':')},upperdir=${rel(upperdir)},workdir=${rel(workdir)}`;
+      await checkTool(mountBin, ['-t', 'overlay', 'overlay', '-o', data, target], `mounting the rootfs at ${target}`, { signal: opts.signal, cwd });
+    } finally {
+      await rm(links, { recursive: true, force: true });
+    }
   }
 }
 
-function commonParent(paths: string[]): string {
-  let parts = path.dirname(paths[0]!).split(path.sep);
-  for (const p of paths.slice(1)) {
-    const q = path.dirname(p).split(path.sep);
-    let i = 0;
-    while (i < parts.length && i < q.length && parts[i] === q[i]) i++;
-    parts = parts.slice(0, i);
-  }
-  return parts.join(path.sep) || path.sep;
-}
