@@ -168,6 +168,23 @@ test('`build --help` and `save -h` print the flags to stdout and exit 0; an unkn
   t.regex(bad.stderr, /unknown flag: --nope/);
 });
 
+test('--add-host host:ip reaches /etc/hosts of RUN steps; a bad value is a flag error (125) with Docker\'s message', async (t) => {
+  const { dir, root } = await setup(t);
+  const r = await tsbuild(root, ['build', '--add-host', 'foo:1.2.3.4', '--add-host', 'v6:::1', '-t', 'addhost:1', '-'], { input: 'FROM busybox\nRUN grep -E "foo|v6" /etc/hosts > /hosts.txt\n' });
+  t.is(r.code, 0, r.stderr);
+  const out = path.join(dir, 'out.tar');
+  t.is((await tsbuild(root, ['export', '-o', out, 'addhost:1'])).code, 0);
+  t.is(execFileSync('tar', ['-xOf', out, 'hosts.txt'], { encoding: 'utf8' }), '1.2.3.4\tfoo\n::1\tv6\n');
+  for (const [value, message] of [
+    ['foo', 'invalid argument "foo" for "--add-host" flag: bad format for add-host: "foo"'],
+    ['bad:1.2.3', 'invalid argument "bad:1.2.3" for "--add-host" flag: invalid IP address in add-host: "1.2.3"'],
+  ]) {
+    const bad = await tsbuild(root, ['build', '--add-host', value!, '-'], { input: 'FROM busybox\n' });
+    t.is(bad.code, 125);
+    t.true(bad.stderr.includes(message!), bad.stderr);
+  }
+});
+
 test('a tar context on stdin (plain or gzip; `docker build - < ctx.tar`) is the context, -f names the Dockerfile inside it; --iidfile gets the ID; stdin twice is refused with status 1', async (t) => {
   const { dir, root } = await setup(t);
   const ctx = path.join(dir, 'ctx');

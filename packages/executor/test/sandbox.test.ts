@@ -159,6 +159,16 @@ for (const isolation of ['oci', 'chroot'] as const) {
     t.is(await readFile('/etc/hosts', 'utf8'), hostHosts, "the host's /etc/hosts is untouched");
   });
 
+  test(`${isolation}: extraHosts (--add-host) follow Docker's default /etc/hosts entries in order, before the host name`, async (t) => {
+    const env = await setup(t);
+    const r = await sandboxRun(env, isolation, {
+      args: sh('cat /etc/hosts'),
+      hostname: 'buildhost',
+      extraHosts: [{ host: 'foo', ip: '1.2.3.4' }, { host: 'bar.example', ip: '::1' }, { host: 'foo', ip: '5.6.7.8' }],
+    });
+    t.deepEqual(r.stdout.split('\n').slice(6), ['1.2.3.4\tfoo', '::1\tbar.example', '5.6.7.8\tfoo', '127.0.0.1\tbuildhost', '']);
+  });
+
   test(`${isolation}: writes land in the upper dir; sandbox mount points are removed, the step's /etc writes stay`, async (t) => {
     const env = await setup(t);
     const r = await sandboxRun(env, isolation, { args: sh('echo data > /tmp/file; echo foo > /etc/foo') });

@@ -5,6 +5,7 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
+import { isIP } from 'node:net';
 import { resolve, join, isAbsolute } from 'node:path';
 import type { Command, CliContext } from '../context.js';
 import { parseArgs, flagBool, flagList, flagString, UsageError, type FlagSpec } from '../args.js';
@@ -27,6 +28,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'source-date-epoch', type: 'string', help: 'Timestamp for reproducible images (default: $SOURCE_DATE_EPOCH)' },
   { name: 'quiet', short: 'q', type: 'boolean', help: 'Suppress the build output and print image ID on success' },
   { name: 'iidfile', type: 'string', help: 'Write the image ID to the file' },
+  { name: 'add-host', type: 'string', multiple: true, help: 'Add a custom host-to-IP mapping (host:ip) to /etc/hosts of RUN steps' },
 ];
 
 /**
@@ -56,6 +58,16 @@ function keyValues(list: string[], env: CliContext['env'], fromEnv: boolean): Re
     } else out[kv] = '';
   }
   return out;
+}
+
+/** `--add-host host:ip` as Docker's ValidateExtraHost: split at the first ':', the IP must parse (IPv6 may keep its colons). */
+function parseExtraHost(value: string): { host: string; ip: string } {
+  const i = value.indexOf(':');
+  const host = i < 0 ? '' : value.slice(0, i);
+  const ip = i < 0 ? '' : value.slice(i + 1);
+  if (i < 0 || host === '' || ip === '') throw new UsageError(`invalid argument "${value}" for "--add-host" flag: bad format for add-host: "${value}"`, 'use --add-host host:ip');
+  if (isIP(ip) === 0) throw new UsageError(`invalid argument "${value}" for "--add-host" flag: invalid IP address in add-host: "${ip}"`, 'use --add-host host:ip');
+  return { host, ip };
 }
 
 function parseSize(s: string): number {
@@ -145,6 +157,7 @@ const command: Command = {
       await checkTags(flagList(args, 'tag'));
       const network = flagString(args, 'network') ?? 'default';
       if (!['host', 'none', 'default'].includes(network)) throw new UsageError(`invalid --network ${network}`, 'use host, none or default');
+      const extraHosts = flagList(args, 'add-host').map(parseExtraHost);
       const isolation = flagString(args, 'isolation') ?? 'auto';
       if (!['oci', 'chroot', 'auto'].includes(isolation)) throw new UsageError(`invalid --isolation ${isolation}`, 'use oci or chroot');
       const epochText = flagString(args, 'source-date-epoch') ?? ctx.env.SOURCE_DATE_EPOCH;
@@ -167,6 +180,7 @@ const command: Command = {
         buildArgs: keyValues(flagList(args, 'build-arg'), ctx.env, true),
         ...(flagString(args, 'target') !== undefined ? { target: flagString(args, 'target') as string } : {}),
         network: network === 'none' ? 'none' : 'host',
+        ...(extraHosts.length > 0 ? { extraHosts } : {}),
         isolation: isolation as 'oci' | 'chroot' | 'auto',
         noCache: flagBool(args, 'no-cache'),
         noCacheFilter: flagList(args, 'no-cache-filter').flatMap((s) => s.split(',')).filter((s) => s !== ''),

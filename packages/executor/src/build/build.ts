@@ -18,6 +18,7 @@ import { BuildError } from './errors.js';
 import { BuildCache } from './cache-step.js';
 import { runMountsOf } from './mounts.js';
 import type { BuildSecret } from './secrets.js';
+import type { HostEntry } from '../sandbox/host-files.js';
 import type { IgnoreMatcher } from '../context/index.js';
 import type { BuildEvent } from './events.js';
 
@@ -35,6 +36,8 @@ export interface BuildOptions {
   buildArgs?: Readonly<Record<string, string>>;
   target?: string;
   network?: 'host' | 'none';
+  /** `--add-host`: extra /etc/hosts entries for RUN steps (after the defaults, as Docker writes them) */
+  extraHosts?: readonly HostEntry[];
   isolation?: 'oci' | 'chroot' | 'auto';
   noCache?: boolean;
   /** stages (names or indexes) whose steps skip cache lookups (still recorded) */

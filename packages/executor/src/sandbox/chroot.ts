@@ -75,7 +75,7 @@ export async function runWithChroot(spec: RunSpec, stateDir: string, id: string)
   await mkdir(dir, { recursive: true });
   try {
     const hostname = spec.hostname ?? id.slice(0, 12);
-    const files = await writeHostFiles(dir, hostname);
+    const files = await writeHostFiles(dir, hostname, spec.extraHosts);
     const root = spec.rootfs;
     // Mount points are created here, resolved inside the rootfs: a hostile symlink in the
     // image (etc -> /) must not make the setup script write on the host.

@@ -5,3 +5,4 @@ export { detectIsolation, type Isolation } from './detect.js';
 export { runInSandbox, type SandboxOptions, type SandboxResult } from './run.js';
 export { resolveChown, resolveUser, type ResolvedUser } from './user.js';
 export { removeSandboxArtifacts } from './cleanup.js';
+export type { HostEntry } from './host-files.js';

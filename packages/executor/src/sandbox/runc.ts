@@ -26,7 +26,7 @@ export async function runWithRunc(spec: RunSpec, runtime: string, stateDir: stri
   await mkdir(runcRoot, { recursive: true, mode: 0o700 });
   const runc = (...args: string[]) => runTool(runtime, ['--root', runcRoot, ...args]);
   try {
-    const hostFiles = await writeHostFiles(bundle, hostname);
+    const hostFiles = await writeHostFiles(bundle, hostname, spec.extraHosts);
     const config = ociConfig({
       spec,
       hostname,

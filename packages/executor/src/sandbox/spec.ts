@@ -1,4 +1,4 @@
-import type { HostFiles } from './host-files.js';
+import type { HostEntry, HostFiles } from './host-files.js';
 
 /** A bind or tmpfs mount added to the sandbox (RUN --mount). */
 export interface SandboxMount {
@@ -25,6 +25,8 @@ export interface RunSpec {
   user: { uid: number; gid: number; additionalGids: number[] };
   /** `host` shares the host's network namespace; `none` gets its own with only `lo` (up). */
   network: 'host' | 'none';
+  /** extra /etc/hosts entries (`--add-host`) */
+  extraHosts?: readonly HostEntry[];
   /** UTS hostname; default: a short random id (like Docker's container id). */
   hostname?: string;
   mounts?: SandboxMount[];

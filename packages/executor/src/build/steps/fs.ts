@@ -85,6 +85,7 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
           cwd: cleanPath(state.image.config.WorkingDir || '/'),
           user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids ?? [] },
           network,
+          ...(options.extraHosts?.length ? { extraHosts: options.extraHosts } : {}),
           ...(options.memoryBytes !== undefined ? { memoryBytes: options.memoryBytes } : {}),
           ...(options.cpus !== undefined ? { cpus: options.cpus } : {}),
           onOutput: (stream, chunk) => {
