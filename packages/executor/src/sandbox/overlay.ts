@@ -1,4 +1,4 @@
-import { mkdir, rm, symlink } from 'node:fs/promises';
+import { access, mkdir, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { SandboxError } from './errors.js';
 import { checkTool, requireTool, runTool } from './host-tools.js';
@@ -76,7 +76,8 @@ async function mountAt(mountBin: string, target: string, upperdir: string, opts:
     }
     // overlay's lowerdir lists the top-most layer first.
     const topFirst = [...lowers].reverse();
-    let data = `lowerdir=${topFirst.join(':')},upperdir=${upperdir},workdir=${workdir}`;
+    const features = await featuresOff();
+    let data = `lowerdir=${topFirst.join(':')},upperdir=${upperdir},workdir=${workdir}${features}`;
     if (data.length <= MAX_MOUNT_DATA) {
       await checkTool(mountBin, ['-t', 'overlay', 'overlay', '-o', data, target], `mounting the rootfs at ${target}`, { signal: opts.signal });
       return;
@@ -93,7 +94,7 @@ async function mountAt(mountBin: string, target: string, upperdir: string, opts:
     try {
       await Promise.all(topFirst.map((d, i) => symlink(d, path.join(links, String(i)))));
       const rel = (p: string) => path.relative(cwd, p) || '.';
-      data = `lowerdir=${topFirst.map((_d, i) => rel(path.join(links, String(i)))).join(':')},upperdir=${rel(upperdir)},workdir=${rel(workdir)}`;
+      data = `lowerdir=${topFirst.map((_d, i) => rel(path.join(links, String(i)))).join(':')},upperdir=${rel(upperdir)},workdir=${rel(workdir)}${features}`;
       await checkTool(mountBin, ['-t', 'overlay', 'overlay', '-o', data, target], `mounting the rootfs at ${target}`, { signal: opts.signal, cwd });
     } finally {
       await rm(links, { recursive: true, force: true });
@@ -101,3 +102,22 @@ async function mountAt(mountBin: string, target: string, upperdir: string, opts:
   }
 }
 
+/**
+ * Mount options that turn off the overlay features a host may enable by default and that would
+ * make the upper dir no longer a plain diff: `metacopy` (a chmod copies up metadata only, the data
+ * stays in the lower file, so the layer would hold an empty file), `redirect_dir` (a renamed lower
+ * directory becomes an xattr pointing at its old path, not a copy) and `index`. Only those the
+ * kernel knows (its module parameter exists), as Docker's overlay2 does: older kernels refuse
+ * unknown options.
+ */
+async function featuresOff(): Promise<string> {
+  let out = '';
+  for (const f of ['index', 'redirect_dir', 'metacopy']) {
+    const known = await access(`/sys/module/overlay/parameters/${f}`).then(
+      () => true,
+      () => false,
+    );
+    if (known) out += `,${f}=off`;
+  }
+  return out;
+}
