@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { chainIDsOf, hexOf, isDigest, parseDigest } from './digest.js';
 import { BlobNotFoundError, StoreError } from './errors.js';
 import { layerContentSize, LAYER_SIZES_DIR } from './layer-size.js';
-import { parseReference } from './reference.js';
+import { parseReference, ReferenceError } from './reference.js';
 import { REF_NAME_ANNOTATION, type Store } from './store.js';
 import { MediaTypes, type ContainerConfig, type Descriptor, type DiffID, type Digest, type HistoryEntry, type ImageConfig, type Index, type Manifest } from './types.js';
 
@@ -66,12 +66,30 @@ export async function listImages(store: Store): Promise<ImageRow[]> {
     const config = await store.readJSONBlob<ImageConfig>(img.id);
     const base = { id: img.id, digest: img.manifestDescriptor.digest, created: img.created, labels: config.config?.Labels ?? {}, size: await imageContentSize(store, manifest, config) };
     if (img.refs.length === 0) rows.push({ repository: '<none>', tag: '<none>', ...base });
-    for (const r of img.refs) {
-      const ref = parseReference(r);
-      rows.push({ repository: ref.familiarName(), tag: ref.tag ?? '<none>', ...base });
-    }
+    for (const r of img.refs) rows.push({ ...rowName(r), ...base });
   }
   return rows.sort((a, b) => (b.created ?? '').localeCompare(a.created ?? '') || a.repository.localeCompare(b.repository) || a.tag.localeCompare(b.tag));
+}
+
+/**
+ * The repository and tag an `images` row shows for a stored reference. A reference that
+ * `parseReference` now refuses (an uppercase `Up/x:latest` an older version tagged) is shown as it
+ * is stored, split at its tag, rather than failing the whole listing.
+ */
+function rowName(stored: string): { repository: string; tag: string } {
+  try {
+    const ref = parseReference(stored);
+    return { repository: ref.familiarName(), tag: ref.tag ?? '<none>' };
+  } catch (err) {
+    if (!(err instanceof ReferenceError)) throw err;
+    // Docker Hub's prefixes dropped, as familiarName does
+    const hub = stored.startsWith('docker.io/') ? stored.slice('docker.io/'.length) : undefined;
+    const raw = hub === undefined ? stored : hub.replace(/^library\/(?=[^/]+$)/, '');
+    const at = raw.indexOf('@');
+    if (at >= 0) return { repository: raw.slice(0, at), tag: '<none>' };
+    const colon = raw.lastIndexOf(':');
+    return colon > raw.lastIndexOf('/') ? { repository: raw.slice(0, colon), tag: raw.slice(colon + 1) } : { repository: raw, tag: '<none>' };
+  }
 }
 
 // ---- inspect ----

@@ -32,6 +32,8 @@ import { contentKindOf, compressionOf, decompressing, linkTarget, safeMemberName
 import { indexArchive, readExactly, type IndexedMember } from './archive-tar.js';
 import { hexOf, isDigest } from './digest.js';
 import { DigestMismatchError, StoreError } from './errors.js';
+import { recordContentSize } from './layer-size.js';
+import { ContentSizeScanner } from './layer-size-scan.js';
 import { createParallelGzip } from './parallel-gzip.js';
 import { parseReference } from './reference.js';
 import { CONTAINERD_NAME_ANNOTATION } from './save.js';
@@ -103,12 +105,17 @@ interface Spooled {
   diffID?: DiffID;
   /** Why the diffID of a gzip member could not be computed (corrupt, truncated, too large). */
   diffError?: unknown;
+  /**
+   * The layer's content size (see `layer-size.ts`), counted from the uncompressed bytes that were
+   * hashed for the diffID; undefined when there is no diffID or the bytes were not a whole tar.
+   */
+  contentSize?: number;
 }
 
 /** The image an archive holds, checked and ready to store. */
 interface Plan {
   config: { blob: Spooled['blob']; mediaType: string };
-  layers: Array<{ blob: Spooled['blob']; mediaType: string }>;
+  layers: Array<{ blob: Spooled['blob']; mediaType: string; diffID: DiffID; contentSize: number | undefined }>;
   /** An OCI manifest member to keep byte for byte (when no layer had to be converted). */
   keepManifest?: { blob: Spooled['blob']; mediaType: string };
   tags: string[];
@@ -486,6 +493,8 @@ class BlobSink {
   readonly #side: NodeJS.ReadWriteStream & { destroy(err?: Error): void } | undefined;
   readonly #sideHash: Hash = createHash('sha256');
   #sideSize = 0;
+  /** Counts the content size from the uncompressed tar (the raw bytes of a tar, the gunzipped ones of a gzip layer). */
+  readonly #scanner: ContentSizeScanner | undefined;
   #sideError: unknown;
   /** Resolves when the side stream has ended or failed (undefined: no side stream). */
   readonly sideDone: Promise<void> | undefined;
@@ -507,6 +516,7 @@ class BlobSink {
   ) {
     this.#file = kind === 'tar' || opts.file !== undefined ? opts.file : undefined;
     if (this.#file !== undefined) this.#fd = openSync(this.#file, 'wx', 0o644);
+    if (kind === 'tar' || (kind === 'gzip' && opts.diffID)) this.#scanner = new ContentSizeScanner();
     if (kind === 'tar') {
       this.#side = createParallelGzip();
     } else if (kind === 'gzip' && opts.diffID) {
@@ -524,6 +534,7 @@ class BlobSink {
         }
         this.#sideHash.update(c);
         if (kind === 'tar') this.#writeFile(c, undefined);
+        else this.#scanner?.update(c);
       });
       this.sideDone = new Promise<void>((resolve) => {
         side.once('end', resolve);
@@ -540,6 +551,7 @@ class BlobSink {
   async write(chunk: Buffer, release?: () => void): Promise<void> {
     this.#raw.update(chunk);
     this.#rawSize += chunk.length;
+    if (this.kind === 'tar') this.#scanner?.update(chunk);
     const side = this.#side;
     const feedSide = side !== undefined && this.#sideError === undefined;
     // Released when both the file write (if any) and zlib (if fed) are done with it.
@@ -576,13 +588,16 @@ class BlobSink {
     const digest = `sha256:${this.#raw.digest('hex')}` as Digest;
     const side256 = side ? (`sha256:${this.#sideHash.digest('hex')}` as Digest) : undefined;
     const base = { name: this.name, kind: this.kind, digest, size: this.#rawSize };
+    const contentSize = this.#scanner?.size;
     if (this.kind === 'tar') {
-      return { ...base, blob: { file: this.#file, digest: side256!, size: this.#sideSize }, diffID: digest as string as DiffID };
+      return { ...base, blob: { file: this.#file, digest: side256!, size: this.#sideSize }, diffID: digest as string as DiffID, ...(contentSize !== undefined ? { contentSize } : {}) };
     }
     const spooled: Spooled = { ...base, blob: { file: this.#file, digest, size: this.#rawSize } };
     if (side) {
-      if (this.#sideError === undefined) spooled.diffID = side256 as string as DiffID;
-      else spooled.diffError = this.#sideError;
+      if (this.#sideError === undefined) {
+        spooled.diffID = side256 as string as DiffID;
+        if (contentSize !== undefined) spooled.contentSize = contentSize;
+      } else spooled.diffError = this.#sideError;
     }
     return spooled;
   }
@@ -799,13 +814,17 @@ function layerFor(m: Spooled, expected: DiffID): { layer: Plan['layers'][number]
     throw new DigestMismatchError({ expected, actual: m.diffID, path: `archive member ${m.name}`, what: 'layer diffID' });
   }
   const mediaType = m.kind === 'zstd' ? MediaTypes.ociLayerZstd : MediaTypes.ociLayerGzip;
-  return { layer: { blob: m.blob, mediaType }, converted: m.kind === 'tar' };
+  // A zstd layer's diffID is not computed here (nor its size): the size is counted on first use.
+  const contentSize = m.diffID === expected ? m.contentSize : undefined;
+  return { layer: { blob: m.blob, mediaType, diffID: expected, contentSize }, converted: m.kind === 'tar' };
 }
 
 // ---- storing ----
 
 async function commitPlans(store: Store, plans: Plan[]): Promise<LoadedImage[]> {
   const adopted = new Set<string>();
+  /** Layers whose content size (counted while reading them) is recorded, so `images` need not read them again. */
+  const sized = new Set<DiffID>();
   const adopt = async (blob: Spooled['blob']): Promise<void> => {
     if (adopted.has(blob.digest)) return;
     adopted.add(blob.digest);
@@ -816,7 +835,13 @@ async function commitPlans(store: Store, plans: Plan[]): Promise<LoadedImage[]> 
   const out: LoadedImage[] = [];
   for (const plan of plans) {
     await adopt(plan.config.blob);
-    for (const l of plan.layers) await adopt(l.blob);
+    for (const l of plan.layers) {
+      await adopt(l.blob);
+      if (l.contentSize !== undefined && !sized.has(l.diffID)) {
+        sized.add(l.diffID);
+        await recordContentSize(store, l.diffID, l.contentSize);
+      }
+    }
     let manifestDesc: Descriptor;
     if (plan.keepManifest) {
       await adopt(plan.keepManifest.blob);

@@ -9,6 +9,8 @@ import { pipeline } from 'node:stream/promises';
 import { compressionOf, decompressor, peek } from './archive-stream.js';
 import { hashing, isDigest, sha256Of } from './digest.js';
 import { DigestMismatchError, ImageNotFoundError, StoreError } from './errors.js';
+import { recordContentSize } from './layer-size.js';
+import { ContentSizeScanner } from './layer-size-scan.js';
 import { parseReference, type Reference } from './reference.js';
 import {
   RegistryClient,
@@ -305,19 +307,32 @@ async function fetchBlobs(store: Store, client: RegistryClient, r: Reference, ma
       const status = await have(desc);
       // Snapshots are keyed by chain IDs made of diffIDs: a config lying about them would plant
       // wrong content under an honest image's key. Docker checks them on pull too.
-      const actual = await diffIDOfBlob(store, desc.digest, opts.signal);
+      const { diffID: actual, contentSize } = await readLayerBlob(store, desc.digest, opts.signal);
       if (actual !== diffID) throw new DigestMismatchError({ expected: diffID, actual, what: `diffID of layer ${desc.digest} of ${r.familiar()}` });
+      // Counted in the same pass, so `images` need not decompress the layer again.
+      if (contentSize !== undefined) await recordContentSize(store, diffID, contentSize);
       opts.onEvent?.({ type: 'blob', kind: 'layer', digest: desc.digest, id: desc.digest, size: desc.size, status });
     },
   );
 }
 
-/** sha256 of a stored layer blob's uncompressed bytes (gzip and zstd detected by magic). */
-async function diffIDOfBlob(store: Store, digest: Digest, signal: AbortSignal | undefined): Promise<string> {
+/**
+ * Reads a stored layer blob through once (gzip and zstd detected by magic): the sha256 of its
+ * uncompressed bytes, and its content size (see `layer-size.ts`; undefined when they are not a
+ * whole tar).
+ */
+async function readLayerBlob(store: Store, digest: Digest, signal: AbortSignal | undefined): Promise<{ diffID: string; contentSize: number | undefined }> {
   const { head, rest } = await peek(store.openBlob(digest), 4);
   const h = hashing();
-  await pipeline(rest, decompressor(compressionOf(head)), h, new Writable({ write: (_c, _e, cb) => cb() }), signal ? { signal } : {});
-  return h.digest();
+  const scanner = new ContentSizeScanner();
+  const sink = new Writable({
+    write: (c: Buffer, _e, cb) => {
+      scanner.update(c);
+      cb();
+    },
+  });
+  await pipeline(rest, decompressor(compressionOf(head)), h, sink, signal ? { signal } : {});
+  return { diffID: h.digest(), contentSize: scanner.size };
 }
 
 async function fetchBlob(store: Store, client: RegistryClient, r: Reference, desc: Descriptor, signal: AbortSignal | undefined): Promise<void> {
