@@ -10,8 +10,10 @@
  * layer tar alone: regular file sizes plus symlink target lengths (link entries are 0).
  *
  * The store records it per diffID in a private side file, `layer-sizes/<diffID hex>` (decimal),
- * when `writeLayer` makes a layer; layers that came in otherwise (load, pull) get it computed
- * from their blob on first use and recorded then. The file is a cache: a missing or unreadable one
+ * when `writeLayer` makes a layer, and when `load` and `pull` check a layer's diffID (counted in
+ * the same pass by `ContentSizeScanner`, layer-size-scan.ts). A layer without a record (a zstd
+ * layer from `load`, one whose tar was not whole, one from an older version) gets it computed from
+ * its blob on first use and recorded then. The file is a cache: a missing or unreadable one
  * is computed again, so it is written without fsync, and no digest depends on it.
  */
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
