@@ -2,13 +2,12 @@
  * `build()`: a Dockerfile and a context in, an image in the store out, with Docker 20.10's
  * classic-builder semantics for every instruction. Progress goes to `onEvent`; nothing is printed.
  */
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import { availableParallelism } from 'node:os';
 import type { Dockerfile, Instruction, LabelInstruction, Lookup, Stage } from '@tsbuild/parser';
 import { parseDockerfile } from '@tsbuild/parser';
-import { Store, ImageNotFoundError } from '@tsbuild/layer-store';
+import { canonicalJSON, sha256Of, Store, ImageNotFoundError } from '@tsbuild/layer-store';
 import type { Descriptor, DiffID, Digest, ImageConfig, Platform } from '@tsbuild/layer-store';
 import { applyConfigStep, scratchConfig, DEFAULT_PATH, type ConfigState, type ConfigStep } from './config.js';
 import { expandStep, type ExpandedStep, type FsStep } from './expand.js';
@@ -147,11 +146,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const final = await (ctx.stages.get(plan.target.index) as Promise<ImageState>);
   const unused = Object.keys(buildArgs).filter((k) => !ctx.usedArgs.has(k) && !PREDEFINED_ARGS.has(k) && !plan.metaArgs.has(k));
   if (unused.length > 0) emit({ type: 'warning', message: `One or more build-args [${unused.join(' ')}] were not consumed` });
-  // Docker dates the image by its last step, so a rebuild whose steps all hit the cache
-  // gives the same image ID again.
-  const image: ImageConfig = { ...final.image, created: final.image.history?.at(-1)?.created ?? created() };
-  if (final.author !== undefined) image.author = final.author;
-  const { id, manifest } = await store.commitImage({ config: image, layers: final.layers, tags: options.tags ?? [] });
+  const { id, manifest } = await store.commitImage({ config: committedConfig(final, created), layers: final.layers, tags: options.tags ?? [] });
   return { id, manifestDigest: manifest.digest, steps: ctx.steps };
 }
 
@@ -274,8 +269,22 @@ function instructionText(instr: Instruction): string {
  * The ID the CLI shows after a step (` ---> <12 hex>`): the digest of the image config as it
  * stands, like the intermediate image ID Docker's classic builder prints (ours is not committed).
  */
+/**
+ * The config a state is committed as: Docker dates an image by its last step (so a rebuild whose
+ * steps all hit the cache gives the same image ID again), and keeps MAINTAINER's author.
+ */
+function committedConfig(state: ImageState, created: () => string): ImageConfig {
+  const image: ImageConfig = { ...state.image, created: state.image.history?.at(-1)?.created ?? created() };
+  if (state.author !== undefined) image.author = state.author;
+  return image;
+}
+
+/**
+ * The ID a step prints (` ---> <id>`): the image ID the state would have if committed, as Docker
+ * prints each intermediate image's ID; the last step's is the built image's, FROM's the base's.
+ */
 function stateId(state: ImageState): string {
-  return `sha256:${createHash('sha256').update(JSON.stringify(state.image)).digest('hex')}`;
+  return sha256Of(Buffer.from(canonicalJSON(committedConfig(state, () => state.image.created ?? ''), 'config')));
 }
 
 async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageState> {
@@ -299,7 +308,9 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
   instructions = [...instructions, ...labelSteps.map(([instr]) => instr)];
   const total = instructions.length + 1;
   ctx.emit({ type: 'step-start', stage: stage.index, index: 0, total, instruction: stage.from.raw, line: stage.from.range.start.line });
-  ctx.emit({ type: 'step-done', stage: stage.index, index: 0, durationMs: fromMs, cached: false, id: stateId(state) });
+  // Docker prints the base image's own ID after FROM
+  const fromId = p.base.kind === 'image' ? (await ctx.cache.resolveImage(p.base.ref)).id : stateId(state);
+  ctx.emit({ type: 'step-done', stage: stage.index, index: 0, durationMs: fromMs, cached: false, id: fromId });
   for (const [i, instr] of instructions.entries()) {
     ctx.options.signal?.throwIfAborted();
     const index = i + 1;
