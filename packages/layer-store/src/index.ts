@@ -12,7 +12,7 @@ export {
   LockError,
 } from './errors.js';
 export { parseReference, ReferenceError, type Reference } from './reference.js';
-export { canonicalJSON } from './json.js';
+export { canonicalJSON, EncodedJSON } from './json.js';
 export { TimeSlices } from './slices.js';
 export { writeLayer, layerTarStream, DEFAULT_GZIP_LEVEL, type LayerTarOptions, type WriteLayerOptions } from './layer-tar.js';
 export { applyLayer, type ApplyLayerOptions, type ApplyStats } from './apply.js';

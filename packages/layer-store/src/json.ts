@@ -55,6 +55,8 @@ const history = struct(['created', any], ['created_by', any], ['author', any], [
 /** Shapes of the documents the store writes. */
 export const Shapes = {
   descriptor,
+  /** one entry of an image config's `history` */
+  history,
   /** OCI image config (image-spec `Image`, with Platform's fields inline). */
   config: struct(
     ['created', any],
@@ -106,12 +108,40 @@ export function shapeForMediaType(mediaType: string): Shape {
   return Shapes.any;
 }
 
+const SURROGATE = /[\ud800-\udfff]/;
+
+/**
+ * Byte order of the UTF-8 encodings. That is code point order, which JavaScript's comparison of
+ * UTF-16 code units matches unless a surrogate pair is involved (then compare the bytes).
+ */
 function byteOrder(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  if (SURROGATE.test(a) || SURROGATE.test(b)) return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The field names of each struct shape, computed once. */
+const knownFields = new WeakMap<Shape, ReadonlySet<string>>();
+function fieldsOf(shape: Extract<Shape, { kind: 'struct' }>): ReadonlySet<string> {
+  let known = knownFields.get(shape);
+  if (known === undefined) {
+    known = new Set(shape.fields.map(([k]) => k));
+    knownFields.set(shape, known);
+  }
+  return known;
+}
+
+/**
+ * Text that `canonicalJSON` writes as it is, in place of a value: lets a caller that encodes many
+ * documents sharing parts (a build's configs share their history entries) encode each part once.
+ * The text must be what `canonicalJSON` gives for that value and shape.
+ */
+export class EncodedJSON {
+  constructor(readonly json: string) {}
 }
 
 function encode(value: unknown, shape: Shape): string {
   if (value === null || value === undefined) return 'null';
+  if (value instanceof EncodedJSON) return value.json;
   if (typeof value === 'string') return encodeString(value);
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new TypeError(`cannot encode ${value} as JSON`);
@@ -127,7 +157,7 @@ function encode(value: unknown, shape: Shape): string {
     const keys = Object.keys(obj).filter((k) => obj[k] !== undefined);
     let ordered: Array<readonly [string, Shape]>;
     if (shape.kind === 'struct') {
-      const known = new Set(shape.fields.map(([k]) => k));
+      const known = fieldsOf(shape);
       ordered = [
         ...shape.fields.filter(([k]) => obj[k] !== undefined),
         ...keys.filter((k) => !known.has(k)).sort(byteOrder).map((k) => [k, any] as const),
@@ -141,8 +171,14 @@ function encode(value: unknown, shape: Shape): string {
   throw new TypeError(`cannot encode a ${typeof value} as JSON`);
 }
 
+// the characters the loop below writes differently from themselves
+// eslint-disable-next-line no-control-regex
+const NEEDS_ESCAPE = /["\\\u0000-\u001f<>&\u2028\u2029\ud800-\udfff]/;
+
 /** A string as Go's encoding/json writes it (HTML-safe escaping). */
 export function encodeString(s: string): string {
+  // most strings need no escape at all: one native scan instead of a loop over the characters
+  if (!NEEDS_ESCAPE.test(s)) return `"${s}"`;
   let out = '"';
   for (const ch of s) {
     const c = ch.codePointAt(0)!;

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { canonicalJSON } from '../src/index.js';
+import { canonicalJSON, EncodedJSON } from '../src/index.js';
 
 const table: Array<[string, string, unknown, string]> = [
   ['Go escapes <, >, & and U+2028', 'any', 'a<b>&c\u2028', '"a\\u003cb\\u003e\\u0026c\\u2028"'],
@@ -36,4 +36,12 @@ for (const [name, value, shape, expected] of table.map(([n, s, v, e]) => [n, v, 
 test('canonicalJSON: map keys in byte order, not UTF-16 order', (t) => {
   // U+FF5E (3 UTF-8 bytes, EF BD 9E) sorts before U+1F600 (F0 …) in bytes, after it in UTF-16.
   t.is(canonicalJSON({ '\u{1F600}': 1, '\uFF5E': 2 }), '{"\uFF5E":2,"\u{1F600}":1}');
+});
+
+test('canonicalJSON: EncodedJSON is written as it is, so parts encoded once give the same bytes', (t) => {
+  const history = [{ created: '2024-01-01T00:00:00Z', created_by: 'RUN <x> & "y"', empty_layer: true }];
+  const config = { architecture: 'amd64', os: 'linux', config: { Env: ['A=1'] }, rootfs: { type: 'layers', diff_ids: [] }, history };
+  const parts = new EncodedJSON(`[${history.map((h) => canonicalJSON(h, 'history')).join(',')}]`);
+  t.is(canonicalJSON({ ...config, history: parts }, 'config'), canonicalJSON(config, 'config'));
+  t.is(canonicalJSON({ a: new EncodedJSON('[1,2]') }), '{"a":[1,2]}');
 });

@@ -7,7 +7,7 @@ import pLimit from 'p-limit';
 import { availableParallelism } from 'node:os';
 import type { Dockerfile, Instruction, LabelInstruction, Lookup, Stage } from '@tsbuild/parser';
 import { parseDockerfile } from '@tsbuild/parser';
-import { canonicalJSON, sha256Of, Store, ImageNotFoundError } from '@tsbuild/layer-store';
+import { canonicalJSON, EncodedJSON, sha256Of, Store, ImageNotFoundError } from '@tsbuild/layer-store';
 import type { Descriptor, DiffID, Digest, ImageConfig, Platform } from '@tsbuild/layer-store';
 import { applyConfigStep, scratchConfig, DEFAULT_PATH, type ConfigState, type ConfigStep } from './config.js';
 import { expandStep, type ExpandedStep, type FsStep } from './expand.js';
@@ -106,6 +106,8 @@ export interface BuildContext {
   cache: BuildCache;
   /** the context's compiled `.dockerignore`, read by the first COPY/ADD that needs it */
   ignore?: Promise<IgnoreMatcher>;
+  /** canonical JSON of history entries, for the step IDs (see stateId) */
+  readonly encodedHistory: WeakMap<object, string>;
 }
 
 /**
@@ -126,7 +128,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const now = options.now ?? (() => new Date());
   const created = (): string =>
     options.sourceDateEpoch !== undefined ? new Date(options.sourceDateEpoch * 1000).toISOString().replace('.000Z', 'Z') : now().toISOString();
-  const ctx: BuildContext = { store, options, df, file, plan, platform, buildArgs, created, emit, stages: new Map(), steps: [], usedArgs: new Set(),
+  const ctx: BuildContext = { store, options, df, file, plan, platform, buildArgs, created, emit, stages: new Map(), steps: [], usedArgs: new Set(), encodedHistory: new WeakMap(),
     cache: new BuildCache(store, { project: JSON.stringify([options.contextDir, 'path' in options.dockerfile ? options.dockerfile.path : file]), noCache: options.noCache === true, noCacheFilter: options.noCacheFilter ?? [], now: options.now ?? (() => new Date()), contextDir: options.contextDir }),
   };
   const limit = pLimit(Math.max(1, availableParallelism()));
@@ -283,8 +285,17 @@ function committedConfig(state: ImageState, created: () => string): ImageConfig 
  * The ID a step prints (` ---> <id>`): the image ID the state would have if committed, as Docker
  * prints each intermediate image's ID; the last step's is the built image's, FROM's the base's.
  */
-function stateId(state: ImageState): string {
-  return sha256Of(Buffer.from(canonicalJSON(committedConfig(state, () => state.image.created ?? ''), 'config')));
+function stateId(state: ImageState, encoded: WeakMap<object, string>): string {
+  const config = committedConfig(state, () => state.image.created ?? '');
+  // History entries are never modified once made (steps replace them), and every step's config
+  // repeats all earlier ones: each is encoded once per build, not once per later step.
+  const entry = (h: object): string => {
+    let json = encoded.get(h);
+    if (json === undefined) encoded.set(h, (json = canonicalJSON(h, 'history')));
+    return json;
+  };
+  const history = config.history === undefined ? undefined : new EncodedJSON(`[${config.history.map(entry).join(',')}]`);
+  return sha256Of(Buffer.from(canonicalJSON({ ...config, history }, 'config')));
 }
 
 async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageState> {
@@ -309,7 +320,7 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
   const total = instructions.length + 1;
   ctx.emit({ type: 'step-start', stage: stage.index, index: 0, total, instruction: stage.from.raw, line: stage.from.range.start.line });
   // Docker prints the base image's own ID after FROM
-  const fromId = p.base.kind === 'image' ? (await ctx.cache.resolveImage(p.base.ref)).id : stateId(state);
+  const fromId = p.base.kind === 'image' ? (await ctx.cache.resolveImage(p.base.ref)).id : stateId(state, ctx.encodedHistory);
   ctx.emit({ type: 'step-done', stage: stage.index, index: 0, durationMs: fromMs, cached: false, id: fromId });
   for (const [i, instr] of instructions.entries()) {
     ctx.options.signal?.throwIfAborted();
@@ -344,7 +355,7 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
     }
     const layer = state.layers.length > layersBefore ? state.layers[state.layers.length - 1]?.digest : undefined;
     ctx.steps.push({ stage: stage.index, index, instruction: instr.raw, cached, ...(layer ? { layer } : {}) });
-    ctx.emit({ type: 'step-done', stage: stage.index, index, durationMs: performance.now() - started, cached, ...(layer ? { layer } : {}), id: stateId(state) });
+    ctx.emit({ type: 'step-done', stage: stage.index, index, durationMs: performance.now() - started, cached, ...(layer ? { layer } : {}), id: stateId(state, ctx.encodedHistory) });
   }
   ctx.cache.endStage(cursor);
   return state;
