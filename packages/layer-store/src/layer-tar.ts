@@ -33,6 +33,12 @@ export interface LayerTarOptions extends Cancellable {
   kind: 'rootfs' | 'upper';
   /** Clamp every mtime newer than this (seconds since the epoch). */
   sourceDateEpoch?: number;
+  /**
+   * The caller knows no regular file in the tree carries an xattr the layer keeps (a COPY's upper
+   * dir: COPY writes no xattrs, as Docker 20.10's does not copy them): their listxattr, one of the
+   * dearest calls per file, is skipped. Directories are still read (overlay's opaque marker).
+   */
+  noFileXattrs?: boolean;
 }
 
 export interface WriteLayerOptions extends LayerTarOptions {
@@ -122,7 +128,7 @@ function* walk(root: string, opts: LayerTarOptions): Generator<Item> {
       if (st.isSymbolicLink()) {
         header.type = 'symlink';
         header.linkname = readlinkSync(childAbs);
-      } else {
+      } else if (!(opts.noFileXattrs === true && st.isFile())) {
         const xattrs = readXattrs(childAbs, opts.kind);
         if (xattrs) header.xattrs = xattrs;
       }

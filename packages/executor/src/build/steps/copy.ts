@@ -243,7 +243,9 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
     const createdBy = nopCreatedBy1(state.image.config, `${step.kind} ${chownComment}${hash} in ${step.dest} `);
     const upper = dest.upperdir;
     if ((await readdir(upper)).length === 0) return addHistory(ctx, state, createdBy, true);
-    const layer = await writeLayer(store, upper, { kind: 'upper', ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
+    // COPY writes no xattrs (as Docker's): the layer writer need not list each file's; ADD extracts archives with theirs
+    const noFileXattrs = step.kind === 'COPY';
+    const layer = await writeLayer(store, upper, { kind: 'upper', noFileXattrs, ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
     const withLayer = addLayer(state, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, layer.diffID);
     // the upper dir is this layer's snapshot already: keep it instead of unpacking the tar again
     await store.adoptSnapshot(withLayer.image.rootfs.diff_ids, upper, { ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
