@@ -75,7 +75,9 @@ export async function main(argv: string[], base: Omit<CliContext, 'root'>): Prom
     const a = args.shift() as string;
     root = a === '--root' ? args.shift() : a.slice('--root='.length);
   }
-  const ctx: CliContext = { ...base, root: root ?? defaultRoot(base.env, process.getuid?.() ?? 0) };
+  // base's properties as they are (a spread would call a getter: runCli's stdin is made lazily)
+  const ctx = Object.defineProperties({}, Object.getOwnPropertyDescriptors(base)) as CliContext;
+  ctx.root = root ?? defaultRoot(base.env, process.getuid?.() ?? 0);
   const first = args[0];
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     ctx.stdout.write(USAGE);
@@ -126,18 +128,26 @@ export function runCli(): void {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   main(process.argv.slice(2), {
-    stdin: process.stdin,
+    // only the commands that read stdin make its stream (opening it costs ~10 ms at start-up)
+    get stdin() {
+      return process.stdin;
+    },
     stdout: process.stdout,
     stderr: process.stderr,
     env: process.env,
     signal: controller.signal,
   }).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      process.exitCode = renderError(err, process.stderr);
-    },
+    (code) => exit(code),
+    (err: unknown) => exit(renderError(err, process.stderr)),
   );
+}
+
+/**
+ * Ends the process once the command is done: everything it started has been awaited, and stdout
+ * and stderr are synchronous on Linux (files, TTYs and pipes), so nothing is lost; exiting now
+ * skips tearing the heap down piece by piece (about 10 ms of a 0.2 s command).
+ */
+function exit(code: number): never {
+  process.exit(code);
 }
 if (isEntry()) runCli();
