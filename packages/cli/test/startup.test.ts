@@ -129,3 +129,17 @@ test('bin: runs the bundle only while it is newer than every compiled package', 
   await at(infos[2] as string, 1000);
   t.is(run(loader, ['a']).stdout, 'unbundled a\n');
 });
+
+test('bin: output larger than a pipe holds reaches a slow reader whole (the process exits only after stdout drained)', async (t) => {
+  const dir = await tempDir(t, 'tsbuild-startup-pipe-');
+  const ctx = await context(dir);
+  const root = path.join(dir, 'store');
+  t.is(run(bin, ['--root', root, 'build', '-q', '-t', 'pipe:1', ctx]).code, 0);
+  const args = ['--root', root, 'inspect', ...Array.from({ length: 60 }, () => 'pipe:1')];
+  const whole = run(bin, args).stdout;
+  t.true(whole.length > 128 * 1024, `inspect printed ${whole.length} bytes, more than a pipe buffer`);
+  // the reader starts only after a second, long after the writer filled the pipe
+  const quoted = [process.execPath, bin, ...args].map((a) => `'${a}'`).join(' ');
+  const slow = execFileSync('sh', ['-c', `${quoted} | (sleep 1; wc -c)`], { encoding: 'utf8' });
+  t.is(Number(slow.trim()), Buffer.byteLength(whole));
+});
