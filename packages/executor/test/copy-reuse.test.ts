@@ -140,3 +140,23 @@ test('SOURCE_DATE_EPOCH is part of every step key: a build with it after one wit
   const cold = await buildCollect({ ...base, store: (await busyboxStore(path.join(dir, 'b'))).root, sourceDateEpoch: EPOCH });
   t.is(withEpoch.result.id, cold.result.id);
 });
+
+test('a later source that replaces a directory by a symlink to a host directory: no reused link goes through it', async (t) => {
+  const dir = await testDir(t, 'copy-reuse-symlink');
+  const outside = path.join(dir, 'outside');
+  await mkdir(outside);
+  const ctxDir = path.join(dir, 'ctx');
+  await writeFiles(ctxDir, { Dockerfile: 'FROM busybox\nCOPY d1/ d2/ /dst/\n', 'd1/a/b.txt': 'b\n', 'd1/other.txt': 'o\n', 'd2/keep.txt': 'k\n' });
+  await settle(ctxDir);
+  const storeA = await busyboxStore(path.join(dir, 'a'));
+  const opts = { contextDir: ctxDir, dockerfile: { path: path.join(ctxDir, 'Dockerfile') }, sourceDateEpoch: EPOCH };
+  await buildCollect({ ...opts, store: storeA.root });
+  // now the second source has `a` too, as a symlink: copied after d1's a/b.txt (which the earlier
+  // snapshot has, so the rebuild defers its link), it replaces the directory a
+  await symlink(outside, path.join(ctxDir, 'd2/a'));
+  await settle(ctxDir);
+  const second = await buildCollect({ ...opts, store: storeA.root });
+  t.deepEqual(await readdir(outside), [], 'nothing was linked into the directory the symlink points at');
+  const cold = await buildCollect({ ...opts, store: (await busyboxStore(path.join(dir, 'b'))).root });
+  t.is(second.result.id, cold.result.id);
+});

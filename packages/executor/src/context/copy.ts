@@ -153,6 +153,8 @@ interface CopyState {
   sourceRel: string;
   /** destination directories known to be in the upper dir (CopyReuse) */
   readonly upperHosts: Set<string>;
+  /** directories of the earlier snapshot checked to be real ones (CopyReuse) */
+  readonly previousDirs: Map<string, boolean>;
   readonly links: Map<string, string>;
   readonly owner: Owner;
   readonly chmod: number | undefined;
@@ -312,7 +314,10 @@ function deferLink(e: SourceEntry, host: string, target: string, st: CopyState, 
   if (e.nlink !== 1) return false;
   const mode = st.chmod ?? e.mode;
   if ((mode & 0o7000) !== 0) return false;
+  if (!reuse.sameContent(e, st.sourceRel)) return false;
   const rel = path.relative(st.rootfs, target);
+  // the earlier file, reached through real directories only (a symlink there could point anywhere)
+  if (!realDirChain(reuse.previous, path.dirname(rel), st.previousDirs)) return false;
   const old = path.join(reuse.previous, rel);
   const o = lstatSync(old, { bigint: true, throwIfNoEntry: false });
   if (o === undefined || !o.isFile()) return false;
@@ -322,7 +327,6 @@ function deferLink(e: SourceEntry, host: string, target: string, st: CopyState, 
   const drift = o.mtimeNs - e.mtimeNs;
   const sameTime = drift < 2000n && drift > -2000n;
   if (!sameTime || Number(o.mode & 0o7777n) !== mode || Number(o.uid) !== owner.uid || Number(o.gid) !== owner.gid || o.size !== BigInt(e.size)) return false;
-  if (!reuse.sameContent(e, st.sourceRel)) return false;
   if (!st.upperHosts.has(host)) {
     if (!existsSync(path.join(reuse.upper, path.relative(st.rootfs, host)))) {
       // the copy of a file into `host` would copy it (and its parents) up: a chown to its own owner does
@@ -336,20 +340,39 @@ function deferLink(e: SourceEntry, host: string, target: string, st: CopyState, 
 }
 
 /**
+ * Whether every component of `dirRel` below `root` is a real directory, not a symlink or missing:
+ * a path through them cannot leave `root`. Memoised per directory in `memo`.
+ */
+function realDirChain(root: string, dirRel: string, memo: Map<string, boolean>): boolean {
+  if (dirRel === '' || dirRel === '.') return true;
+  const known = memo.get(dirRel);
+  if (known !== undefined) return known;
+  const ok = realDirChain(root, path.dirname(dirRel), memo) && lstatSync(path.join(root, dirRel), { throwIfNoEntry: false })?.isDirectory() === true;
+  memo.set(dirRel, ok);
+  return ok;
+}
+
+/**
  * Makes the links copyInto deferred (see CopyReuse), in the upper dir of the unmounted overlay, and
  * gives their directories back the times the copy set (a link changes its directory's mtime). A
- * path something else was written to later in the same COPY keeps that (EEXIST).
+ * path something else was written to later in the same COPY keeps that: something there already
+ * (EEXIST), or a parent that is no longer a real directory (a later source put a file or a
+ * symlink there; a link through a symlink would land wherever it points, even outside).
  * @throws ContextError E_COPY_REUSE when the earlier snapshot vanished meanwhile (a concurrent prune).
  */
 export async function linkReused(reuse: CopyReuse, signal?: AbortSignal): Promise<void> {
   const slices = new TimeSlices(signal);
+  const real = new Map<string, boolean>();
   const parents = new Map<string, BigIntStats>();
   for (const rel of reuse.deferred.keys()) {
-    const p = path.dirname(path.join(reuse.upper, rel));
+    const dirRel = path.dirname(rel);
+    if (!realDirChain(reuse.upper, dirRel, real)) continue;
+    const p = path.join(reuse.upper, dirRel);
     if (!parents.has(p)) parents.set(p, lstatSync(p, { bigint: true }));
   }
   for (const [rel, old] of reuse.deferred) {
     if (slices.due()) await slices.yield();
+    if (!realDirChain(reuse.upper, path.dirname(rel), real)) continue;
     try {
       linkSync(old, path.join(reuse.upper, rel));
     } catch (cause) {
@@ -443,6 +466,7 @@ export async function copyInto(opts: CopyOptions): Promise<void> {
     reuse: opts.reuse,
     sourceRel: '.',
     upperHosts: new Set(),
+    previousDirs: new Map(),
     links: new Map(),
     owner: opts.chown ?? { uid: 0, gid: 0 },
     chmod: opts.chmod,
