@@ -71,6 +71,16 @@ export interface ApplyLayerOptions extends Cancellable {
   format: 'plain' | 'overlay';
   /** Refuse layers whose uncompressed tar exceeds this many bytes (gzip bombs). */
   maxBytes?: number;
+  /**
+   * How paths that reach above the target are treated. `strict` (default, for layers): a `..`
+   * component in an entry name or hard link target, or a symlink climbing above the target, is
+   * refused ({@link UnsafePathError}). `chroot` (ADD of a local archive): as Docker's untar chrooted
+   * into the destination — names are cleaned lexically with `..` stopping at the target root
+   * (`../../etc/x` lands at `etc/x`), a symlink's `..` at the root stays at the root, and a
+   * missing directory is never created where a symlink points (Docker's open fails with ENOENT
+   * there). Nothing leaves the target in either mode.
+   */
+  paths?: 'strict' | 'chroot';
 }
 
 const MAX_SYMLINKS = 40;
@@ -95,16 +105,26 @@ interface WhiteoutInode {
  */
 interface Root {
   path: string;
+  chroot: boolean;
   dirs: Set<string>;
   /** First whiteout made per owner (`uid:gid`). */
   whiteouts: Map<string, WhiteoutInode>;
 }
 
-/** Normalises an entry name into components; refuses `..`. */
-function components(name: string, entry: string): string[] {
+/**
+ * Normalises an entry name into components; refuses `..`, or with `chroot` cleans it lexically
+ * against the root as Go's filepath.Clean("/" + name) does.
+ */
+function components(name: string, entry: string, chroot = false): string[] {
   const parts = name.split('/').filter((c) => c !== '' && c !== '.');
-  if (parts.includes('..')) throw new UnsafePathError(entry, 'contains a ".." component');
-  return parts;
+  if (!parts.includes('..')) return parts;
+  if (!chroot) throw new UnsafePathError(entry, 'contains a ".." component');
+  const out: string[] = [];
+  for (const c of parts) {
+    if (c !== '..') out.push(c);
+    else out.pop();
+  }
+  return out;
 }
 
 function isENOENT(err: unknown): boolean {
@@ -120,13 +140,17 @@ function resolveParent(root: Root, parts: readonly string[], entry: string, crea
   if (root.dirs.has(key)) return [...parts];
   const cur: string[] = [];
   const queue = [...parts];
+  // the first `viaLink` components of the queue came from symlink targets
+  let viaLink = 0;
   let hops = 0;
   while (queue.length > 0) {
     const c = queue.shift()!;
+    const fromLink = viaLink > 0;
+    if (fromLink) viaLink--;
     if (c === '' || c === '.') continue;
     if (c === '..') {
-      if (cur.length === 0) throw new UnsafePathError(entry, 'resolves through a symlink to outside the target');
-      cur.pop();
+      if (cur.length === 0 && !root.chroot) throw new UnsafePathError(entry, 'resolves through a symlink to outside the target');
+      cur.pop(); // at the root of a chroot, ".." is the root
       continue;
     }
     const p = join(root.path, ...cur, c);
@@ -138,6 +162,8 @@ function resolveParent(root: Root, parts: readonly string[], entry: string, crea
       // Looking up (a hard link's target): a missing directory means a missing target. Never
       // return the unresolved rest, which may hold ".." from a symlink.
       if (!create) throw new CorruptLayerError(`layer entry "${entry}" refers to "${[...cur, c].join('/')}", which does not exist`);
+      // Docker creates missing parents only by name: a dangling symlink's target is not made
+      if (fromLink && root.chroot) throw new CorruptLayerError(`layer entry "${entry}" goes through a symlink to "/${[...cur, c].join('/')}", which does not exist`);
       mkdirSync(p, { mode: 0o755 });
       cur.push(c);
       continue;
@@ -146,7 +172,9 @@ function resolveParent(root: Root, parts: readonly string[], entry: string, crea
       if (++hops > MAX_SYMLINKS) throw new UnsafePathError(entry, 'goes through too many symlinks');
       const target = readlinkSync(p);
       if (target.startsWith('/')) cur.length = 0;
-      queue.unshift(...target.split('/'));
+      const expansion = target.split('/');
+      queue.unshift(...expansion);
+      viaLink += expansion.length;
       continue;
     }
     if (!st.isDirectory()) throw new CorruptLayerError(`layer entry "${entry}": parent "${[...cur, c].join('/')}" is not a directory`);
@@ -158,7 +186,7 @@ function resolveParent(root: Root, parts: readonly string[], entry: string, crea
 
 /** Absolute path where an entry lands: resolved parent + final component (not followed). */
 function placeOf(root: Root, name: string, entry: string, create = true): { abs: string; rel: string } {
-  const parts = components(name, entry);
+  const parts = components(name, entry, root.chroot);
   if (parts.length === 0) return { abs: root.path, rel: '' };
   const parent = resolveParent(root, parts.slice(0, -1), entry, create);
   const rel = [...parent, parts[parts.length - 1]!].join('/');
@@ -247,7 +275,7 @@ export interface ApplyStats {
  * entry is written); CorruptLayerError for a truncated tar, bad compression or `maxBytes` exceeded.
  */
 export async function applyLayer(tar: Readable, targetDir: string, opts: ApplyLayerOptions): Promise<ApplyStats> {
-  const root: Root = { path: targetDir, dirs: new Set(), whiteouts: new Map() };
+  const root: Root = { path: targetDir, chroot: opts.paths === 'chroot', dirs: new Set(), whiteouts: new Map() };
   const created = new Set<string>();
   const dirTimes = new Map<string, number>();
   const stats: ApplyStats = { entries: 0, whiteouts: 0 };
@@ -264,7 +292,7 @@ export async function applyLayer(tar: Readable, targetDir: string, opts: ApplyLa
       if (slices.due()) await slices.yield();
       opts.signal?.throwIfAborted();
       stats.entries++;
-      const wh = whiteoutMeaning(components(header.name, header.name).join('/'));
+      const wh = whiteoutMeaning(components(header.name, header.name, root.chroot).join('/'));
       if (wh.kind !== 'none') {
         stats.whiteouts++;
         await applyWhiteout(root, header, wh, created, opts);

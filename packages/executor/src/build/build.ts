@@ -346,7 +346,8 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
       ctx.emit({ type: 'step-error', stage: stage.index, index, message: err instanceof Error ? err.message : String(err) });
       if (err instanceof BuildError && err.line !== undefined) throw err;
       throw new BuildError(err instanceof BuildError ? err.code : 'E_STEP', `${ctx.file}:${line}: ${instr.raw}: ${err instanceof Error ? err.message : String(err)}`, {
-        ...(err instanceof BuildError && err.hint !== undefined ? { hint: err.hint } : {}),
+        // every package's errors carry their hint (ContextError: "write the destination as …")
+        ...(typeof (err as { hint?: unknown }).hint === 'string' ? { hint: (err as { hint: string }).hint } : {}),
         cause: err,
         file: ctx.file,
         line,

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, createReadStream, createWriteStream, lchownSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, createReadStream, createWriteStream, lchownSync, lstatSync, openSync, readSync, statfsSync, type Stats } from 'node:fs';
 import { lchown, lstat, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -24,6 +24,12 @@ export interface AddOptions extends CopyOptions {
   checksum?: string;
   /** Where downloads are staged (default the OS temp dir); the file is removed afterwards. */
   tmpDir?: string;
+  /**
+   * Most bytes (uncompressed tar) one local archive may expand to. Default: 90% of the space free
+   * on the destination's file system when the extraction starts, so a decompression bomb stops
+   * with an error instead of filling the disk (Docker 20.10 has no limit and writes until ENOSPC).
+   */
+  maxArchiveBytes?: number;
 }
 
 function compressionOf(head: Buffer): Exclude<ArchiveFormat, 'tar'> | 'none' {
@@ -212,10 +218,13 @@ export async function addInto(opts: AddOptions): Promise<void> {
     // Created like Docker's MkdirAllAndChownNew(dest, 0755, root).
     const hostDest = await ensureDir(rootfs, destImage);
     const kept = lstatSync(hostDest);
+    const maxBytes = opts.maxArchiveBytes ?? freeBytes(hostDest);
     try {
-      await applyLayer(decompressedStream(top.hostPath, format, opts.signal), hostDest, { format: 'plain', signal: opts.signal });
+      // chroot: as Docker's untar chrooted into the destination (".." stops at it)
+      await applyLayer(decompressedStream(top.hostPath, format, opts.signal), hostDest, { format: 'plain', paths: 'chroot', maxBytes, signal: opts.signal });
     } catch (cause) {
-      throw new ContextError('E_ADD_EXTRACT', `ADD failed: extracting ${src.rel} into ${destImage}`, { cause });
+      if (opts.signal?.aborted) throw cause;
+      throw extractError(src.rel, destImage, maxBytes, cause);
     }
     keepOwnerAndMode(hostDest, kept);
   }
@@ -238,6 +247,27 @@ export async function addInto(opts: AddOptions): Promise<void> {
       await rm(staging, { recursive: true, force: true });
     }
   }
+}
+
+/** 90% of the bytes an unprivileged write may still use on the file system holding `dir`. */
+function freeBytes(dir: string): number {
+  const fs = statfsSync(dir);
+  return Math.floor(fs.bavail * fs.bsize * 0.9);
+}
+
+/** The error of a failed extraction: what went wrong in the archive (the applier's words) and what to do. */
+function extractError(archive: string, dest: string, maxBytes: number, cause: unknown): ContextError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  const code = (cause as { code?: unknown }).code;
+  let noSpace = false;
+  for (let e: unknown = cause; e instanceof Error && !noSpace; e = e.cause) noSpace = (e as NodeJS.ErrnoException).code === 'ENOSPC';
+  const tooBig = code === 'E_CORRUPT_LAYER' && /larger than the limit/.test(reason);
+  const hint = tooBig
+    ? `the archive expands to more than ${maxBytes} bytes (the free space on the store's disk); it may be a decompression bomb — free space, or COPY it and unpack it in a RUN step`
+    : noSpace
+      ? 'the disk holding the store is full; free space and build again'
+      : `the archive is corrupt, truncated or refers to files it does not hold; re-create ${archive}, or COPY it to keep it as a file (ADD detects archives by content)`;
+  return new ContextError('E_ADD_EXTRACT', `ADD failed: extracting ${archive} into ${dest}: ${tooBig ? 'archive too large' : reason.replace(/^layer /, 'archive ')}`, { cause, hint });
 }
 
 /**
