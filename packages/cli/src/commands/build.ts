@@ -46,6 +46,26 @@ class BuildInputError extends Error {
   }
 }
 
+/**
+ * A build stopped by SIGINT/SIGTERM: whatever error the abort surfaced as (a step's "reading
+ * FILE", "RUN step aborted", the raw reason outside any step) becomes one message saying so, with
+ * the step it stopped in, and the shell's status for a death by that signal (130, 143), as
+ * `docker build` killed by it gives.
+ */
+class InterruptedError extends Error {
+  readonly code = 'E_INTERRUPTED';
+  readonly hint = 'nothing was tagged; temporary files and mounts were removed — run the build again';
+  readonly exitCode: number;
+  constructor(reason: unknown, during: unknown) {
+    const what = reason instanceof Error ? reason.message : 'interrupted';
+    const file = (during as { file?: unknown }).file;
+    const line = (during as { line?: unknown }).line;
+    super(typeof file === 'string' && typeof line === 'number' ? `${what} (during ${file}:${line})` : what);
+    this.name = 'InterruptedError';
+    this.exitCode = /SIGTERM/.test(what) ? 143 : 130;
+  }
+}
+
 function keyValues(list: string[], env: CliContext['env'], fromEnv: boolean): Record<string, string> {
   const out: Record<string, string> = {};
   for (const kv of list) {
@@ -207,8 +227,11 @@ const command: Command = {
           else if (e.type === 'step-log') out.write(e.bytes);
           else if (e.type === 'step-done' && e.id !== '') out.write(` ---> ${e.id.replace(/^sha256:/, '').slice(0, 12)}${e.cached || e.index === 0 ? '' : ` in ${(e.durationMs / 1000).toFixed(2)}s`}\n`);
         },
+      }).catch((err: unknown) => {
+        if (ctx.signal.aborted) throw new InterruptedError(ctx.signal.reason, err);
+        throw err;
       });
-        if (iidfile !== undefined) await writeFile(iidfile, result.id);
+      if (iidfile !== undefined) await writeFile(iidfile, result.id);
       if (quiet) out.write(`${result.id}\n`);
       else if (json) out.write(`${JSON.stringify({ type: 'build-done', id: result.id, tags: flagList(args, 'tag') })}\n`);
       else {

@@ -160,6 +160,8 @@ interface CopyState {
   readonly chmod: number | undefined;
   readonly preserveOwnership: boolean;
   readonly buffer: Buffer;
+  /** Slices of the copy: a big file's bytes are copied in them, so an abort (Ctrl-C) is seen mid-file. */
+  readonly slices: TimeSlices;
 }
 
 /** The owner an entry gets: its own with preserveOwnership, else the copy's (0:0 or --chown). */
@@ -183,12 +185,31 @@ function createReplacing<T>(target: string, create: () => T): T {
   return create();
 }
 
-/** Copies the bytes of the open file `src` to the open file `dst`, to the end of `src`. */
-function copyBytes(src: number, dst: number, buffer: Buffer): void {
+/**
+ * Files bigger than this are copied in time slices (a 1.5 GB file copied in one synchronous call
+ * kept the process deaf to SIGINT for ~10 s); smaller ones in one go (no promise per file).
+ */
+const SLICED_COPY_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Copies the bytes of the open file `src` to the open file `dst`, to the end of `src`; a big file
+ * yields to the event loop between slices (and throws the abort reason when aborted).
+ */
+function copyBytes(src: number, dst: number, size: number, st: CopyState): Promise<void> | undefined {
+  if (size > SLICED_COPY_BYTES) return copyBytesSliced(src, dst, st);
   for (;;) {
-    const n = readSync(src, buffer, 0, buffer.length, null);
+    const n = readSync(src, st.buffer, 0, st.buffer.length, null);
+    if (n === 0) return undefined;
+    for (let off = 0; off < n; ) off += writeSync(dst, st.buffer, off, n - off, null);
+  }
+}
+
+async function copyBytesSliced(src: number, dst: number, st: CopyState): Promise<void> {
+  for (;;) {
+    if (st.slices.due()) await st.slices.yield();
+    const n = readSync(src, st.buffer, 0, st.buffer.length, null);
     if (n === 0) return;
-    for (let off = 0; off < n; ) off += writeSync(dst, buffer, off, n - off, null);
+    for (let off = 0; off < n; ) off += writeSync(dst, st.buffer, off, n - off, null);
   }
 }
 
@@ -197,51 +218,76 @@ function copyBytes(src: number, dst: number, buffer: Buffer): void {
  * owner and mtime. Plain read/write through one buffer: the context and the overlay are different
  * file systems, so copy_file_range and FICLONE (copyFile's first tries) fail for every file.
  */
-function writeRegular(e: SourceEntry, target: string, st: CopyState): void {
+function writeRegular(e: SourceEntry, target: string, st: CopyState): Promise<void> | undefined {
   const src = openSync(e.hostPath, constants.O_RDONLY);
+  let dst: number;
   try {
-    const dst = createReplacing(target, () => openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600));
-    try {
-      copyBytes(src, dst, st.buffer);
-      const owner = ownerOf(e, st);
-      if (st.preserveOwnership || st.chmod !== undefined) {
-        fchownSync(dst, owner.uid, owner.gid);
-        fchmodSync(dst, st.chmod ?? e.mode);
-      } else {
-        // Docker copies (mode kept) and then chowns every entry (fixPermissions); the kernel's chown
-        // clears setuid, and setgid on a group-executable file, so the same order gives the same bits
-        fchmodSync(dst, e.mode);
-        fchownSync(dst, owner.uid, owner.gid);
-      }
-      const t = secondsOf(e.mtimeNs);
-      futimesSync(dst, t, t);
-    } finally {
-      closeSync(dst);
-    }
-  } finally {
+    dst = createReplacing(target, () => openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600));
+  } catch (cause) {
     closeSync(src);
+    throw cause;
   }
+  const close = (): void => {
+    try {
+      closeSync(dst);
+    } finally {
+      closeSync(src);
+    }
+  };
+  let pending: Promise<void> | undefined;
+  try {
+    pending = copyBytes(src, dst, e.size, st);
+    if (pending === undefined) finishRegular(e, dst, st);
+  } catch (cause) {
+    close();
+    throw cause;
+  }
+  if (pending === undefined) {
+    close();
+    return undefined;
+  }
+  return pending.then(() => finishRegular(e, dst, st)).finally(close);
 }
 
-/** Writes one non-directory entry at `target` (a host path whose parent is a real directory). */
-function writeLeaf(e: SourceEntry, target: string, st: CopyState): void {
+/** Gives the copied file `dst` the entry's owner, mode and mtime. */
+function finishRegular(e: SourceEntry, dst: number, st: CopyState): void {
+  const owner = ownerOf(e, st);
+  if (st.preserveOwnership || st.chmod !== undefined) {
+    fchownSync(dst, owner.uid, owner.gid);
+    fchmodSync(dst, st.chmod ?? e.mode);
+  } else {
+    // Docker copies (mode kept) and then chowns every entry (fixPermissions); the kernel's chown
+    // clears setuid, and setgid on a group-executable file, so the same order gives the same bits
+    fchmodSync(dst, e.mode);
+    fchownSync(dst, owner.uid, owner.gid);
+  }
+  const t = secondsOf(e.mtimeNs);
+  futimesSync(dst, t, t);
+}
+
+/**
+ * Writes one non-directory entry at `target` (a host path whose parent is a real directory).
+ * @returns a promise only for a big file, copied in time slices (await it).
+ */
+function writeLeaf(e: SourceEntry, target: string, st: CopyState): Promise<void> | undefined {
   if (e.type === 'symlink') {
     createReplacing(target, () => symlinkSync(e.linkTarget!, target));
     const owner = ownerOf(e, st);
     lchownSync(target, owner.uid, owner.gid);
     const t = secondsOf(e.mtimeNs);
     lutimesSync(target, t, t);
-    return;
+    return undefined;
   }
   const key = `${e.dev}:${e.ino}`;
   const first = e.nlink > 1 ? st.links.get(key) : undefined;
   if (first !== undefined) {
     // A hard link of a file already copied by this instruction stays a hard link (as in Docker).
     createReplacing(target, () => linkSync(first, target));
-    return;
+    return undefined;
   }
-  writeRegular(e, target, st);
+  const pending = writeRegular(e, target, st);
   if (e.nlink > 1) st.links.set(key, target);
+  return pending;
 }
 
 /** Makes `target` a real directory (replacing a file or symlink there) with the entry's metadata. */
@@ -292,7 +338,8 @@ async function copyEntries(host: string, entries: readonly SourceEntry[], st: Co
     } else if (st.reuse !== undefined && e.type === 'file' && deferLink(e, host, target, st, st.reuse)) {
       // linked from the earlier snapshot after the unmount
     } else if (e.type === 'file' || e.type === 'symlink') {
-      writeLeaf(e, target, st);
+      const pending = writeLeaf(e, target, st);
+      if (pending !== undefined) await pending;
     }
     // 'other' (fifo, socket, device) is not copied.
   }
@@ -426,7 +473,7 @@ async function copyFileSource(rootfs: string, src: Source, destImage: string, de
   if (destIsDir || lstatOrNull(resolved)?.isDirectory() === true) targetImage = path.posix.join(targetImage, base);
   // Docker: every directory created for a file source gets the --chown owner.
   const parentHost = await mkdirInRoot(rootfs, path.posix.dirname(targetImage), () => st.owner);
-  writeLeaf(e, path.join(parentHost, path.posix.basename(targetImage)), st);
+  await writeLeaf(e, path.join(parentHost, path.posix.basename(targetImage)), st);
 }
 
 /**
@@ -472,6 +519,7 @@ export async function copyInto(opts: CopyOptions): Promise<void> {
     chmod: opts.chmod,
     preserveOwnership: opts.preserveOwnership === true && opts.chown === undefined,
     buffer: Buffer.allocUnsafe(COPY_BUFFER_BYTES),
+    slices: new TimeSlices(opts.signal),
   };
   for (const src of opts.sources) {
     opts.signal?.throwIfAborted();

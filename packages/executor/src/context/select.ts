@@ -47,6 +47,8 @@ export interface SelectOptions {
   ignore?: IgnoreMatcher;
   /** A wildcard that matches nothing is not an error (COPY's `--parents`-less optional sources). */
   allowEmptyWildcard?: boolean;
+  /** The `--from` value when `root` is another stage's or image's rootfs (error messages name it). */
+  from?: string;
   signal?: AbortSignal;
 }
 
@@ -135,7 +137,13 @@ async function walk(dirHost: string, rootRel: string, ignore: IgnoreMatcher | un
   return out;
 }
 
-function notFound(rel: string): ContextError {
+function notFound(rel: string, from: string | undefined): ContextError {
+  if (from !== undefined) {
+    // Docker 20.10 (checked against dockerd): "COPY failed: stat rel-shadow: file does not exist"
+    return new ContextError('E_SOURCE_NOT_FOUND', `COPY failed: stat ${cleanPath(`/${rel}`).slice(1)}: file does not exist`, {
+      hint: `the path is looked up in the filesystem of --from=${from} (symlinks resolve inside it); check it exists there`,
+    });
+  }
   return new ContextError(
     'E_SOURCE_NOT_FOUND',
     `COPY failed: file not found in build context or excluded by .dockerignore: stat ${rel}: file does not exist`,
@@ -145,17 +153,17 @@ function notFound(rel: string): ContextError {
 
 /** Selects one concrete (wildcard-free, cleaned, relative) path; follows symlinks inside `root`. */
 async function selectOne(root: string, rel: string, opts: SelectOptions, shown: string): Promise<Source> {
-  if (rel !== '.' && opts.ignore?.matches(rel)) throw notFound(shown);
+  if (rel !== '.' && opts.ignore?.matches(rel)) throw notFound(shown, opts.from);
   const host = await resolveInRoot(root, rel);
   const resolvedRel = path.relative(root, host).split(path.sep).join('/') || '.';
-  if (resolvedRel !== '.' && opts.ignore?.matches(resolvedRel)) throw notFound(shown);
+  if (resolvedRel !== '.' && opts.ignore?.matches(resolvedRel)) throw notFound(shown, opts.from);
   let top: SourceEntry;
   try {
     // synchronous: a wildcard may select thousands of sources, each one stat
     top = entryOfSync(host, '');
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code === 'ENOENT' || (cause as NodeJS.ErrnoException).code === 'ENOTDIR') {
-      throw notFound(shown);
+      throw notFound(shown, opts.from);
     }
     throw new ContextError('E_CONTEXT_READ', `reading ${shown}`, { cause });
   }
