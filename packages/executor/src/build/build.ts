@@ -115,10 +115,37 @@ export interface BuildContext {
  * @throws BuildError (E_STEP_FAILED with `exitCode` for a failing RUN; E_BASE_IMAGE, E_PLATFORM…),
  *   the parser's DockerfileParseError/ExpansionError, StoreError.
  */
+/** Docker 20.10's parser reads a Dockerfile with a bufio.Scanner whose token limit is 64 KiB - 1. */
+const MAX_LINE_BYTES = 65535;
+
+/**
+ * Refuses a physical line longer than Docker's parser takes (a 1 MB `RUN` would otherwise reach
+ * exec and fail with E2BIG, its whole text repeated in the error).
+ * @throws BuildError E_STEP "failed to parse FILE: dockerfile line greater than max allowed size of 65535".
+ */
+function checkLineLengths(text: string, file: string): void {
+  let line = 1;
+  for (let start = 0; start <= text.length; line++) {
+    const end = text.indexOf('\n', start);
+    const stop = end < 0 ? text.length : end;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: shorter lines need no byte count
+    if (stop - start > MAX_LINE_BYTES / 3 && Buffer.byteLength(text.slice(start, stop)) > MAX_LINE_BYTES) {
+      throw new BuildError('E_STEP', `${file}:${line}: failed to parse ${file}: dockerfile line greater than max allowed size of ${MAX_LINE_BYTES}`, {
+        hint: 'split the line with "\\" continuations (each physical line counts), or move the script into a file in the context and COPY it',
+        file,
+        line,
+      });
+    }
+    if (end < 0) break;
+    start = end + 1;
+  }
+}
+
 export async function build(options: BuildOptions): Promise<BuildResult> {
   const store = typeof options.store === 'string' ? await Store.open(options.store) : options.store;
   const file = options.dockerfileName ?? 'Dockerfile';
   const text = 'text' in options.dockerfile ? options.dockerfile.text : await readFile(options.dockerfile.path, 'utf8');
+  checkLineLengths(text, file);
   const df = parseDockerfile(text, { file });
   const emit = (e: BuildEvent): void => options.onEvent?.(e);
   for (const w of df.warnings) emit({ type: 'warning', message: w.message, line: w.line });
