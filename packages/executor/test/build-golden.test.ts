@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { build } from '../src/index.js';
 import { configLines, fileLines, filesAgainstBase, fixturesDir, flattenImage, historyLines, isDockerArtefact, summaryText, sharedBusyboxStore, tempDir, unpackTar } from './helpers/images.js';
-import { dockerAvailable, maskHashes, Oracle } from './helpers/docker.js';
+import { dockerAvailable, Oracle } from './helpers/docker.js';
 
 const shared = sharedBusyboxStore();
 const oracle = new Oracle(randomBytes(4).toString('hex'));
@@ -108,7 +108,8 @@ for (const name of cases.filter((c) => !buildkitOnly.has(c))) {
     const base = await busyboxLines();
     const ours = await bb.store.resolveImage(tag);
     t.deepEqual(configLines((ours.config.config ?? {}) as Record<string, unknown>), configLines((theirs.config.config ?? {}) as Record<string, unknown>), 'config');
-    t.deepEqual(historyLines(ours.config.history).map(maskHashes), historyLines(theirs.config.history).map(maskHashes), 'history');
+    // the COPY/ADD source hashes too: ours are Docker's tarsum-based ones
+    t.deepEqual(historyLines(ours.config.history), historyLines(theirs.config.history), 'history');
     const ourFiles = filesAgainstBase(await caseFileLines(name, tmp), base);
     const theirFiles = filesAgainstBase(await fileLines(await unpackTar(theirs.exportTar, tmp)), base).filter((l) => !isDockerArtefact(l.replace(/^deleted /, '').split(' ')[0] as string));
     t.deepEqual(ourFiles, theirFiles, 'files');

@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { compileIgnore, hashSourcesDetailed, selectSources, type Source } from '../src/context/index.js';
+import { compileIgnore, hashSourcesDetailed, selectSources, StatIndex, type Source } from '../src/context/index.js';
 
 async function tempDir(t: ExecutionContext): Promise<string> {
   const d = await mkdtemp(path.join(tmpdir(), 'ctx-select-'));
@@ -173,7 +173,7 @@ test('hashSources: a warm stat index skips reading unchanged files, and notices 
   const indexFile = path.join(root, 'stat-index.json');
   const cold = await hashSourcesDetailed(await selectSources(root, ['d']), { statIndex: indexFile });
   t.is(cold.filesRead, 50);
-  t.true((await readFile(indexFile, 'utf8')).startsWith('tsbuild-stat-index v1\n'));
+  t.true((await readFile(indexFile, 'utf8')).startsWith('tsbuild-stat-index v2\n'));
   const warm = await hashSourcesDetailed(await selectSources(root, ['d']), { statIndex: indexFile });
   t.is(warm.filesRead, 0);
   t.is(warm.filesCached, 50);
@@ -196,4 +196,24 @@ test('stat index: paths with tabs, newlines and backslashes round-trip', async (
   t.is(cold.filesRead, 2);
   t.is(warm.filesCached, 2);
   t.is(warm.digest, cold.digest);
+});
+
+test('stat index: tarsums are kept beside content digests, and a v1 index file is read as empty', async (t) => {
+  const root = await tempDir(t);
+  await tree(root, { 'd/a': 'a', 'd/b': 'b' });
+  for (const f of ['d/a', 'd/b']) await utimes(path.join(root, f), 1000, 1000);
+  const indexFile = path.join(root, 'idx');
+  await writeFile(indexFile, 'tsbuild-stat-index v1\n1:2:3:4:5\tdeadbeef\t/x\n');
+  const sources = await selectSources(root, ['d']);
+  const first = await hashSourcesDetailed(sources, { statIndex: indexFile });
+  t.is(first.filesRead, 2, 'the v1 file held nothing usable');
+  const index = await StatIndex.load(indexFile);
+  const a = sources[0]!.entries.find((e) => e.rel === 'a')!;
+  t.is(index.lookupTarsum(a), undefined);
+  index.recordTarsum(a, 'ab'.repeat(32));
+  await index.save();
+  const again = await StatIndex.load(indexFile);
+  t.is(again.lookupTarsum(a), 'ab'.repeat(32));
+  t.is(again.lookup(a), index.lookup(a), 'the content digest survives beside it');
+  t.truthy(again.lookup(a));
 });

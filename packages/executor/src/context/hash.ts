@@ -13,10 +13,13 @@ const READ_WHOLE_MAX = 1 << 20;
 /** Files at most this large are read synchronously (see hashSourcesDetailed). */
 const SMALL_FILE_MAX = 256 << 10;
 /** First line of a stat index file. */
-const INDEX_MAGIC = 'tsbuild-stat-index v1';
+const INDEX_MAGIC = 'tsbuild-stat-index v2';
+
+/** What identifies a file's state: the stat fields of {@link identityOf} and its path. */
+export type FileIdentity = Pick<SourceEntry, 'hostPath' | 'dev' | 'ino' | 'size' | 'mtimeNs' | 'ctimeNs'>;
 
 /** `dev:ino:size:mtime_ns:ctime_ns` of an entry: what must be unchanged for a recorded digest to hold. */
-function identityOf(e: SourceEntry): string {
+function identityOf(e: FileIdentity): string {
   return `${e.dev}:${e.ino}:${e.size}:${e.mtimeNs}:${e.ctimeNs}`;
 }
 
@@ -30,23 +33,25 @@ function unescapePath(p: string): string {
 
 /**
  * A persistent map from a file's identity and change times (path, dev, ino, size, mtime_ns,
- * ctime_ns) to the sha256 of its content, so unchanged files are not read again.
- * Stored as text, one record a line: `identity TAB sha256-hex TAB path` (path with `\`, TAB and
- * newline escaped) — several times faster to load than JSON objects for 20,000 files.
+ * ctime_ns) to the sha256 of its content (and its Docker tarsum, see docker-hash.ts), so
+ * unchanged files are not read again.
+ * Stored as text, one record a line: `identity TAB sha256-hex TAB tarsum-hex TAB path` (either
+ * digest may be empty; path with `\`, TAB and newline escaped) — several times faster to load
+ * than JSON objects for 20,000 files.
  * Like git's index, an entry whose mtime or ctime is not older than the index file's own mtime is
  * "racy" (the file may have changed within the same clock tick after it was hashed) and is not
  * trusted.
  */
 export class StatIndex {
   readonly #file: string | undefined;
-  /** host path → [identity, sha256 hex] */
-  readonly #records: Map<string, [string, string]>;
+  /** host path → [identity, content sha256 hex, tarsum hex] ('' where not known) */
+  readonly #records: Map<string, [string, string, string]>;
   readonly #racyFromNs: bigint;
   /** host paths hashed by this process: trusted even when racy (same stat, same build) */
   readonly #fresh = new Set<string>();
   #dirty = false;
 
-  private constructor(file: string | undefined, records: Map<string, [string, string]>, racyFromNs: bigint) {
+  private constructor(file: string | undefined, records: Map<string, [string, string, string]>, racyFromNs: bigint) {
     this.#file = file;
     this.#records = records;
     this.#racyFromNs = racyFromNs;
@@ -62,7 +67,7 @@ export class StatIndex {
    * it is only a cache).
    */
   static async load(file: string): Promise<StatIndex> {
-    const records = new Map<string, [string, string]>();
+    const records = new Map<string, [string, string, string]>();
     try {
       const [text, st] = await Promise.all([readFile(file, 'utf8'), stat(file, { bigint: true })]);
       const lines = text.split('\n');
@@ -71,8 +76,9 @@ export class StatIndex {
         const line = lines[i]!;
         const a = line.indexOf('\t');
         const b = line.indexOf('\t', a + 1);
-        if (a < 0 || b < 0) continue;
-        records.set(unescapePath(line.slice(b + 1)), [line.slice(0, a), line.slice(a + 1, b)]);
+        const c = line.indexOf('\t', b + 1);
+        if (a < 0 || b < 0 || c < 0) continue;
+        records.set(unescapePath(line.slice(c + 1)), [line.slice(0, a), line.slice(a + 1, b), line.slice(b + 1, c)]);
       }
       return new StatIndex(file, records, st.mtimeNs);
     } catch {
@@ -81,16 +87,38 @@ export class StatIndex {
   }
 
   /** The content sha256 (hex) recorded for this entry, if its identity and times are unchanged. */
-  lookup(e: SourceEntry): string | undefined {
+  lookup(e: FileIdentity): string | undefined {
+    return this.#valid(e)?.[1] || undefined;
+  }
+
+  /** The Docker tarsum (hex) recorded for this file, if its identity and times are unchanged. */
+  lookupTarsum(e: FileIdentity): string | undefined {
+    return this.#valid(e)?.[2] || undefined;
+  }
+
+  #valid(e: FileIdentity): [string, string, string] | undefined {
     const r = this.#records.get(e.hostPath);
     if (r === undefined || r[0] !== identityOf(e)) return undefined;
     if ((e.mtimeNs >= this.#racyFromNs || e.ctimeNs >= this.#racyFromNs) && !this.#fresh.has(e.hostPath)) return undefined;
-    return r[1];
+    return r;
   }
 
   /** Records the content sha256 (hex) of an entry as it was stat'ed before reading. */
-  record(e: SourceEntry, sha256: string): void {
-    this.#records.set(e.hostPath, [identityOf(e), sha256]);
+  record(e: FileIdentity, sha256: string): void {
+    this.#set(e, 1, sha256);
+  }
+
+  /** Records the Docker tarsum (hex) of a file as it was stat'ed before reading. */
+  recordTarsum(e: FileIdentity, tarsum: string): void {
+    this.#set(e, 2, tarsum);
+  }
+
+  #set(e: FileIdentity, field: 1 | 2, value: string): void {
+    const id = identityOf(e);
+    const r = this.#records.get(e.hostPath);
+    const next: [string, string, string] = r !== undefined && r[0] === id ? [...r] : [id, '', ''];
+    next[field] = value;
+    this.#records.set(e.hostPath, next);
     this.#fresh.add(e.hostPath);
     this.#dirty = true;
   }
@@ -101,7 +129,7 @@ export class StatIndex {
     await mkdir(dirname(this.#file), { recursive: true });
     const tmp = `${this.#file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     const parts: string[] = [INDEX_MAGIC];
-    for (const [p, [id, sha]] of this.#records) parts.push(`${id}\t${sha}\t${escapePath(p)}`);
+    for (const [p, [id, sha, tarsum]] of this.#records) parts.push(`${id}\t${sha}\t${tarsum}\t${escapePath(p)}`);
     const fh = await open(tmp, 'w', 0o600);
     try {
       await fh.writeFile(`${parts.join('\n')}\n`);

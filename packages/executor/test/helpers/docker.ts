@@ -74,10 +74,6 @@ export class Oracle {
   }
 }
 
-/** Masks the source hashes in COPY/ADD history (Docker's are tarsums; ours are content digests). */
-export function maskHashes(line: string): string {
-  return line.replace(/(file|dir|multi):[0-9a-f]{64}\b/g, '$1:<hash>');
-}
 
 /** Removes a temp dir (helper for teardown). */
 export const removeDir = (d: string): Promise<void> => rm(d, { recursive: true, force: true });

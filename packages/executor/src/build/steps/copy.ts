@@ -17,14 +17,16 @@ import {
   compileIgnore,
   ContextError,
   copyInto,
+  dockerSourceHash,
   hashSources,
   readDockerignore,
   selectSources,
   writeHeredoc,
+  type DockerHashContext,
   type IgnoreMatcher,
   type Owner,
   type Source,
-  type StatIndex,
+  StatIndex,
 } from '../../context/index.js';
 import { linkReused, type CopyReuse } from '../../context/copy.js';
 import type { CacheRecord } from '../cache.js';
@@ -122,12 +124,18 @@ const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
 
 /**
  * The `<kind>:<hex>` Docker writes in COPY/ADD history: `file:`/`dir:` for one source, `multi:`
- * for several. Docker's hex is its tarsum, which we cannot reproduce; ours is the sha256 of our
- * source digest (content, mode, owner, size, link target; no mtimes).
+ * for several. With `context` (sources from the build context or a stage's rootfs), Docker 20.10's
+ * own tarsum-based hash (see docker-hash.ts); otherwise (heredocs, URLs, and without a stat index)
+ * the sha256 of our source digest (content, mode, owner, size, link target; no mtimes).
  */
-async function sourceHash(sources: readonly Source[], heredocs: CopyStep['heredocs'], urls: readonly string[], signal?: AbortSignal, statIndex?: StatIndex): Promise<string> {
+async function sourceHash(sources: readonly Source[], heredocs: CopyStep['heredocs'], urls: readonly string[], signal?: AbortSignal, statIndex?: StatIndex, context?: DockerHashContext): Promise<string> {
   const parts: string[] = [];
   for (const s of sources) {
+    if (context !== undefined) {
+      // from the build context: Docker's own hash (tarsums), so the history reads as Docker's
+      parts.push(await dockerSourceHash([s], context));
+      continue;
+    }
     const d = await hashSources([s], { ...(signal ? { signal } : {}), ...(statIndex ? { statIndex } : {}) });
     parts.push(`${s.entries[0]?.type === 'dir' ? 'dir' : 'file'}:${d.slice('sha256:'.length)}`);
   }
@@ -208,7 +216,14 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
     }
     // the context's stat index: the digests the key just computed are not read again
     const statIndex = step.from === undefined && options.contextDir !== null ? await ctx.cache.statIndex() : undefined;
-    const hash = await sourceHash(sources, step.heredocs, urls, signal, statIndex);
+    let context: DockerHashContext | undefined;
+    if (statIndex !== undefined && step.from === undefined && options.contextDir !== null) {
+      context = { root: options.contextDir, index: statIndex, ignore: await contextIgnore(ctx, options.contextDir), ...(signal ? { signal } : {}) };
+    } else if (src !== undefined) {
+      context = { root: src.path, index: StatIndex.inMemory(), kind: 'rootfs', ...(signal ? { signal } : {}) };
+    }
+    const hash = await sourceHash(sources, step.heredocs, urls, signal, statIndex, context);
+    await statIndex?.save(); // tarsums computed for the history, kept for the next build
     const dest = await mountState(ctx, state, tmp, 'rootfs');
     const reuse = reuseOf(ctx, state, step, prior, statIndex, dest.upperdir);
     try {
