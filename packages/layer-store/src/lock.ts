@@ -1,10 +1,13 @@
 /**
- * An exclusive inter-process lock on a file, held by a spawned `flock(1)` helper: the helper takes
- * `flock(LOCK_EX)` and keeps it until its stdin closes. If this process dies, the kernel closes the
- * pipe, the helper exits and the lock is released, so a crash never leaves a stale lock behind.
+ * An exclusive inter-process lock on a file: `flock(2)` on an open file description of ours. Node
+ * has no flock call, so a `flock(1)` helper is handed our descriptor (as its fd 3), takes
+ * `LOCK_EX` on it and exits; the lock belongs to the open file description, which stays open here
+ * until `release()` closes it. If this process dies, the kernel closes the descriptor and the lock
+ * is released, so a crash never leaves a stale lock behind. One short-lived helper per lock (it
+ * was three, for the whole time the lock was held).
  */
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
 import { LockError } from './errors.js';
 
 /** A held lock; `release()` frees it (idempotent). */
@@ -18,40 +21,42 @@ export interface HeldLock {
  */
 export async function acquireLock(path: string, { signal }: { signal?: AbortSignal } = {}): Promise<HeldLock> {
   signal?.throwIfAborted();
-  const child = spawn('flock', ['-x', path, 'sh', '-c', 'echo locked; exec cat >/dev/null'], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  const exited = once(child, 'exit').catch(() => undefined);
-  const onAbort = (): void => {
-    child.kill('SIGKILL');
-  };
-  signal?.addEventListener('abort', onAbort, { once: true });
+  let fd: number;
+  try {
+    fd = openSync(path, 'a', 0o644);
+  } catch (err) {
+    throw new LockError(`cannot open the lock file ${path}`, { cause: err, hint: 'check that the store directory is writable' });
+  }
   try {
     await new Promise<void>((resolve, reject) => {
-      let out = '';
-      child.stdout.setEncoding('utf8').on('data', (s: string) => {
-        out += s;
-        if (out.includes('locked\n')) resolve();
+      const child = spawn('flock', ['-x', '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
+      let stderr = '';
+      child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+      const onAbort = (): void => void child.kill('SIGKILL');
+      signal?.addEventListener('abort', onAbort, { once: true });
+      child.once('error', (err) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(new LockError(`cannot run flock to lock ${path}`, { cause: err, hint: 'install util-linux (flock)' }));
       });
-      child.once('error', (err) => reject(new LockError(`cannot run flock to lock ${path}`, { cause: err, hint: 'install util-linux (flock)' })));
-      child.once('exit', (code, sig) => {
-        if (signal?.aborted) reject(new LockError(`waiting for lock ${path} was cancelled`, { cause: signal.reason }));
+      child.once('close', (code, sig) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (code === 0) resolve();
+        else if (signal?.aborted) reject(new LockError(`waiting for lock ${path} was cancelled`, { cause: signal.reason }));
         else reject(new LockError(`locking ${path} failed (flock exited ${code ?? sig}): ${stderr.trim()}`));
       });
     });
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
   }
-  let released: Promise<void> | undefined;
+  let open = true;
   return {
     release() {
-      released ??= (async () => {
-        child.stdin.end();
-        await exited;
-      })();
-      return released;
+      if (open) {
+        open = false;
+        closeSync(fd);
+      }
+      return Promise.resolve();
     },
   };
 }
