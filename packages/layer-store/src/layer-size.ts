@@ -16,7 +16,8 @@
  * its blob on first use and recorded then. The file is a cache: a missing or unreadable one
  * is computed again, so it is written without fsync, and no digest depends on it.
  */
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decompressed } from './apply.js';
 import { hexOf } from './digest.js';
@@ -51,7 +52,8 @@ function sizePath(store: Store, diffID: DiffID): string {
 export async function recordedContentSize(store: Store, diffID: DiffID): Promise<number | undefined> {
   let text: string;
   try {
-    text = await readFile(sizePath(store, diffID), 'utf8');
+    // synchronous: a few bytes, read for every layer by `images` (a thread-pool hop each costs more)
+    text = readFileSync(sizePath(store, diffID), 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
