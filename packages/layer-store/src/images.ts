@@ -14,6 +14,7 @@ import { chainIDsOf, hexOf, isDigest, parseDigest } from './digest.js';
 import { BlobNotFoundError, StoreError } from './errors.js';
 import { layerContentSize, LAYER_SIZES_DIR } from './layer-size.js';
 import { parseReference, ReferenceError } from './reference.js';
+import { readRepoDigests, repoDigestsOf, repositoryOf, updateRepoDigests } from './repo-digests.js';
 import { REF_NAME_ANNOTATION, type Store } from './store.js';
 import { MediaTypes, type ContainerConfig, type Descriptor, type DiffID, type Digest, type HistoryEntry, type ImageConfig, type Index, type Manifest } from './types.js';
 
@@ -26,8 +27,13 @@ export interface ImageRow {
   tag: string;
   /** Image ID (config digest). */
   id: Digest;
-  /** Manifest digest. */
-  digest: Digest;
+  /**
+   * The repository digest of this row (Docker's DIGEST column): the digest recorded for the row's
+   * repository by a push or pull (see `repo-digests.ts`), `<none>` when none was. A repository with
+   * several digests gives one row per digest; a repository with digests but no tag gives rows with
+   * tag `<none>`.
+   */
+  digest: Digest | '<none>';
   created: string | undefined;
   /** The image config's labels (for `--filter label=…`). */
   labels: Record<string, string>;
@@ -61,12 +67,35 @@ async function layerContentSizes(store: Store, manifest: Manifest, config: Image
 /** The store's images as `docker images` lists them, newest first (ties by name). */
 export async function listImages(store: Store): Promise<ImageRow[]> {
   const rows: ImageRow[] = [];
+  const recorded = await readRepoDigests(store);
   for (const img of await store.listImages()) {
     const manifest = await store.readJSONBlob<Manifest>(img.manifestDescriptor.digest);
     const config = await store.readJSONBlob<ImageConfig>(img.id);
-    const base = { id: img.id, digest: img.manifestDescriptor.digest, created: img.created, labels: config.config?.Labels ?? {}, size: await imageContentSize(store, manifest, config) };
-    if (img.refs.length === 0) rows.push({ repository: '<none>', tag: '<none>', ...base });
-    for (const r of img.refs) rows.push({ ...rowName(r), ...base });
+    const base = { id: img.id, created: img.created, labels: config.config?.Labels ?? {}, size: await imageContentSize(store, manifest, config) };
+    // as Docker's CLI: per repository, each tag once per digest of that repository (or `<none>`),
+    // then the repositories that only have digests, with tag `<none>`
+    const tags = new Map<string, string[]>();
+    const digests = new Map<string, Digest[]>();
+    for (const r of img.refs) {
+      const row = rowName(r);
+      if (row.digest !== undefined) (digests.get(row.repository) ?? digests.set(row.repository, []).get(row.repository)!).push(row.digest);
+      else (tags.get(row.repository) ?? tags.set(row.repository, []).get(row.repository)!).push(row.tag);
+    }
+    for (const c of repoDigestsOf(recorded, img.id)) {
+      const row = rowName(c);
+      const list = digests.get(row.repository) ?? digests.set(row.repository, []).get(row.repository)!;
+      if (row.digest !== undefined && !list.includes(row.digest)) list.push(row.digest);
+    }
+    if (tags.size === 0 && digests.size === 0) rows.push({ repository: '<none>', tag: '<none>', digest: '<none>', ...base });
+    for (const [repository, ts] of tags) {
+      const ds = digests.get(repository) ?? [];
+      digests.delete(repository);
+      for (const tag of ts) {
+        if (ds.length === 0) rows.push({ repository, tag, digest: '<none>', ...base });
+        for (const digest of ds) rows.push({ repository, tag, digest, ...base });
+      }
+    }
+    for (const [repository, ds] of digests) for (const digest of ds) rows.push({ repository, tag: '<none>', digest, ...base });
   }
   return rows.sort((a, b) => (b.created ?? '').localeCompare(a.created ?? '') || a.repository.localeCompare(b.repository) || a.tag.localeCompare(b.tag));
 }
@@ -76,9 +105,10 @@ export async function listImages(store: Store): Promise<ImageRow[]> {
  * `parseReference` now refuses (an uppercase `Up/x:latest` an older version tagged) is shown as it
  * is stored, split at its tag, rather than failing the whole listing.
  */
-function rowName(stored: string): { repository: string; tag: string } {
+function rowName(stored: string): { repository: string; tag: string; digest?: Digest } {
   try {
     const ref = parseReference(stored);
+    if (ref.digest !== undefined && ref.tag === undefined) return { repository: ref.familiarName(), tag: '<none>', digest: ref.digest };
     return { repository: ref.familiarName(), tag: ref.tag ?? '<none>' };
   } catch (err) {
     if (!(err instanceof ReferenceError)) throw err;
@@ -86,7 +116,7 @@ function rowName(stored: string): { repository: string; tag: string } {
     const hub = stored.startsWith('docker.io/') ? stored.slice('docker.io/'.length) : undefined;
     const raw = hub === undefined ? stored : hub.replace(/^library\/(?=[^/]+$)/, '');
     const at = raw.indexOf('@');
-    if (at >= 0) return { repository: raw.slice(0, at), tag: '<none>' };
+    if (at >= 0) return { repository: raw.slice(0, at), tag: '<none>', ...(isDigest(raw.slice(at + 1)) ? { digest: raw.slice(at + 1) as Digest } : {}) };
     const colon = raw.lastIndexOf(':');
     return colon > raw.lastIndexOf('/') ? { repository: raw.slice(0, colon), tag: raw.slice(colon + 1) } : { repository: raw, tag: '<none>' };
   }
@@ -209,8 +239,9 @@ export async function inspectImage(store: Store, ref: string): Promise<ImageInsp
   return {
     Id: img.id,
     // Docker's reference store lists an image's references sorted by their full string
-    RepoTags: [...img.refs].sort().map((r) => parseReference(r).familiar()),
-    RepoDigests: [],
+    RepoTags: [...img.refs].filter((r) => !isDigestRef(r)).sort().map((r) => parseReference(r).familiar()),
+    // digest references: a pull by digest (in index.json) and the pushes and pulls recorded
+    RepoDigests: [...new Set([...img.refs.filter(isDigestRef), ...repoDigestsOf(await readRepoDigests(store), img.id)])].sort().map(familiarCanonical),
     Parent: '',
     Comment: config.comment ?? '',
     Created: config.created ?? GO_ZERO_TIME,
@@ -229,6 +260,24 @@ export async function inspectImage(store: Store, ref: string): Promise<ImageInsp
     Metadata: { LastTagTime: GO_ZERO_TIME },
     Descriptor: img.manifestDescriptor,
   };
+}
+
+function isDigestRef(stored: string): boolean {
+  try {
+    const r = parseReference(stored);
+    return r.digest !== undefined && r.tag === undefined;
+  } catch {
+    return false;
+  }
+}
+
+/** `127.0.0.1:5000/x@sha256:…` as Docker shows it (`docker.io/library/` dropped). */
+function familiarCanonical(canonical: string): string {
+  try {
+    return parseReference(canonical).familiar();
+  } catch {
+    return canonical;
+  }
 }
 
 // ---- history ----
@@ -308,12 +357,68 @@ export async function removeImage(store: Store, ref: string, { force = false }: 
   const img = await store.resolveImage(ref);
   const named = namedTag(ref, img.refs);
   if (named !== undefined) {
-    const { stillReferenced } = await store.untag(named);
-    return { untagged: [parseReference(named).familiar()], deleted: stillReferenced ? undefined : img.id };
+    const untagged = [parseReference(named).familiar()];
+    let { stillReferenced } = await store.untag(named);
+    const repository = parseReference(named).name;
+    const tagsLeft = img.refs.filter((r) => r !== named && !isDigestRef(r));
+    if (!tagsLeft.some((r) => parseReference(r).name === repository)) {
+      // as Docker: the last tag of a repository takes that repository's digest references with it
+      for (const r of img.refs.filter((x) => isDigestRef(x) && parseReference(x).name === repository)) {
+        stillReferenced = (await store.untag(r)).stillReferenced;
+        untagged.push(parseReference(r).familiar());
+      }
+      const dropped = await updateRepoDigests(store, (map) => {
+        const out: string[] = [];
+        for (const [k, v] of map) {
+          if (v === img.id && repositoryOf(k) === repository) {
+            map.delete(k);
+            if (!img.refs.includes(k)) out.push(k);
+          }
+        }
+        return out.sort();
+      });
+      untagged.push(...dropped.map(familiarCanonical));
+    }
+    if (!stillReferenced) await dropRepoDigestsOf(store, img.id);
+    return { untagged, deleted: stillReferenced ? undefined : img.id };
+  }
+  const canonical = digestRef(ref);
+  if (canonical !== undefined) {
+    // a digest reference (`repo@sha256:…`): removes that reference; the image goes with its last one
+    const recorded = await updateRepoDigests(store, (map) => map.get(canonical) === img.id && map.delete(canonical));
+    const inIndex = img.refs.includes(canonical);
+    if (recorded || inIndex) {
+      const stillReferenced = inIndex ? (await store.untag(canonical)).stillReferenced : true;
+      const othersLeft = img.refs.some((r) => r !== canonical) || repoDigestsOf(await readRepoDigests(store), img.id).length > 0;
+      if (othersLeft && stillReferenced) return { untagged: [familiarCanonical(canonical)], deleted: undefined };
+      await store.removeImage(img.manifestDescriptor.digest);
+      await dropRepoDigestsOf(store, img.id);
+      return { untagged: [familiarCanonical(canonical)], deleted: img.id };
+    }
   }
   if (img.refs.length > 1 && !force) throw new ImageConflictError(hexOf(img.id).slice(0, 12), 'image is referenced in multiple repositories');
   const removed = await store.removeImage(img.manifestDescriptor.digest);
-  return { untagged: removed.map((r) => parseReference(r).familiar()), deleted: img.id };
+  const digests = await dropRepoDigestsOf(store, img.id);
+  return { untagged: [...new Set([...removed, ...digests])].sort().map(familiarCanonical), deleted: img.id };
+}
+
+/** Drops every recorded repository digest of image `id`; @returns the references dropped. */
+async function dropRepoDigestsOf(store: Store, id: Digest): Promise<string[]> {
+  return updateRepoDigests(store, (map) => {
+    const out = repoDigestsOf(map, id);
+    for (const k of out) map.delete(k);
+    return out;
+  });
+}
+
+/** The full form of a `repo@sha256:…` reference, or undefined for anything else. */
+function digestRef(input: string): string | undefined {
+  try {
+    const r = parseReference(input);
+    return r.digest !== undefined && r.tag === undefined ? r.full() : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function namedTag(input: string, refs: readonly string[]): string | undefined {
@@ -355,10 +460,18 @@ interface Live {
  * @throws StoreError when a referenced manifest or config cannot be read (nothing is deleted then).
  */
 export async function collectGarbage(store: Store): Promise<PruneReport> {
-  return store.withLock(async () => {
+  const report = await store.withLock(async () => {
     const live = await markLive(store, await store.readIndex());
     return sweep(store, live);
   });
+  // repository digests of images no longer in the index go too
+  await updateRepoDigests(store, async (map) => {
+    if (map.size === 0) return;
+    const ids = new Set<string>();
+    for (const m of (await store.readIndex()).manifests) ids.add((await store.readJSONBlob<Manifest>(m.digest)).config.digest);
+    for (const [k, v] of map) if (!ids.has(v)) map.delete(k);
+  });
+  return report;
 }
 
 /**

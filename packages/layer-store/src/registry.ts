@@ -12,6 +12,7 @@ import { DigestMismatchError, ImageNotFoundError, StoreError } from './errors.js
 import { recordContentSize } from './layer-size.js';
 import { ContentSizeScanner } from './layer-size-scan.js';
 import { parseReference, type Reference } from './reference.js';
+import { recordRepoDigest } from './repo-digests.js';
 import {
   RegistryClient,
   RegistryError,
@@ -143,6 +144,8 @@ export async function pull(store: Store, ref: string, opts: PullOptions = {}): P
   const tagRef = r.full();
   const before = (await store.readIndex()).manifests.find((m) => m.annotations?.[REF_NAME_ANNOTATION] === tagRef);
   await store.tag(tagRef, manifestDesc);
+  // Docker's RepoDigests: the repository with the digest the registry knows the image by
+  await recordRepoDigest(store, r.name, top.digest, manifest.config.digest);
   return { ref: tagRef, id: manifest.config.digest, manifest: manifestDesc, digest: top.digest, updated: before?.digest !== manifestDesc.digest };
 }
 
@@ -187,6 +190,7 @@ export async function push(store: Store, ref: string, opts: RegistryOptions = {}
   if (answered !== null && answered.startsWith('sha256:') && answered !== desc.digest) {
     throw new RegistryError(`pushing manifest ${r.familiar()}: the registry stored it as ${answered}, not ${desc.digest}`, { hint: 'the registry rewrote the manifest' });
   }
+  await recordRepoDigest(store, r.name, desc.digest, image.id);
   return { ref: r.full(), digest: desc.digest, size: bytes.length };
 }
 

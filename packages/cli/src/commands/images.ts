@@ -10,7 +10,7 @@ List images. SIZE is the content size of the layers (files and symlinks unpacked
 
 Options:
   -a, --all             Show all images (accepted; there are no intermediate images)
-      --digests         Show digests (the manifest digest)
+      --digests         Show digests (recorded by push and pull)
   -f, --filter filter   Filter output based on conditions provided: dangling=true|false,
                         reference=PATTERN, label=KEY[=VALUE], before=IMAGE, since=IMAGE
       --format string   json (one JSON object per line, as '{{json .}}') or a Go template,
@@ -40,19 +40,29 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   // as Docker: `images REPO[:TAG]` is one more reference filter
   if (args.positionals[0] !== undefined) filters.reference = [...(filters.reference ?? []), args.positionals[0]];
   const store = await openStore(ctx);
-  const rows = await applyFilters(store, await listImages(store), filters);
+  const format = flagString(args, 'format');
+  // as Docker's CLI: a format that uses .Digest shows digests
+  const digests = flagBool(args, 'digests') || (format !== undefined && /\{\{[^}]*\.Digest\b/.test(format));
+  const listed = await applyFilters(store, await listImages(store), filters);
+  // without digests, a repository that has only digests is one `<none>` row, a tag one row
+  const seen = new Set<string>();
+  const rows = digests
+    ? listed
+    : listed.filter((r) => {
+        const key = `${r.id}\0${r.repository}\0${r.tag}`;
+        return !seen.has(key) && seen.add(key);
+      });
   const id = (r: ImageRow): string => (noTrunc ? r.id : shortID(r.id));
   if (flagBool(args, 'quiet')) {
     ctx.stdout.write([...new Set(rows.map(id))].map((s) => `${s}\n`).join(''));
     return 0;
   }
-  const format = flagString(args, 'format');
   if (format !== undefined) {
     const objects = rows.map((r) => ({
           Containers: 'N/A',
           CreatedAt: createdAt(r.created),
           CreatedSince: since(r.created, now),
-          Digest: r.digest,
+          Digest: digests ? r.digest : '',
           ID: id(r),
           Repository: r.repository,
           SharedSize: 'N/A',
@@ -64,7 +74,6 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     ctx.stdout.write(formatRows(format, objects, IMAGE_HEADERS));
     return 0;
   }
-  const digests = flagBool(args, 'digests');
   const header = ['REPOSITORY', 'TAG', ...(digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
   const body = rows.map((r) => [r.repository, r.tag, ...(digests ? [r.digest] : []), id(r), since(r.created, now), humanSize(r.size)]);
   ctx.stdout.write(table([header, ...body]));
