@@ -132,7 +132,8 @@ export class RegistryClient {
       await drain(res);
       await this.#authorize(res);
       const again = await this.#send('GET', '/v2/', {});
-      if (again.status === 401) throw await this.#unauthorized(again, `logging in to ${this.#domain}`);
+      // dockerd: "login attempt to http://h/v2/ failed with status: 401 Unauthorized"
+      if (again.status === 401) throw await this.#unauthorized(again, `login attempt to ${this.baseURL}/v2/ failed with status: 401 Unauthorized`, true);
       if (!again.ok) throw await responseError(again, `checking ${this.baseURL}/v2/`);
       await drain(again);
       return;
@@ -183,7 +184,7 @@ export class RegistryClient {
       } as globalThis.RequestInit);
     } catch (err) {
       if (this.#opts.signal?.aborted) throw err;
-      throw new RegistryError(`${init.what ?? 'contacting registry'}: cannot reach ${url.origin}`, {
+      throw new RegistryError(`${init.what ?? 'contacting registry'}: cannot reach ${url.origin}: ${method} "${url.href}": ${networkReason(err, url)}`, {
         cause: err,
         hint: isLoopbackRegistry(url.host) || url.protocol === 'http:' ? 'is the registry running at that address?' : 'check the registry name and the network (HTTPS is used for non-local registries)',
       });
@@ -199,7 +200,8 @@ export class RegistryClient {
       return;
     }
     if (challenge?.scheme === 'basic' || challenge === undefined) {
-      if (!auth) throw await this.#unauthorized(res, `authenticating to ${this.#domain}`);
+      // dockerd's words when it has nothing to answer a Basic challenge with
+      if (!auth) throw await this.#unauthorized(res, `${res.url ? `${res.url}: ` : ''}no basic auth credentials`, true);
       this.#authorization = basicAuthorization(auth);
       return;
     }
@@ -235,15 +237,45 @@ export class RegistryClient {
     return token;
   }
 
-  async #unauthorized(res: Response, what: string): Promise<RegistryError> {
+  async #unauthorized(res: Response, what: string, whole = false): Promise<RegistryError> {
     const errors = await errorList(res);
     const detail = errors.length > 0 ? errors.map((e) => `${e.code.toLowerCase()}: ${e.message}`).join('; ') : 'authentication required';
     const login = this.#domain === 'docker.io' ? 'tsbuild login' : `tsbuild login ${this.#domain}`;
-    return new RegistryError(`${what}: unauthorized: ${detail}`, {
+    const message = whole ? what : detail.startsWith('unauthorized:') ? `${what}: ${detail}` : `${what}: unauthorized: ${detail}`;
+    return new RegistryError(message, {
       status: res.status,
       errors,
       hint: this.#opts.auth ? `the registry refused the credentials; check them with '${login}'` : `log in first: '${login}'`,
     });
+  }
+}
+
+/**
+ * Why a request never got an answer, in the words of Go's net package as dockerd prints them
+ * (`dial tcp 127.0.0.1:1: connect: connection refused`, `dial tcp: lookup h: no such host`).
+ */
+export function networkReason(err: unknown, url: URL): string {
+  let e: unknown = err;
+  // fetch wraps the socket error: TypeError('fetch failed', { cause: Error { code } })
+  while (e instanceof Error && (e as NodeJS.ErrnoException).code === undefined && e.cause !== undefined) e = e.cause;
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  const host = `${url.hostname}:${port}`;
+  switch (code) {
+    case 'ECONNREFUSED':
+      return `dial tcp ${host}: connect: connection refused`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `dial tcp: lookup ${url.hostname}: no such host`;
+    case 'ETIMEDOUT':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return `dial tcp ${host}: i/o timeout`;
+    case 'ECONNRESET':
+      return 'connection reset by peer';
+    case 'EHOSTUNREACH':
+      return `dial tcp ${host}: connect: no route to host`;
+    default:
+      return e instanceof Error ? e.message : String(e);
   }
 }
 

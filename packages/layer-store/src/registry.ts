@@ -12,7 +12,7 @@ import { DigestMismatchError, ImageNotFoundError, StoreError } from './errors.js
 import { recordContentSize } from './layer-size.js';
 import { ContentSizeScanner } from './layer-size-scan.js';
 import { parseReference, type Reference } from './reference.js';
-import { recordRepoDigest } from './repo-digests.js';
+import { readRepoDigests, recordRepoDigest, repositoryOf } from './repo-digests.js';
 import {
   RegistryClient,
   RegistryError,
@@ -32,7 +32,17 @@ export type RegistryEvent =
    * push), `done` = downloaded or uploaded. `id` is the layer's diffID for push, the digest
    * otherwise (what Docker shows).
    */
-  | { type: 'blob'; kind: 'config' | 'layer'; digest: Digest; id: string; size: number; status: 'exists' | 'done' };
+  | {
+      type: 'blob';
+      kind: 'config' | 'layer';
+      digest: Digest;
+      id: string;
+      size: number;
+      /** `mounted`: push only, linked from another repository of the same registry (`from`). */
+      status: 'exists' | 'done' | 'mounted';
+      /** For `mounted`: the repository path it came from (`x`, `library/busybox`). */
+      from?: string;
+    };
 
 /** Options shared by pull, push and login. */
 export interface RegistryOptions extends Cancellable {
@@ -173,9 +183,10 @@ export async function push(store: Store, ref: string, opts: RegistryOptions = {}
     ...image.manifest.layers.map((l, i) => ({ desc: l, kind: 'layer' as const, id: image.config.rootfs.diff_ids[i] ?? l.digest })),
     { desc: image.manifest.config, kind: 'config' as const, id: image.manifest.config.digest },
   ];
+  const mountFrom = await mountSource(store, r, image.id);
   await eachLimit(blobs, BLOB_CONCURRENCY, async (b) => {
-    const status = await pushBlob(store, client, r, b.desc);
-    opts.onEvent?.({ type: 'blob', kind: b.kind, digest: b.desc.digest, id: b.id, size: b.desc.size, status });
+    const status = await pushBlob(store, client, r, b.desc, mountFrom);
+    opts.onEvent?.({ type: 'blob', kind: b.kind, digest: b.desc.digest, id: b.id, size: b.desc.size, status, ...(status === 'mounted' && mountFrom !== undefined ? { from: mountFrom } : {}) });
   });
   const desc = image.manifestDescriptor;
   const bytes = await readStoredManifest(store, desc.digest);
@@ -366,14 +377,32 @@ function sizeLimit(max: number): Transform {
   });
 }
 
-async function pushBlob(store: Store, client: RegistryClient, r: Reference, desc: Descriptor): Promise<'exists' | 'done'> {
+/**
+ * A repository of the same registry this image was pushed to or pulled from (recorded repository
+ * digests), from which the registry can mount blobs instead of receiving them again, as Docker
+ * mounts from the repositories its metadata knows. The image's own other repositories only.
+ */
+async function mountSource(store: Store, r: Reference, id: Digest): Promise<string | undefined> {
+  const candidates = [...(await readRepoDigests(store))]
+    .filter(([k, v]) => v === id)
+    .map(([k]) => parseReference(repositoryOf(k)))
+    .filter((x) => x.domain === r.domain && x.path !== r.path)
+    .map((x) => x.path)
+    .sort();
+  return candidates[0];
+}
+
+async function pushBlob(store: Store, client: RegistryClient, r: Reference, desc: Descriptor, mountFrom: string | undefined): Promise<'exists' | 'done' | 'mounted'> {
   const head = await client.request('HEAD', `/v2/${r.path}/blobs/${desc.digest}`, { ok: [200, 404], what: `checking blob ${desc.digest}` });
   await head.body?.cancel();
   if (head.status === 200) return 'exists';
   const size = await store.blobSize(desc.digest);
   if (size !== desc.size) throw new StoreError(`blob ${desc.digest} is ${size} bytes, the manifest says ${desc.size}`, { code: 'E_CORRUPT_BLOB', hint: 'the store is damaged' });
-  const start = await client.request('POST', `/v2/${r.path}/blobs/uploads/`, { ok: [202], what: `starting upload of ${desc.digest}` });
+  // a cross-repository mount: 201 = mounted; 202 = not possible, an upload session instead
+  const query = mountFrom !== undefined ? `?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(mountFrom)}` : '';
+  const start = await client.request('POST', `/v2/${r.path}/blobs/uploads/${query}`, { ok: mountFrom !== undefined ? [201, 202] : [202], what: `starting upload of ${desc.digest}` });
   await start.body?.cancel();
+  if (start.status === 201) return 'mounted';
   const location = start.headers.get('location');
   if (!location) throw new RegistryError(`starting upload of ${desc.digest}: the registry gave no Location`, { status: start.status });
   const url = new URL(location, client.baseURL);

@@ -42,9 +42,13 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   };
   if (ref.digest === undefined && !/:[\w][\w.-]*$/.test(input.slice(input.lastIndexOf('/') + 1))) out('Using default tag: latest\n');
   const store = await openStore(ctx);
+  // as dockerd: a digest pull names the whole reference; an image whose config is already here
+  // lists no layers ("the image already exists locally, no need to pull anything")
+  let known = false;
   const onEvent = (e: RegistryEvent): void => {
-    if (e.type === 'resolved') out(`${ref.digest ?? ref.tag}: Pulling from ${ref.path}\n`);
-    else if (e.kind === 'layer') out(`${e.id.slice(7, 19)}: ${e.status === 'exists' ? 'Already exists' : 'Pull complete'}\n`);
+    if (e.type === 'resolved') out(`${ref.digest !== undefined ? ref.familiar() : ref.tag}: Pulling from ${ref.path}\n`);
+    else if (e.kind === 'config') known = e.status === 'exists';
+    else if (!known || e.status !== 'exists') out(`${e.id.slice(7, 19)}: ${e.status === 'exists' ? 'Already exists' : 'Pull complete'}\n`);
   };
   const result = await pull(store, input, {
     auth: await credentialsFor(ctx.env, ref.domain),

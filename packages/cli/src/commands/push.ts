@@ -30,7 +30,9 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const store = await openStore(ctx);
   out(`The push refers to repository [${ref.name}]\n`);
   const onEvent = (e: RegistryEvent): void => {
-    if (e.type === 'blob' && e.kind === 'layer') out(`${e.id.slice(7, 19)}: ${e.status === 'exists' ? 'Layer already exists' : 'Pushed'}\n`);
+    if (e.type === 'blob' && e.kind === 'layer') {
+      out(`${e.id.slice(7, 19)}: ${e.status === 'exists' ? 'Layer already exists' : e.status === 'mounted' ? `Mounted from ${e.from ?? ''}` : 'Pushed'}\n`);
+    }
   };
   const result = await push(store, args.positionals[0]!, {
     auth: await credentialsFor(ctx.env, ref.domain),
