@@ -85,11 +85,12 @@ test('push needs login; login stores 0600 credentials; push and pull print what 
 
   const anon = await run(src, ['push', ref]);
   t.is(anon.code, 1);
-  t.is(anon.stderr, `error: authenticating to ${host}: unauthorized: authentication required\nhint: log in first: 'tsbuild login ${host}'\n`);
+  // dockerd: 'no basic auth credentials'
+  t.is(anon.stderr, `error: http://${host}/v2/: no basic auth credentials\nhint: log in first: 'tsbuild login ${host}'\n`);
 
   const bad = await run(src, ['login', '-u', 'alice', '--password-stdin', host], 'wrong\n');
   t.is(bad.code, 1);
-  t.regex(bad.stderr, /unauthorized/);
+  t.regex(bad.stderr, new RegExp(`^error: login attempt to http://${host.replace(/\./g, '\\.')}/v2/ failed with status: 401 Unauthorized\n`));
   await t.throwsAsync(stat(join(dir, 'home', '.config', 'tsbuild', 'auth.json')));
 
   const login = await run(src, ['login', '-u', 'alice', '--password-stdin', `http://${host}/`], 's3cret\n');
@@ -108,12 +109,39 @@ test('push needs login; login stores 0600 credentials; push and pull print what 
   t.truthy(m, pushed.stdout);
   const again = await run(src, ['push', ref]);
   t.regex(again.stdout.split('\n')[1]!, /^[0-9a-f]{12}: Layer already exists$/);
+  // RepoDigests after a push, as dockerd records them
+  const canonical = `${host}/cli/bb@${m![1]}`;
+  t.deepEqual(JSON.parse((await run(src, ['inspect', ref])).stdout)[0].RepoDigests, [canonical]);
+  t.regex((await run(src, ['images', '--digests'])).stdout, new RegExp(`^${host}/cli/bb +1 +${m![1]} `, 'm'));
+  // a second repository of the same registry: the layer is mounted, not sent again
+  const other = `${host}/cli/other:2`;
+  t.is((await run(src, ['tag', ref, other])).code, 0);
+  const mounted = await run(src, ['push', other]);
+  t.is(mounted.code, 0, mounted.stderr);
+  t.regex(mounted.stdout, /\n[0-9a-f]{12}: Mounted from cli\/bb\n2: digest: /);
+  t.deepEqual(JSON.parse((await run(src, ['inspect', ref])).stdout)[0].RepoDigests, [canonical, `${host}/cli/other@${m![1]}`]);
+  // the last tag of a repository takes its digest with it (dockerd's Untagged lines)
+  t.is((await run(src, ['rmi', other])).stdout, `Untagged: ${other}\nUntagged: ${host}/cli/other@${m![1]}\n`);
+  t.deepEqual(JSON.parse((await run(src, ['inspect', ref])).stdout)[0].RepoDigests, [canonical]);
 
   const pulled = await run(dst, ['pull', ref]);
   t.is(pulled.code, 0, pulled.stderr);
   t.regex(pulled.stdout, new RegExp(`^1: Pulling from cli/bb\\n[0-9a-f]{12}: Pull complete\\nDigest: ${m![1]}\\nStatus: Downloaded newer image for ${host}/cli/bb:1\\n${host}/cli/bb:1\\n$`));
+  t.deepEqual(JSON.parse((await run(dst, ['inspect', ref])).stdout)[0].RepoDigests, [canonical]);
+  // dockerd lists no layers for an image it already has
   const same = await run(dst, ['pull', ref]);
-  t.regex(same.stdout, /Already exists\n[\s\S]*Status: Image is up to date for/);
+  t.is(same.stdout, `1: Pulling from cli/bb\nDigest: ${m![1]}\nStatus: Image is up to date for ${ref}\n${ref}\n`);
+  // by digest: a digest reference, no tag
+  const byDigest = await run(dst, ['pull', canonical]);
+  t.is(byDigest.code, 0, byDigest.stderr);
+  t.regex(byDigest.stdout, new RegExp(`^${canonical}: Pulling from cli/bb\n`));
+  // the repository's last tag takes the digest reference with it, and the image goes (as dockerd)
+  t.regex((await run(dst, ['rmi', ref])).stdout, new RegExp(`^Untagged: ${ref}\nUntagged: ${canonical}\nDeleted: sha256:`));
+  t.is((await run(dst, ['pull', '-q', canonical])).code, 0);
+  const digestOnly = JSON.parse((await run(dst, ['inspect', canonical])).stdout)[0];
+  t.deepEqual([digestOnly.RepoTags, digestOnly.RepoDigests], [[], [canonical]]);
+  t.regex((await run(dst, ['images'])).stdout, new RegExp(`\n${host}/cli/bb +<none> +[0-9a-f]{12} `));
+  t.is((await run(dst, ['pull', '-q', ref])).code, 0);
   t.is((await run(dst, ['pull', '-q', ref])).stdout, `${ref}\n`);
   const ids = await Promise.all([src, dst].map((r) => run(r, ['images', '-q', '--no-trunc'])));
   t.regex(ids[0]!.stdout, /^sha256:[0-9a-f]{64}\n$/);
@@ -135,7 +163,7 @@ test('pull reads Docker config.json credentials', async (t) => {
   const home = join(dir, 'home');
   const run = runner(home);
   const empty = await run(join(dir, 'store'), ['pull', `${host}/cli/none:1`]);
-  t.regex(empty.stderr, /unauthorized/);
+  t.regex(empty.stderr, /no basic auth credentials/);
   execFileSync('mkdir', ['-p', join(home, '.docker')]);
   await writeFile(join(home, '.docker', 'config.json'), JSON.stringify({ auths: { [`http://${host}`]: { auth: Buffer.from('bob:pw').toString('base64') } } }));
   const withDocker = await run(join(dir, 'store'), ['pull', `${host}/cli/none:1`]);

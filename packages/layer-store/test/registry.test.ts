@@ -12,6 +12,13 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import {
   checkLogin,
+  collectGarbage,
+  inspectImage,
+  listImages,
+  prune,
+  readRepoDigests,
+  removeImage,
+  tagImage,
   DigestMismatchError,
   exportImage,
   findCredentials,
@@ -208,7 +215,7 @@ test('htpasswd registry: push without credentials is 401 with a login hint; with
   await importBusybox(t, store, `${host}/lsreg/auth:1`);
   const anon = await t.throwsAsync(push(store, `${host}/lsreg/auth:1`), { instanceOf: RegistryError });
   t.is(anon!.status, 401);
-  t.regex(anon!.message, /unauthorized/);
+  t.regex(anon!.message, /no basic auth credentials/);
   t.is(anon!.hint, `log in first: 'tsbuild login ${host}'`);
 
   const wrong = await t.throwsAsync(push(store, `${host}/lsreg/auth:1`, { auth: { username: 'alice', password: 'nope' } }), { instanceOf: RegistryError });
@@ -220,8 +227,54 @@ test('htpasswd registry: push without credentials is 401 with a login hint; with
   const auth = { username: user.name, password: user.password };
   const pushed = await push(store, `${host}/lsreg/auth:1`, { auth });
   const dst = await tempStore(t);
-  await t.throwsAsync(pull(dst, `${host}/lsreg/auth:1`), { instanceOf: RegistryError, message: /unauthorized/ });
+  await t.throwsAsync(pull(dst, `${host}/lsreg/auth:1`), { instanceOf: RegistryError, message: /no basic auth credentials/ });
   t.is((await pull(dst, `${host}/lsreg/auth:1`, { auth })).manifest.digest, pushed.digest);
+});
+
+test('RepoDigests: push and pull record repository@digest; inspect, images, rmi and gc follow dockerd', async (t) => {
+  const host = await startRegistry(t);
+  const store = await tempStore(t);
+  const ref = `${host}/lsreg/rd:1`;
+  await importBusybox(t, store, ref);
+  t.deepEqual((await inspectImage(store, ref)).RepoDigests, [], 'nothing before a push');
+  const pushed = await push(store, ref);
+  const canonical = `${host}/lsreg/rd@${pushed.digest}`;
+  const id = (await inspectImage(store, ref)).Id;
+  t.deepEqual((await inspectImage(store, ref)).RepoDigests, [canonical]);
+  t.deepEqual(Object.fromEntries(await readRepoDigests(store)), { [canonical]: id });
+  // a tag does not add a digest (as docker tag)
+  await tagImage(store, ref, 'local/rd:2');
+  t.deepEqual(
+    (await listImages(store)).map((r) => [r.repository, r.tag, r.digest]),
+    [[`${host}/lsreg/rd`, '1', pushed.digest], ['local/rd', '2', '<none>']],
+  );
+
+  const dst = await tempStore(t);
+  await pull(dst, ref);
+  t.deepEqual((await inspectImage(dst, ref)).RepoDigests, [canonical]);
+  const before = await storeState(dst);
+  t.false(before.index.includes('@sha256'), 'index.json gains nothing');
+  // pull by digest: a digest reference, not a tag
+  await pull(dst, canonical);
+  const untagged = await removeImage(dst, ref);
+  t.deepEqual(untagged, { untagged: [ref, canonical], deleted: id });
+  t.deepEqual(await listImages(dst), []);
+  await collectGarbage(dst);
+  t.deepEqual(Object.fromEntries(await readRepoDigests(dst)), {});
+
+  // pulled by digest only: RepoTags empty, one `<none>` row with the digest
+  const third = await tempStore(t);
+  await pull(third, canonical);
+  const ins = await inspectImage(third, canonical);
+  t.deepEqual([ins.RepoTags, ins.RepoDigests], [[], [canonical]]);
+  t.deepEqual((await listImages(third)).map((r) => [r.repository, r.tag, r.digest]), [[`${host}/lsreg/rd`, '<none>', pushed.digest]]);
+
+  // an image that leaves the index (prune of the untagged) takes its digests with it
+  await removeImage(store, 'local/rd:2');
+  t.deepEqual((await inspectImage(store, ref)).RepoDigests, [canonical], 'another repository\'s tag went: the digest stays');
+  await store.untag(ref);
+  await prune(store);
+  t.deepEqual(Object.fromEntries(await readRepoDigests(store)), {});
 });
 
 /** A fake registry: serves one image from memory, optionally behind a Bearer token server. */
