@@ -76,6 +76,23 @@ test('cache: a build arg change is explained on the RUN that sees it', async (t)
   t.is(again.misses.get(6), 'parent step 6 missed');
 });
 
+test('cache: an undeclared proxy build arg is not in the key (Docker 20.10: its RUN command lists only declared args), only the |0 prefix is', async (t) => {
+  const dir = await testDir(t, 'cache-proxy');
+  const store = await busyboxStore(dir);
+  const ctxDir = path.join(dir, 'ctx');
+  await writeFiles(ctxDir, { Dockerfile: 'FROM busybox\nRUN env | grep -i proxy > /p || true\nARG http_proxy\nRUN echo b\n' });
+  const opts = { store: store.root, contextDir: ctxDir, dockerfile: { path: path.join(ctxDir, 'Dockerfile') }, tags: ['x'] };
+  const cached = async (buildArgs: Record<string, string>) => (await buildCollect({ ...opts, buildArgs })).result.steps.map((s) => s.cached);
+  t.deepEqual(await cached({}), [false, false, false]);
+  // HTTP_PROXY appears: Docker's command becomes '|0 /bin/sh -c ...', a miss
+  const withProxy = await buildCollect({ ...opts, buildArgs: { HTTP_PROXY: 'http://a:1', http_proxy: 'http://x:1' } });
+  t.deepEqual(withProxy.result.steps.map((s) => s.cached), [false, false, false]);
+  t.is(withProxy.misses.get(1), 'RUN: an undeclared proxy build arg was given');
+  // another undeclared HTTP_PROXY value: every step hits; the declared http_proxy changing misses only after its ARG
+  t.deepEqual(await cached({ HTTP_PROXY: 'http://b:2', http_proxy: 'http://x:1' }), [true, true, true]);
+  t.deepEqual(await cached({ HTTP_PROXY: 'http://b:2', http_proxy: 'http://y:1' }), [true, true, false]);
+});
+
 test('cache: a changed instruction says so; a new step has no previous record', async (t) => {
   const { ctxDir, opts } = await setup(t);
   await buildCollect(opts);

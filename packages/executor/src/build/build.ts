@@ -412,16 +412,25 @@ export function runEnv(ctx: BuildContext, state: ImageState): string[] {
 }
 
 /**
- * History of a RUN: `|N a=1 b=2 <argv>` when build args are in scope (sorted), as Docker writes it
- * (prependEnvOnCmd): the prefix appears whenever any arg is allowed, but predefined args (HTTP_PROXY…)
- * given with --build-arg and not declared in the stage are not listed, so `|0 <argv>` is possible.
+ * The build args Docker 20.10 lists in a RUN's command (prependEnvOnCmd), which is both its history
+ * and its cache key: the allowed args (sorted by name) except predefined args (HTTP_PROXY…) given with
+ * --build-arg and not declared in the stage (IsReferencedOrNotBuiltin); `prefixed` when any arg is
+ * allowed at all (the `|N` prefix appears, so `|0 <argv>` is possible). A change of an unlisted
+ * proxy arg is no cache miss; adding or dropping the only one is (the prefix comes or goes).
  */
-export function runCreatedBy(ctx: BuildContext, state: ImageState, argv: readonly string[]): string {
+export function listedRunArgs(ctx: BuildContext, state: ImageState): { listed: Array<[string, string]>; prefixed: boolean } {
   const allowed = [...allowedArgs(ctx, state)];
-  const shown = allowed.filter(([k]) => !PREDEFINED_ARGS.has(k) || state.args.has(k)).map(([k, v]) => `${k}=${v}`);
-  shown.sort();
+  const listed = allowed.filter(([k]) => !PREDEFINED_ARGS.has(k) || state.args.has(k));
+  listed.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return { listed, prefixed: allowed.length > 0 };
+}
+
+/** History of a RUN: `|N a=1 b=2 <argv>` when build args are in scope, as Docker writes it (see {@link listedRunArgs}). */
+export function runCreatedBy(ctx: BuildContext, state: ImageState, argv: readonly string[]): string {
+  const { listed, prefixed } = listedRunArgs(ctx, state);
+  const shown = listed.map(([k, v]) => `${k}=${v}`).sort(); // Docker sorts the `k=v` strings
   for (const k of state.args.keys()) ctx.usedArgs.add(k);
-  return (allowed.length > 0 ? [`|${shown.length}`, ...shown, ...argv] : [...argv]).join(' ');
+  return (prefixed ? [`|${shown.length}`, ...shown, ...argv] : [...argv]).join(' ');
 }
 
 function isFsStep(s: ExpandedStep): s is FsStep {

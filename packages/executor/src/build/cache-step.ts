@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Instruction, RunMount } from '@tsbuild/parser';
 import type { DiffID, ResolvedImage, Store } from '@tsbuild/layer-store';
 import { compileIgnore, hashSources, readDockerignore, selectSources, StatIndex, type IgnoreMatcher, type Source } from '../context/index.js';
-import { allowedArgs, type BuildContext, type ImageState } from './build.js';
+import { listedRunArgs, type BuildContext, type ImageState } from './build.js';
 import { cacheKeyOf, CacheRecords, CACHE_RECORD_VERSION, explainDifference, fromKeyOf, pointerNames, type CacheInputs, type CacheRecord, type SourceFileFact } from './cache.js';
 import type { ExpandedStep } from './expand.js';
 import { platformString, stageRef, type PlannedStage } from './plan.js';
@@ -221,7 +221,10 @@ export class BuildCache {
     };
     if (ctx.options.sourceDateEpoch !== undefined) inputs.epoch = ctx.options.sourceDateEpoch;
     if (step.kind === 'RUN') {
-      inputs.args = [...allowedArgs(ctx, state)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      // the args Docker's key (the RUN's saved command) lists: a proxy arg not declared is left out
+      const { listed, prefixed } = listedRunArgs(ctx, state);
+      inputs.args = listed;
+      if (prefixed && listed.length === 0) inputs.argsPrefix = true;
       inputs.network = step.network === 'none' || ctx.options.network === 'none' ? 'none' : 'host';
       if (input.mounts.length > 0) {
         const parts: string[] = [];

@@ -38,8 +38,13 @@ export interface CacheInputs {
   /** canonical JSON of the expanded instruction */
   instruction: string;
   env: ReadonlyArray<readonly [string, string]>;
-  /** build args a RUN sees (name → value) */
+  /**
+   * build args a RUN's command lists (name → value; Docker's prependEnvOnCmd: predefined proxy
+   * args not declared in the stage are not listed, though the RUN sees them)
+   */
   args?: ReadonlyArray<readonly [string, string]>;
+  /** RUN: only unlisted args are in scope (Docker's command reads `|0 <argv>`, not `<argv>`) */
+  argsPrefix?: boolean;
   user: string;
   workdir: string;
   shell: readonly string[];
@@ -98,6 +103,7 @@ export function cacheKeyOf(inputs: CacheInputs): string {
   ];
   // only when set: the keys of builds without SOURCE_DATE_EPOCH stay what they were
   if (inputs.epoch !== undefined) parts.push(['epoch', inputs.epoch]);
+  if (inputs.argsPrefix === true) parts.push(['argsPrefix', true]);
   for (const p of parts) h.update(`${JSON.stringify(p)}\n`);
   return `sha256:${h.digest('hex')}`;
 }
@@ -247,6 +253,7 @@ export function explainDifference(prev: CacheInputs, cur: CacheInputs, parentMis
   if (prev.instruction !== cur.instruction) reasons.push('expanded instruction changed');
   reasons.push(...pairsDiff('env', prev.env, cur.env));
   reasons.push(...pairsDiff('build arg', prev.args ?? [], cur.args ?? []));
+  if ((prev.argsPrefix === true) !== (cur.argsPrefix === true)) reasons.push(cur.argsPrefix === true ? 'an undeclared proxy build arg was given' : 'no undeclared proxy build arg any more');
   if (prev.user !== cur.user) reasons.push(`user ${JSON.stringify(prev.user)}→${JSON.stringify(cur.user)}`);
   if (prev.workdir !== cur.workdir) reasons.push(`workdir ${JSON.stringify(prev.workdir)}→${JSON.stringify(cur.workdir)}`);
   if (JSON.stringify(prev.shell) !== JSON.stringify(cur.shell)) reasons.push('shell changed');
