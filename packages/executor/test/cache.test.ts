@@ -93,6 +93,28 @@ test('cache: an undeclared proxy build arg is not in the key (Docker 20.10: its 
   t.deepEqual(await cached({ HTTP_PROXY: 'http://b:2', http_proxy: 'http://y:1' }), [true, true, false]);
 });
 
+test('cache: COPY --from hits when the files it selects are the same though its stage was rebuilt (Docker keys it by their hash), and misses when they change', async (t) => {
+  const dir = await testDir(t, 'cache-from');
+  const store = await busyboxStore(dir);
+  const ctxDir = path.join(dir, 'ctx');
+  const dockerfile = (mode: string, a: string) =>
+    `FROM busybox AS a\nENV MODE=${mode}\nRUN mkdir /d && echo ${a} > /d/a && echo $MODE > /mode\nFROM busybox\nRUN echo final > /f\nCOPY --from=a /d /d/\nRUN cat /d/a > /after\n`;
+  const opts = { store: store.root, contextDir: ctxDir, dockerfile: { path: path.join(ctxDir, 'Dockerfile') }, tags: ['x'] };
+  const finalStage = (r: Awaited<ReturnType<typeof buildCollect>>) => r.result.steps.slice(-3).map((s) => s.cached);
+  await writeFiles(ctxDir, { Dockerfile: dockerfile('one', 'same') });
+  const first = await buildCollect(opts);
+  await writeFiles(ctxDir, { Dockerfile: dockerfile('two', 'same') });
+  const rebuilt = await buildCollect(opts);
+  t.deepEqual(rebuilt.result.steps.map((s) => s.cached), [false, false, true, true, true]);
+  t.is(rebuilt.result.id, first.result.id);
+  // and again from the diffIDs of the rebuilt stage (which now miss by rootfs, hit by content)
+  t.deepEqual(finalStage(await buildCollect(opts)), [true, true, true]);
+  await writeFiles(ctxDir, { Dockerfile: dockerfile('three', 'other') });
+  const changed = await buildCollect(opts);
+  t.deepEqual(finalStage(changed), [true, false, false]);
+  t.not(changed.result.id, first.result.id);
+});
+
 test('cache: a changed instruction says so; a new step has no previous record', async (t) => {
   const { ctxDir, opts } = await setup(t);
   await buildCollect(opts);

@@ -14,6 +14,7 @@ import { cacheKeyOf, CacheRecords, CACHE_RECORD_VERSION, explainDifference, from
 import type { ExpandedStep } from './expand.js';
 import { platformString, stageRef, type PlannedStage } from './plan.js';
 import { mountKeyParts } from './mounts.js';
+import { copyFromSourceHash } from './steps/copy.js';
 
 /** Steps whose result is restored from the record on a hit instead of being run. */
 const RESTORED = new Set(['RUN', 'COPY', 'ADD', 'WORKDIR']);
@@ -131,9 +132,17 @@ export class BuildCache {
     const { state, index } = input;
     const { inputs, sources } = await this.#inputs(ctx, cursor, input);
     const key = cacheKeyOf(inputs);
-    const rec = cursor.noLookup ? undefined : await this.records.get(key);
+    let rec = cursor.noLookup ? undefined : await this.records.get(key);
     const display = index + 1;
-    cursor.key = key;
+    // COPY --from: Docker keys the step by the hash of what it selects, not by the whole source
+    // stage; a record made from another build of that stage with the same selected files serves
+    const byContent = rec === undefined ? await this.#fromContentPointer(ctx, cursor, input, inputs) : undefined;
+    if (rec === undefined && byContent !== undefined && !cursor.noLookup) {
+      const k = await this.records.pointer(byContent);
+      rec = k === undefined ? undefined : await this.records.get(k);
+    }
+    // on a hit by content the later steps continue from the record's key, as they did when it was made
+    cursor.key = rec?.key ?? key;
     if (rec !== undefined) {
       ctx.emit({ type: 'step-cached', stage: cursor.stageIndex, index });
       const next = RESTORED.has(input.step.kind) ? this.#restore(ctx, state, rec, input.step.kind) : this.#adoptHistory(await run(state), state, rec);
@@ -165,9 +174,21 @@ export class BuildCache {
       lastUsed: this.#now().toISOString(),
     };
     await this.records.put(record);
-    await this.records.setPointers([names.byPosition, names.byText], key);
+    await this.records.setPointers([names.byPosition, names.byText, ...(byContent !== undefined ? [byContent] : [])], key);
     cursor.lastMissed = display;
     return { state: next, cached: false, key, reason };
+  }
+
+  /**
+   * For COPY/ADD --from: the name of the pointer from the step's inputs with the source stage's
+   * rootfs replaced by Docker's hash of the selected sources, to the key of the record they made.
+   */
+  async #fromContentPointer(ctx: BuildContext, cursor: StageCursor, input: CacheStepInput, inputs: CacheInputs): Promise<string | undefined> {
+    const { step, instr } = input;
+    if ((step.kind !== 'COPY' && step.kind !== 'ADD') || step.from === undefined) return undefined;
+    const hash = await copyFromSourceHash(ctx, step, cursor.stageIndex, instr.range.start.line);
+    if (hash === undefined) return undefined;
+    return `c-${sha256Hex(cacheKeyOf({ ...inputs, fromRootfs: `content:${hash}` }))}`;
   }
 
   #restore(ctx: BuildContext, state: ImageState, rec: CacheRecord, kind: string): ImageState {

@@ -146,6 +146,34 @@ async function sourceHash(sources: readonly Source[], heredocs: CopyStep['heredo
 }
 
 /**
+ * Docker 20.10's source hash (`file:…`/`dir:…`/`multi:…`, as in the history) of what a `COPY --from`
+ * selects from the stage or image it names: Docker's cache criterion for the step (the parent image
+ * and the command with this hash), whatever else that stage holds. Mounts the source read-only for
+ * the walk. Undefined without `--from`, or when the selection fails (the step itself reports that).
+ */
+export async function copyFromSourceHash(ctx: BuildContext, step: CopyStep, stageIndex: number, line: number): Promise<string | undefined> {
+  const local = step.sources.filter((s) => !isUrl(s));
+  if (step.from === undefined || local.length === 0) return undefined;
+  const signal = ctx.options.signal;
+  const urls = step.kind === 'ADD' ? step.sources.filter(isUrl) : [];
+  const tmp = await ctx.store.makeTempDir('copy-key');
+  let src: Rootfs | undefined;
+  try {
+    src = await mountState(ctx, await resolveCopyFrom(ctx, step.from, stageIndex, line), tmp, 'from');
+    const sources = await selectSources(src.path, local, { allowEmptyWildcard: true, from: step.from, ...(signal ? { signal } : {}) });
+    if (sources.length === 0) return undefined;
+    const context: DockerHashContext = { root: src.path, index: StatIndex.inMemory(), kind: 'rootfs', ...(signal ? { signal } : {}) };
+    return await sourceHash(sources, step.heredocs, urls, signal, undefined, context);
+  } catch (err) {
+    if (signal?.aborted === true) throw err;
+    return undefined; // the step runs and says what is wrong
+  } finally {
+    if (src) await src.unmount();
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
  * What a rebuild of a COPY may link instead of copy (see CopyReuse): the files of `prior`'s snapshot
  * (the last build of this step, with the same inputs but its sources) whose content digest is the
  * one the key just computed. Only for COPY from the context with per-file facts on record, and
