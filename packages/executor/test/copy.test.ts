@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chown, link, lstat, mkdir, mkdtemp, readFile, readlink, readdir, rm, stat, symlink, utimes, writeFile, chmod } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { addInto, copyInto, detectArchive, resolveInRoot, selectSources, writeHeredoc } from '../src/context/index.js';
@@ -89,6 +89,33 @@ test('COPY directory copies its contents, keeps modes, symlinks and hard links, 
   t.is(await readlink(path.join(rootfs, 'd/abs-link')), '/etc/shadow');
   t.is(await readlink(path.join(rootfs, 'd/sub/rel-link')), '../f1');
   t.is((await stat(path.join(rootfs, 'd/hard'))).ino, (await stat(path.join(rootfs, 'd/f1'))).ino);
+});
+
+test('COPY directory makes its fifos and device nodes again with their mode, owner (or --chown) and numbers, as Docker 20.10 does; sockets are skipped', async (t) => {
+  const { ctx, rootfs } = await setup(t);
+  const sp = path.join(ctx, 'special');
+  await mkdir(sp);
+  execFileSync('mknod', ['-m', '600', path.join(sp, 'fifo'), 'p']);
+  await chown(path.join(sp, 'fifo'), 1000, 50);
+  execFileSync('mknod', ['-m', '640', path.join(sp, 'null'), 'c', '1', '3']);
+  execFileSync('mknod', [path.join(sp, 'blk'), 'b', '7', '300']);
+  // a socket (a listening server's path; Node unlinks it on close)
+  const srv = createNetServer();
+  await new Promise<void>((resolve) => srv.listen(path.join(sp, 'sock'), resolve));
+  t.teardown(() => new Promise<void>((resolve) => srv.close(() => resolve())));
+  const kind = async (p: string) => {
+    const s = await lstat(p);
+    const k = s.isFIFO() ? 'p' : s.isCharacterDevice() ? 'c' : s.isBlockDevice() ? 'b' : '?';
+    return `${k} ${(s.mode & 0o7777).toString(8)} ${s.uid}:${s.gid}${k === 'c' || k === 'b' ? ` ${Math.floor(s.rdev / 256) & 0xfff}:${(s.rdev & 0xff) | ((s.rdev >> 12) & ~0xff)}` : ''}`;
+  };
+  await copyInto({ rootfs, sources: await selectSources(ctx, ['special']), dest: '/s/', preserveOwnership: true });
+  t.deepEqual((await readdir(path.join(rootfs, 's'))).sort(), ['blk', 'fifo', 'null']);
+  t.is(await kind(path.join(rootfs, 's/fifo')), 'p 600 1000:50');
+  t.is(await kind(path.join(rootfs, 's/null')), 'c 640 0:0 1:3');
+  t.is(await kind(path.join(rootfs, 's/blk')), 'b 644 0:0 7:300');
+  // over what is there, and with --chown
+  await copyInto({ rootfs, sources: await selectSources(ctx, ['special']), dest: '/s/', chown: { uid: 7, gid: 8 } });
+  t.is(await kind(path.join(rootfs, 's/fifo')), 'p 600 7:8');
 });
 
 test('COPY --chown: a file source chowns every created dir; a dir source only dest itself', async (t) => {

@@ -19,6 +19,7 @@ import {
   type BigIntStats,
   type Stats,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { chmod, lchown, lstat, lutimes, mkdir, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { TimeSlices } from '@tsbuild/layer-store';
@@ -290,6 +291,32 @@ function writeLeaf(e: SourceEntry, target: string, st: CopyState): Promise<void>
   return pending;
 }
 
+/**
+ * A fifo or device node below a directory source, made again at `target` with the entry's mode,
+ * owner and mtime, as Docker 20.10's tar copy does (its untar mknods them). Sockets are skipped
+ * (Go's tar has no header for them). Node has no mknod: one `mknod` process per entry (rare).
+ */
+function writeSpecial(e: SourceEntry, target: string, st: CopyState): void {
+  const s = lstatSync(e.hostPath, { bigint: true });
+  let args: string[];
+  if (s.isFIFO()) args = ['p'];
+  else if (s.isCharacterDevice() || s.isBlockDevice()) {
+    // glibc's dev_t encoding
+    const major = ((s.rdev >> 8n) & 0xfffn) | ((s.rdev >> 32n) & ~0xfffn);
+    const minor = (s.rdev & 0xffn) | ((s.rdev >> 12n) & ~0xffn);
+    args = [s.isCharacterDevice() ? 'c' : 'b', String(major), String(minor)];
+  } else return;
+  createReplacing(target, () => {
+    if (lstatSync(target, { throwIfNoEntry: false }) !== undefined) throw Object.assign(new Error(`${target} exists`), { code: 'EEXIST' });
+    execFileSync('mknod', [target, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  });
+  const owner = ownerOf(e, st);
+  lchownSync(target, owner.uid, owner.gid);
+  chmodSync(target, st.chmod ?? e.mode);
+  const t = secondsOf(e.mtimeNs);
+  lutimesSync(target, t, t);
+}
+
 /** Makes `target` a real directory (replacing a file or symlink there) with the entry's metadata. */
 function writeDir(e: SourceEntry | undefined, target: string, st: CopyState): void {
   try {
@@ -340,8 +367,7 @@ async function copyEntries(host: string, entries: readonly SourceEntry[], st: Co
     } else if (e.type === 'file' || e.type === 'symlink') {
       const pending = writeLeaf(e, target, st);
       if (pending !== undefined) await pending;
-    }
-    // 'other' (fifo, socket, device) is not copied.
+    } else writeSpecial(e, target, st); // fifo or device; a socket is skipped
   }
   // Directory times last (children change them), deepest first.
   for (const [target, ns] of dirTimes.reverse()) {
@@ -486,7 +512,7 @@ async function copyFileSource(rootfs: string, src: Source, destImage: string, de
  * - modes and mtimes are kept, the owner becomes 0:0 (or --chown); --chmod sets the mode of every
  *   copied file and directory; symlinks are copied as symlinks; hard links within one source
  *   stay hard links (not across sources: Docker 20.10 copies each source through its own tar
- *   stream); fifos, sockets and devices are skipped;
+ *   stream); fifos and device nodes inside a directory source are made again (sockets skipped);
  * - existing entries are replaced (a directory in the image where the source has a file or
  *   symlink is removed first, a symlink where the source has a directory becomes a directory);
  *   existing directories are merged into;
