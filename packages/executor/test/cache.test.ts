@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { readdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { prune, pruneCache, removeImage, Store } from '@tsbuild/layer-store';
 import { busyboxStore, buildCollect, testDir, writeFiles } from './cache-helpers.js';
@@ -55,6 +55,17 @@ test('cache: mtime changes and edits of ignored files do not miss', async (t) =>
   await writeFile(path.join(ctxDir, 'app/ignored.txt'), 'changed');
   const again = await buildCollect(opts);
   t.true(again.result.steps.every((s) => s.cached));
+});
+
+test('cache: an owner change of a context file does not miss (Docker\'s CLI sends the context as 0:0); a mode change does', async (t) => {
+  const { ctxDir, opts } = await setup(t);
+  const first = await buildCollect(opts);
+  await chown(path.join(ctxDir, 'app/a.js'), 1234, 5678);
+  const again = await buildCollect(opts);
+  t.true(again.result.steps.every((s) => s.cached));
+  t.is(again.result.id, first.result.id);
+  await chmod(path.join(ctxDir, 'app/a.js'), 0o600);
+  t.deepEqual((await buildCollect(opts)).result.steps.map((s) => s.cached), [true, false, false, false, false, false]);
 });
 
 test('cache: a content edit misses COPY with the file named, and later steps say their parent missed', async (t) => {

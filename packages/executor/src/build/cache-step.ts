@@ -262,7 +262,8 @@ export class BuildCache {
     const local = step.sources.filter((s) => !isUrl(s));
     if (local.length === 0 || ctx.options.contextDir === null) return { inputs };
     const sources = await this.#select(ctx, ctx.options.contextDir, local);
-    inputs.sources = await hashSources(sources, { statIndex: await this.#index(), ...(ctx.options.signal ? { signal: ctx.options.signal } : {}) });
+    // owners aside: Docker's CLI sends the context with every owner 0:0 (a chown alone is a hit)
+    inputs.sources = await hashSources(sources, { statIndex: await this.#index(), owners: false, ...(ctx.options.signal ? { signal: ctx.options.signal } : {}) });
     return { inputs, sources };
   }
 

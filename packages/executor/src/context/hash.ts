@@ -153,6 +153,11 @@ export interface HashOptions {
   statIndex?: string | StatIndex;
   /** Files hashed at once (default 8). */
   concurrency?: number;
+  /**
+   * Whether the entries' uid/gid take part (default true). False for COPY/ADD from the build
+   * context: Docker's CLI sends the context with every owner 0:0, so an owner change is no change.
+   */
+  owners?: boolean;
   signal?: AbortSignal;
 }
 
@@ -180,8 +185,8 @@ async function sha256OfFile(e: SourceEntry, signal?: AbortSignal): Promise<strin
 
 /**
  * Digest of the selected sources for the cache key: for every entry, in order, the source path,
- * the entry's relative path, type, mode, uid/gid (as on disk: the caller adds --chown/--chmod to
- * the key), size, symlink target and content sha256. Not mtime, not ctime.
+ * the entry's relative path, type, mode, uid/gid (as on disk, or 0 with `owners: false`; the
+ * caller adds --chown/--chmod to the key), size, symlink target and content sha256. Not mtime, not ctime.
  * Files are hashed in parallel; with `statIndex`, files whose (dev, ino, size, mtime, ctime) are
  * unchanged are not read, and the index is saved afterwards.
  * @throws ContextError E_CONTEXT_READ when a file cannot be read.
@@ -190,6 +195,7 @@ export async function hashSourcesDetailed(sources: readonly Source[], opts: Hash
   const index =
     opts.statIndex === undefined ? StatIndex.inMemory() : typeof opts.statIndex === 'string' ? await StatIndex.load(opts.statIndex) : opts.statIndex;
   const limit = pLimit(opts.concurrency ?? 8);
+  const owners = opts.owners ?? true;
   let filesRead = 0;
   let filesCached = 0;
   const contents: string[][] = sources.map((src) => src.entries.map(() => ''));
@@ -238,7 +244,7 @@ export async function hashSourcesDetailed(sources: readonly Source[], opts: Hash
     h.update(`${JSON.stringify(['source', s.rel])}\n`);
     s.entries.forEach((e, j) => {
       // JSON arrays: unambiguous even for names holding newlines.
-      h.update(`${JSON.stringify([e.rel, e.type, e.mode, e.uid, e.gid, e.size, e.linkTarget ?? '', contents[i]![j]!])}\n`);
+      h.update(`${JSON.stringify([e.rel, e.type, e.mode, owners ? e.uid : 0, owners ? e.gid : 0, e.size, e.linkTarget ?? '', contents[i]![j]!])}\n`);
     });
   });
   await index.save();
