@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { acquireLock } from '@tsbuild/layer-store';
 import { busyboxStore, buildCollect, testDir, writeFiles } from './cache-helpers.js';
@@ -50,4 +50,21 @@ test('rebuild: a changed late-copied file writes one new layer; earlier steps hi
   // the COPY's layer, the image config and the manifest
   t.is(added.length, 3);
   t.is(second.result.steps.filter((s) => s.layer !== undefined && !s.cached).length, 1);
+});
+
+test('rebuild: the stat index is saved once the build ends, with content digests and tarsums of the copied files', async (t) => {
+  const { store, ctxDir, opts } = await setup(t);
+  await buildCollect(opts);
+  const dir = path.join(store.cacheDir, 'stat-indexes');
+  const files = await readdir(dir);
+  t.is(files.length, 1);
+  const lines = (await readFile(path.join(dir, files[0]!), 'utf8')).trim().split('\n');
+  t.is(lines[0], 'tsbuild-stat-index v2');
+  const byPath = new Map(lines.slice(1).map((l) => { const f = l.split('\t'); return [f[3], f] as const; }));
+  for (const rel of ['early/a.txt', 'early/b.txt', 'late.txt']) {
+    const f = byPath.get(path.join(ctxDir, rel));
+    t.truthy(f, `${rel} is in the index`);
+    t.regex(f![1]!, /^[0-9a-f]{64}$/, `${rel}: content digest`);
+    t.regex(f![2]!, /^[0-9a-f]{64}$/, `${rel}: tarsum for the history`);
+  }
 });

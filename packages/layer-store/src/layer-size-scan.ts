@@ -15,6 +15,7 @@
  * block) or an oversized PAX/long-name body only make the size unknown. The diffID check is what
  * validates a layer; the size is a cache that is computed again when it is missing.
  */
+import { parsePax } from './tar.js';
 
 const BLOCK = 512;
 /** PAX and GNU long-name bodies larger than this are refused, as `readTar` refuses them. */
@@ -106,22 +107,13 @@ function wordsOf(b: Buffer): Uint32Array | undefined {
   return (b.byteOffset & 3) === 0 ? new Uint32Array(b.buffer, b.byteOffset, b.length >>> 2) : undefined;
 }
 
-/** The records of a PAX body, as `readTar`'s `parsePax`; undefined when malformed. */
+/** The records of a PAX body, read by `readTar`'s own `parsePax`; undefined when malformed. */
 function paxRecords(buf: Buffer): Map<string, Buffer> | undefined {
-  const out = new Map<string, Buffer>();
-  let off = 0;
-  while (off < buf.length) {
-    const sp = buf.indexOf(0x20, off);
-    if (sp < 0) break;
-    const len = parseInt(buf.subarray(off, sp).toString('ascii'), 10);
-    if (!Number.isFinite(len) || len <= 0 || off + len > buf.length) return undefined;
-    const rec = buf.subarray(sp + 1, off + len - 1);
-    const eq = rec.indexOf(0x3d);
-    if (eq < 0) return undefined;
-    out.set(rec.subarray(0, eq).toString('utf8'), rec.subarray(eq + 1));
-    off += len;
+  try {
+    return parsePax(buf);
+  } catch {
+    return undefined;
   }
-  return out;
 }
 
 /** A PAX `size` value as `readTar` reads it (`Number`); undefined unless a whole, safe, non-negative number. */

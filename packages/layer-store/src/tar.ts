@@ -283,7 +283,11 @@ function cstring(b: Buffer, off: number, len: number): string {
   return (z < 0 ? f : f.subarray(0, z)).toString('utf8');
 }
 
-function parsePax(buf: Buffer): Map<string, Buffer> {
+/**
+ * The records of a PAX extended header body (`<len> <key>=<value>\n` each), values as raw bytes.
+ * @throws CorruptLayerError for a malformed record.
+ */
+export function parsePax(buf: Buffer): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   let off = 0;
   while (off < buf.length) {

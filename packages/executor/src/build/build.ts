@@ -171,7 +171,13 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   // wait for all, so no stage is still running when we report a failure
   const settled = await Promise.allSettled([...ctx.stages.values()]);
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failed) throw failed.reason;
+  // the digests and tarsums this build computed, kept for the next one (a failed build's too)
+  const saving = ctx.cache.saveStatIndex();
+  if (failed) {
+    await saving.catch(() => undefined);
+    throw failed.reason;
+  }
+  await saving;
   const final = await (ctx.stages.get(plan.target.index) as Promise<ImageState>);
   const unused = Object.keys(buildArgs).filter((k) => !ctx.usedArgs.has(k) && !PREDEFINED_ARGS.has(k) && !plan.metaArgs.has(k));
   if (unused.length > 0) emit({ type: 'warning', message: `One or more build-args [${unused.join(' ')}] were not consumed` });

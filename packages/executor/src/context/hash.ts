@@ -149,7 +149,10 @@ export class StatIndex {
 
 /** Options of {@link hashSources}. */
 export interface HashOptions {
-  /** File holding the persistent stat index (created if missing), or an open index. */
+  /**
+   * File holding the persistent stat index (created if missing; saved when hashing changed it), or
+   * an open index (its owner saves it: a build saves once at its end, not after every step).
+   */
   statIndex?: string | StatIndex;
   /** Files hashed at once (default 8). */
   concurrency?: number;
@@ -247,7 +250,7 @@ export async function hashSourcesDetailed(sources: readonly Source[], opts: Hash
       h.update(`${JSON.stringify([e.rel, e.type, e.mode, owners ? e.uid : 0, owners ? e.gid : 0, e.size, e.linkTarget ?? '', contents[i]![j]!])}\n`);
     });
   });
-  await index.save();
+  if (typeof opts.statIndex === 'string') await index.save();
   return { digest: `sha256:${h.digest('hex')}` as Digest, filesRead, filesCached };
 }
 

@@ -251,7 +251,6 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
       context = { root: src.path, index: StatIndex.inMemory(), kind: 'rootfs', ...(signal ? { signal } : {}) };
     }
     const hash = await sourceHash(sources, step.heredocs, urls, signal, statIndex, context);
-    await statIndex?.save(); // tarsums computed for the history, kept for the next build
     const dest = await mountState(ctx, state, tmp, 'rootfs');
     const reuse = reuseOf(ctx, state, step, prior, statIndex, dest.upperdir);
     try {
