@@ -1,48 +1,12 @@
 /** The image commands driven through main() with fake streams, against temp stores. */
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { main } from '../src/main.js';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { REPO, runMain as run, tempDir } from './helpers.js';
 import { humanDuration, humanSize, table } from '../src/commands/image-output.js';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function sink(tty = false): Writable & { text(): string; isTTY?: boolean } {
-  const chunks: Buffer[] = [];
-  const w = new Writable({
-    write(c: Buffer, _e, cb) {
-      chunks.push(Buffer.from(c));
-      cb();
-    },
-  }) as Writable & { text(): string; isTTY?: boolean };
-  w.text = () => Buffer.concat(chunks).toString('utf8');
-  if (tty) w.isTTY = true;
-  return w;
-}
-
-async function run(root: string, argv: string[], opts: { stdin?: Buffer | string; env?: Record<string, string>; tty?: boolean } = {}): Promise<Run> {
-  const stdout = sink(opts.tty);
-  const stderr = sink();
-  const stdin = Readable.from(opts.stdin === undefined ? [] : [Buffer.from(opts.stdin)]);
-  const code = await main(['--root', root, ...argv], { stdin, stdout, stderr, env: opts.env ?? {}, signal: new AbortController().signal });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
-}
-
-async function tempDir(t: ExecutionContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'cli-img-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** A busybox rootfs tarball (bytes). */
 async function busyboxTar(t: ExecutionContext): Promise<Buffer> {

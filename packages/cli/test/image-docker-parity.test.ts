@@ -4,17 +4,11 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { main } from '../src/main.js';
+import { join } from 'node:path';
 import { rfc3339 } from '../src/commands/image-output.js';
 import { globRegExp, parseFilters } from '../src/commands/images.js';
 import { targetProblem } from '../src/commands/tag.js';
-
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
+import { REPO, runMain as run, tempDir, type Run } from './helpers.js';
 
 // [pattern, subject, matches] — Go's path.Match, as reference filters use it
 const globRows: Array<[string, string, boolean]> = [
@@ -82,37 +76,8 @@ for (const [target, expected] of tagRows) {
 
 // ---- through main() ----
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-function sink(): Writable & { text(): string } {
-  const chunks: Buffer[] = [];
-  const w = new Writable({
-    write(c: Buffer, _e, cb) {
-      chunks.push(Buffer.from(c));
-      cb();
-    },
-  }) as Writable & { text(): string };
-  w.text = () => Buffer.concat(chunks).toString('utf8');
-  return w;
-}
 
-async function run(root: string, argv: string[], opts: { stdin?: Buffer; env?: Record<string, string> } = {}): Promise<Run> {
-  const stdout = sink();
-  const stderr = sink();
-  const stdin = Readable.from(opts.stdin === undefined ? [] : [opts.stdin]);
-  const code = await main(['--root', root, ...argv], { stdin, stdout, stderr, env: opts.env ?? {}, signal: new AbortController().signal });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
-}
-
-async function tempDir(t: ExecutionContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'cli-parity-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** A store with `old` (epoch 0, label tier=base) tagged a:1 and b/c:1, and `new` (epoch 100) tagged a:2. */
 async function twoImages(t: ExecutionContext): Promise<string> {

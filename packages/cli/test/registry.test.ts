@@ -1,75 +1,19 @@
 /** login / logout / push / pull through main() against docker-registry (htpasswd auth) on 127.0.0.1. */
-import test, { type ExecutionContext } from 'ava';
-import { execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { main } from '../src/main.js';
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parsePlatform } from '../src/commands/pull.js';
+import { REPO, runMain, startRegistry, tempDir, type Run } from './helpers.js';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function sink(): Writable & { text(): string } {
-  const chunks: Buffer[] = [];
-  const w = new Writable({
-    write(c: Buffer, _e, cb) {
-      chunks.push(Buffer.from(c));
-      cb();
-    },
-  }) as Writable & { text(): string };
-  w.text = () => Buffer.concat(chunks).toString('utf8');
-  return w;
-}
-
-async function tempDir(t: ExecutionContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'cli-reg-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** A CLI runner whose HOME (and so credentials) lives in `home`. */
 function runner(home: string) {
-  return async (root: string, argv: string[], stdin?: Buffer | string): Promise<Run> => {
-    const stdout = sink();
-    const stderr = sink();
-    const input = Readable.from(stdin === undefined ? [] : [Buffer.from(stdin)]);
-    const env = { HOME: home, SOURCE_DATE_EPOCH: '0' };
-    const code = await main(['--root', root, ...argv], { stdin: input, stdout, stderr, env, signal: new AbortController().signal });
-    return { code, stdout: stdout.text(), stderr: stderr.text() };
-  };
+  return (root: string, argv: string[], stdin?: Buffer | string): Promise<Run> =>
+    runMain(root, argv, { ...(stdin === undefined ? {} : { stdin }), env: { HOME: home, SOURCE_DATE_EPOCH: '0' } });
 }
 
-/** docker-registry with htpasswd auth on a free 127.0.0.1 port; stopped at teardown. */
-async function startRegistry(t: ExecutionContext, user: string, password: string): Promise<string> {
-  const dir = await tempDir(t);
-  const file = join(dir, 'htpasswd');
-  await writeFile(file, execFileSync('htpasswd', ['-Bbn', user, password]));
-  const child = spawn('bash', [join(REPO, 'scripts/start-registry.sh'), join(dir, 'registry'), file], { stdio: ['ignore', 'ignore', 'pipe'] });
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await once(child, 'exit');
-    }
-  });
-  return new Promise((res, rej) => {
-    let log = '';
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => {
-      log += s;
-      const m = /listening on (127\.0\.0\.1:\d+)/.exec(log);
-      if (m) res(m[1]!);
-    });
-    child.on('exit', (code) => rej(new Error(`docker-registry exited (${code}): ${log}`)));
-  });
-}
 
 test('push needs login; login stores 0600 credentials; push and pull print what Docker prints; logout forgets', async (t) => {
   const host = await startRegistry(t, 'alice', 's3cret');

@@ -2,23 +2,8 @@ import test from 'ava';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import tar from 'tar-stream';
 import { applyLayer } from '../src/index.js';
-import { describeTree, tempDir } from './helpers.js';
-
-type Entry = Partial<tar.Header> & { name: string; content?: string };
-
-async function tarOf(entries: Entry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const collected = (async () => {
-    const chunks: Buffer[] = [];
-    for await (const c of pack) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
-  })();
-  for (const { content, ...h } of entries) pack.entry({ mtime: new Date(0), ...h }, content ?? '');
-  pack.finalize();
-  return collected;
-}
+import { describeTree, tarOf, tempDir, type Entry } from './helpers.js';
 
 /** target/ with sentinel/ beside it; `outsideUnchanged` checks nothing but target/ moved. */
 async function arena(t: Parameters<typeof tempDir>[0]) {

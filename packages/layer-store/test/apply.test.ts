@@ -4,24 +4,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { getAttribute } from 'fs-xattr';
-import tar from 'tar-stream';
 import { applyLayer } from '../src/index.js';
-import { describeTree, sh, tempDir } from './helpers.js';
-
-type Entry = Partial<tar.Header> & { name: string; content?: string };
-
-/** A tar built with tar-stream (an independent writer), entries as given. */
-async function tarOf(entries: Entry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const collected = (async () => {
-    const chunks: Buffer[] = [];
-    for await (const c of pack) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
-  })();
-  for (const { content, ...h } of entries) pack.entry({ mtime: new Date(0), ...h }, content ?? '');
-  pack.finalize();
-  return collected;
-}
+import { describeTree, sh, tarOf, tempDir, type Entry } from './helpers.js';
 
 /** A target dir with a sentinel dir beside it; `unchanged()` checks nothing outside the target moved. */
 async function arena(t: Parameters<typeof tempDir>[0]) {

@@ -1,8 +1,9 @@
 /** Fixtures for the archive and client tests: temp stores, a busybox image, hand-made tarballs. */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
@@ -118,4 +119,31 @@ export async function treeListing(dir: string): Promise<string[]> {
 /** True when `cmd` runs (`cmd args...` exits 0). */
 export function works(cmd: string, args: string[]): boolean {
   return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
+}
+
+/** Starts docker-registry on a free 127.0.0.1 port (optionally with htpasswd auth); stopped at teardown. */
+export async function startRegistry(t: ExecutionContext, user?: { name: string; password: string }): Promise<string> {
+  const dir = await tempDir(t, 'ls-registry-');
+  const args = [join(REPO, 'scripts/start-registry.sh'), dir];
+  if (user) {
+    const file = join(dir, 'htpasswd');
+    await writeFile(file, execFileSync('htpasswd', ['-Bbn', user.name, user.password]));
+    args.push(file);
+  }
+  const child = spawn('bash', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    }
+  });
+  return new Promise((resolve, reject) => {
+    let log = '';
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+      log += s;
+      const m = /listening on (127\.0\.0\.1:\d+)/.exec(log);
+      if (m) resolve(m[1]!);
+    });
+    child.on('exit', (code) => reject(new Error(`docker-registry exited (${code}): ${log}`)));
+  });
 }

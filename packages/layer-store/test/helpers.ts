@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { listAttributes, getAttribute } from 'fs-xattr';
+import tar from 'tar-stream';
 
 /** A fresh temp dir removed at teardown. */
 export async function tempDir(t: ExecutionContext, prefix = 'ls-test'): Promise<string> {
@@ -66,4 +67,20 @@ export async function sh(cmd: string, args: string[], opts: { input?: Buffer; cw
       c.stdin.end(opts.input);
     }
   });
+}
+
+/** One entry of a tar made by {@link tarOf}. */
+export type Entry = Partial<tar.Header> & { name: string; content?: string };
+
+/** A tar built with tar-stream (an independent writer), entries as given. */
+export async function tarOf(entries: Entry[]): Promise<Buffer> {
+  const pack = tar.pack();
+  const collected = (async () => {
+    const chunks: Buffer[] = [];
+    for await (const c of pack) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  })();
+  for (const { content, ...h } of entries) pack.entry({ mtime: new Date(0), ...h }, content ?? '');
+  pack.finalize();
+  return collected;
 }

@@ -6,15 +6,13 @@
  * entry whose tag `parseReference` now refuses instead of failing.
  */
 import test, { type ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { listImages, load, loadFile, MediaTypes, pull, push, save, type Manifest, type Store, type DiffID } from '../src/index.js';
 import { countBlobContentSize, recordedContentSize } from '../src/layer-size.js';
-import { collector, importBusybox, makeTar, REPO, sha256hex, tempDir, tempStore, type TarSpec } from './archive-fixtures.js';
+import { collector, importBusybox, makeTar, sha256hex, startRegistry, tempDir, tempStore, type TarSpec } from './archive-fixtures.js';
 
 /** For every layer of the image `ref`: [recorded size, size computed from the blob]. */
 async function sizes(store: Store, ref: string): Promise<Array<[number | undefined, number]>> {
@@ -125,26 +123,6 @@ test('a layer whose tar has no end-of-archive block still loads (its diffID chec
   }
 });
 
-/** Starts docker-registry on a free 127.0.0.1 port; stopped at teardown. */
-async function startRegistry(t: ExecutionContext): Promise<string> {
-  const dir = await tempDir(t, 'ls-sizereg-');
-  const child = spawn('bash', [join(REPO, 'scripts/start-registry.sh'), dir], { stdio: ['ignore', 'ignore', 'pipe'] });
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await once(child, 'exit');
-    }
-  });
-  return new Promise((resolve, reject) => {
-    let log = '';
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => {
-      log += s;
-      const m = /listening on (127\.0\.0\.1:\d+)/.exec(log);
-      if (m) resolve(m[1]!);
-    });
-    child.on('exit', (code) => reject(new Error(`docker-registry exited (${code}): ${log}`)));
-  });
-}
 
 test('pull records each layer\'s content size, equal to the one computed from the blob', async (t) => {
   const host = await startRegistry(t);

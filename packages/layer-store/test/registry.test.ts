@@ -3,7 +3,7 @@
  * checked with skopeo; hostile and token-auth cases against a tiny fake registry.
  */
 import test, { type ExecutionContext } from 'ava';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
@@ -41,34 +41,8 @@ import {
   type RegistryEvent,
   type Store,
 } from '../src/index.js';
-import { collector, importBusybox, REPO, tempDir, tempStore } from './archive-fixtures.js';
+import { collector, importBusybox, startRegistry, tempDir, tempStore } from './archive-fixtures.js';
 
-/** Starts docker-registry on a free 127.0.0.1 port (optionally with htpasswd auth); stopped at teardown. */
-async function startRegistry(t: ExecutionContext, user?: { name: string; password: string }): Promise<string> {
-  const dir = await tempDir(t, 'ls-registry-');
-  const args = [join(REPO, 'scripts/start-registry.sh'), dir];
-  if (user) {
-    const file = join(dir, 'htpasswd');
-    await writeFile(file, execFileSync('htpasswd', ['-Bbn', user.name, user.password]));
-    args.push(file);
-  }
-  const child = spawn('bash', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await once(child, 'exit');
-    }
-  });
-  return new Promise((resolve, reject) => {
-    let log = '';
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => {
-      log += s;
-      const m = /listening on (127\.0\.0\.1:\d+)/.exec(log);
-      if (m) resolve(m[1]!);
-    });
-    child.on('exit', (code) => reject(new Error(`docker-registry exited (${code}): ${log}`)));
-  });
-}
 
 async function exportHash(store: Store, ref: string): Promise<string> {
   const out = collector();
