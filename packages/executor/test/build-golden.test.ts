@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { build } from '../src/index.js';
 import { configLines, fileLines, filesAgainstBase, fixturesDir, flattenImage, historyLines, isDockerArtefact, summaryText, sharedBusyboxStore, tempDir, unpackTar } from './helpers/images.js';
-import { dockerAvailable, Oracle } from './helpers/docker.js';
+import { dockerAvailable, dockerSkipped, DOCKER_MISSING, Oracle } from './helpers/docker.js';
 
 const shared = sharedBusyboxStore();
 const oracle = new Oracle(randomBytes(4).toString('hex'));
@@ -94,9 +94,9 @@ for (const name of cases) {
 }
 
 for (const name of cases.filter((c) => !buildkitOnly.has(c))) {
-  test(`differential vs Docker 20.10 classic builder: ${name}`, async (t) => {
+  (dockerSkipped ? test.skip : test)(`differential vs Docker 20.10 classic builder: ${name}`, async (t) => {
     if (!dockerAvailable()) {
-      t.fail('dockerd is not running and scripts/start-dockerd.sh could not start it: the differential tests need Docker 20.10 (/usr/bin/docker)');
+      t.fail(DOCKER_MISSING);
       return;
     }
     const bb = await shared.get();

@@ -3,18 +3,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmod, chown, link, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { compileIgnore, copyInto, parseDockerignore, selectSources } from '../src/context/index.js';
-
-const DOCKER = '/usr/bin/docker';
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-
-function dockerUp(): boolean {
-  const env = { ...process.env, DOCKER_BUILDKIT: '0' };
-  if (spawnSync(DOCKER, ['info'], { stdio: 'ignore', env }).status === 0) return true;
-  spawnSync('bash', [path.join(repoRoot, 'scripts/start-dockerd.sh')], { stdio: 'ignore' });
-  return spawnSync(DOCKER, ['info'], { stdio: 'ignore', env }).status === 0;
-}
+import { DOCKER, dockerAvailable, dockerSkipped, DOCKER_MISSING } from './helpers/docker.js';
+import { repoRoot } from './helpers/images.js';
 
 /** `type mode uid:gid size [-> target]` for every entry under `prefixes` in a tar listing. */
 function listing(tarFile: string, prefixes: string[]): string[] {
@@ -36,10 +27,9 @@ function listing(tarFile: string, prefixes: string[]): string[] {
   return rows.sort();
 }
 
-test('differential: COPY into a busybox image matches Docker 20.10 classic builder (modes, owners, sizes, links)', async (t) => {
-  if (!dockerUp()) {
-    t.log('dockerd is not running (scripts/start-dockerd.sh failed): skipped');
-    t.pass();
+(dockerSkipped ? test.skip : test)('differential: COPY into a busybox image matches Docker 20.10 classic builder (modes, owners, sizes, links)', async (t) => {
+  if (!dockerAvailable()) {
+    t.fail(DOCKER_MISSING);
     return;
   }
   const dir = await mkdtemp(path.join(tmpdir(), 'ctx-docker-'));

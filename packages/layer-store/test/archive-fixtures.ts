@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import type { ExecutionContext } from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import tar from 'tar-stream';
 import { importRootfs, Store, type Digest } from '../src/index.js';
 
@@ -145,5 +145,33 @@ export async function startRegistry(t: ExecutionContext, user?: { name: string; 
       if (m) resolve(m[1]!);
     });
     child.on('exit', (code) => reject(new Error(`docker-registry exited (${code}): ${log}`)));
+  });
+}
+
+let dockerState: boolean | undefined;
+/**
+ * Whether dockerd answers; starts it once per process with scripts/start-dockerd.sh (scripts/test.sh
+ * has started it already, so this is one `docker info`).
+ */
+export function dockerReady(): boolean {
+  dockerState ??= spawnSync('bash', [join(REPO, 'scripts/start-dockerd.sh')], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 400_000 }).status === 0;
+  return dockerState;
+}
+
+/**
+ * A serial test against dockerd. It fails when dockerd cannot be started (CI has it: scripts/test.sh
+ * installs and starts it); TSBUILD_TEST_NO_DOCKER=1 skips it where no Docker engine can run (README).
+ */
+export function dockerTest(title: string, fn: (t: ExecutionContext) => Promise<void>): void {
+  if (process.env.TSBUILD_TEST_NO_DOCKER === '1') {
+    test.skip(title, fn);
+    return;
+  }
+  test.serial(title, async (t) => {
+    if (!dockerReady()) {
+      t.fail('dockerd is not running and scripts/start-dockerd.sh could not start it (log: /var/log/tsbuild-dockerd.log); scripts/install-system-deps.sh installs docker.io, or set TSBUILD_TEST_NO_DOCKER=1 to skip the Docker round trips');
+      return;
+    }
+    await fn(t);
   });
 }

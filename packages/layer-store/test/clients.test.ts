@@ -10,14 +10,11 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { exportImage, importRootfs, load, save, type Store } from '../src/index.js';
-import { collector, importBusybox, REPO, tempDir, tempStore } from './archive-fixtures.js';
+import { collector, dockerTest, importBusybox, REPO, tempDir, tempStore } from './archive-fixtures.js';
 import tar from 'tar-stream';
 
 const DOCKER = '/usr/bin/docker';
 const dockerEnv = { ...process.env, DOCKER_BUILDKIT: '0' };
-const dockerUp = spawnSync('bash', [join(REPO, 'scripts/start-dockerd.sh')], { stdio: 'ignore' }).status === 0;
-if (!dockerUp) console.log('clients.test: dockerd could not be started (scripts/start-dockerd.sh failed): docker round trips skipped');
-const dockerTest = dockerUp ? test.serial : test.skip;
 
 function docker(args: string[], input?: Buffer): string {
   return execFileSync(DOCKER, args, { env: dockerEnv, encoding: 'utf8', maxBuffer: 1 << 28, ...(input ? { input } : {}) });

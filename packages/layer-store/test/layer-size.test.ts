@@ -22,7 +22,7 @@ import {
   type DiffID,
 } from '../src/index.js';
 import { entryContentSize, LAYER_SIZES_DIR, recordedContentSize } from '../src/layer-size.js';
-import { importBusybox, REPO, tempDir, tempStore } from './archive-fixtures.js';
+import { dockerTest, importBusybox, REPO, tempDir, tempStore } from './archive-fixtures.js';
 
 /** Docker's `directory.Size`: lstat sizes of non-directories, each inode once (independent of the store's code). */
 function dockerDirectorySize(root: string): number {
@@ -121,9 +121,6 @@ test('images, inspect and history report content sizes; prune drops the records 
 
 const DOCKER = '/usr/bin/docker';
 const dockerEnv = { ...process.env, DOCKER_BUILDKIT: '0' };
-const dockerUp = spawnSync('bash', [join(REPO, 'scripts/start-dockerd.sh')], { stdio: 'ignore' }).status === 0;
-if (!dockerUp) console.log('layer-size.test: dockerd could not be started: docker comparisons skipped');
-const dockerTest = dockerUp ? test.serial : test.skip;
 
 function docker(args: string[], opts: { cwd?: string } = {}): string {
   return execFileSync(DOCKER, args, { env: dockerEnv, encoding: 'utf8', maxBuffer: 1 << 28, ...opts });
