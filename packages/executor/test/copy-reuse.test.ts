@@ -5,6 +5,7 @@
  */
 import test from 'ava';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { chmod, link, lstat, mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { chainIDsOf, Store } from '@tsbuild/layer-store';
@@ -159,4 +160,30 @@ test('a later source that replaces a directory by a symlink to a host directory:
   t.deepEqual(await readdir(outside), [], 'nothing was linked into the directory the symlink points at');
   const cold = await buildCollect({ ...opts, store: (await busyboxStore(path.join(dir, 'b'))).root });
   t.is(second.result.id, cold.result.id);
+});
+
+test('a rebuilt COPY of a few MiB takes the unchanged gzip blocks from the earlier layer: the same manifest as a cold build', async (t) => {
+  const dir = await testDir(t, 'copy-gzblocks');
+  const ctxDir = path.join(dir, 'ctx');
+  // ~3 MiB of compressible text (deflated blocks), then late.txt, last in the tar
+  const body = (i: number): string => Array.from({ length: 20_000 }, (_, n) => `file ${i} line ${(n * 7919 + i) % 100_003}\n`).join('');
+  const files: Record<string, string> = { Dockerfile: 'FROM busybox\nWORKDIR /src\nCOPY . .\n', 'late.txt': 'v1\n' };
+  for (let i = 0; i < 8; i++) files[`d/f${i}.txt`] = body(i);
+  await writeFiles(ctxDir, files);
+  await settle(ctxDir);
+  const storeA = await busyboxStore(path.join(dir, 'a'));
+  const opts = { contextDir: ctxDir, dockerfile: { path: path.join(ctxDir, 'Dockerfile') }, sourceDateEpoch: EPOCH };
+  const first = await buildCollect({ ...opts, store: storeA.root });
+  const layersOf = async (s: Store, id: string): Promise<string[]> => (await s.resolveImage(id)).manifest.layers.map((l) => l.digest);
+  const copy1 = (await layersOf(storeA, first.result.id)).at(-1);
+  t.true(existsSync(path.join(storeA.root, 'gzip-blocks', copy1!.replace('sha256:', ''))), 'the COPY layer keeps its block index');
+
+  await writeFile(path.join(ctxDir, 'late.txt'), 'v2\n');
+  await settle(ctxDir);
+  const second = await buildCollect({ ...opts, store: storeA.root });
+  t.regex(second.misses.get(2) ?? '', /late\.txt/);
+  const storeB = await busyboxStore(path.join(dir, 'b'));
+  const cold = await buildCollect({ ...opts, store: storeB.root });
+  t.not((await layersOf(storeA, second.result.id)).at(-1), copy1);
+  t.is(second.result.manifestDigest, cold.result.manifestDigest, 'compressed layers, manifest and config as a cold build makes them');
 });

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { chainIDsOf, hexOf, isDigest, parseDigest } from './digest.js';
 import { BlobNotFoundError, StoreError } from './errors.js';
 import { layerContentSize, LAYER_SIZES_DIR } from './layer-size.js';
+import { GZIP_BLOCKS_DIR } from './gzip-blocks.js';
 import { parseReference, ReferenceError } from './reference.js';
 import { readRepoDigests, repoDigestsOf, repositoryOf, updateRepoDigests } from './repo-digests.js';
 import { REF_NAME_ANNOTATION, type Store } from './store.js';
@@ -651,6 +652,11 @@ async function sweep(store: Store, live: Live): Promise<PruneReport> {
   const sizesDir = join(store.root, LAYER_SIZES_DIR);
   for (const name of await listDir(sizesDir)) {
     if (!live.diffIDs.has(name)) await unlink(join(sizesDir, name)).catch(() => undefined);
+  }
+  // gzip block indexes of blobs that are gone
+  const blocksDir = join(store.root, GZIP_BLOCKS_DIR);
+  for (const name of await listDir(blocksDir)) {
+    if (!live.blobs.has(`sha256:${name}`)) await unlink(join(blocksDir, name)).catch(() => undefined);
   }
   return report;
 }

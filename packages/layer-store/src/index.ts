@@ -14,7 +14,7 @@ export {
 export { parseReference, ReferenceError, type Reference } from './reference.js';
 export { canonicalJSON, EncodedJSON } from './json.js';
 export { TimeSlices } from './slices.js';
-export { writeLayer, layerTarStream, DEFAULT_GZIP_LEVEL, type LayerTarOptions, type WriteLayerOptions } from './layer-tar.js';
+export { writeLayer, layerTarStream, DEFAULT_GZIP_LEVEL, type LayerTarOptions, type WriteLayerOptions, type WrittenLayer } from './layer-tar.js';
 export { applyLayer, type ApplyLayerOptions, type ApplyStats } from './apply.js';
 export {
   Store,

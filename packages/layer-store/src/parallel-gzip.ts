@@ -16,6 +16,7 @@ import { Transform, type TransformCallback, type TransformOptions } from 'node:s
 import { constants as zlibConstants, crc32, createDeflateRaw } from 'node:zlib';
 import { availableParallelism } from 'node:os';
 import { StoreError } from './errors.js';
+import { blockKey, type BlockSource } from './gzip-blocks.js';
 
 /** Options of `createParallelGzip`. */
 export interface ParallelGzipOptions {
@@ -201,9 +202,25 @@ export class GzipBlocks {
   #dictionary: Buffer | undefined;
   #crc = 0;
   #isize = 0;
+  /** Whether each block's key is computed (for `blockIndex`, or to look it up in `#reuse`). */
+  readonly #keyed: boolean;
+  readonly #reuse: BlockSource | undefined;
+  /** Per block taken by `next`: its key ('' for a stored block) and compressed length. */
+  readonly #index: Array<[string, number]> = [];
+  /** Keys of the pending blocks, in order. */
+  readonly #keys: string[] = [];
+  /** Blocks whose compressed bytes came from `reuse`. */
+  reused = 0;
 
-  constructor(level: number) {
+  /**
+   * `index`: compute each deflated block's key, for `blockIndex`; `reuse`: an earlier blob's blocks
+   * (gzip-blocks.ts), whose compressed bytes are taken for a block with the same key instead of
+   * deflating it (the same bytes).
+   */
+  constructor(level: number, opts: { index?: boolean; reuse?: BlockSource } = {}) {
     this.#level = level;
+    this.#keyed = opts.index === true || opts.reuse !== undefined;
+    this.#reuse = opts.reuse;
   }
 
   /** The gzip header, first bytes of the member. */
@@ -230,8 +247,18 @@ export class GzipBlocks {
     this.#crc = crc32(block, this.#crc);
     this.#isize = (this.#isize + block.length) % 0x1_0000_0000;
     const stored = this.#level !== 0 && isIncompressible(block);
-    this.#jobs.push(stored ? doneJob(block, storedDeflate(block, final)) : deflateBlock(block, this.#dictionary, this.#level, final));
+    // a stored block costs a copy: no key, never taken from an earlier blob
+    const key = this.#keyed && !stored ? blockKey(this.#level, final, this.#dictionary, block) : '';
+    const earlier = key !== '' ? this.#reuse?.take(key) : undefined;
+    if (earlier !== undefined) this.reused++;
+    if (this.#keyed) this.#keys.push(key);
+    this.#jobs.push(stored ? doneJob(block, storedDeflate(block, final)) : earlier !== undefined ? doneJob(block, earlier) : deflateBlock(block, this.#dictionary, this.#level, final));
     if (!final) this.#dictionary = Buffer.from(block.subarray(block.length - WINDOW));
+  }
+
+  /** Key and compressed length of every block `next` has handed out, in order, when keyed (see gzip-blocks.ts). */
+  blockIndex(): Array<[string, number]> {
+    return this.#index;
   }
 
   /**
@@ -243,7 +270,9 @@ export class GzipBlocks {
     if (head === undefined) throw new StoreError('gzip: no block pending', { code: 'E_GZIP_STATE' });
     await head.done;
     this.#jobs.shift();
+    const key = this.#keyed ? this.#keys.shift()! : '';
     if (head.error) throw new StoreError('gzip: compressing a block', { cause: head.error });
+    if (this.#keyed) this.#index.push([key, head.output!.length]);
     return { output: head.output!, input: head.input };
   }
 

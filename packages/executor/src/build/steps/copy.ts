@@ -287,7 +287,17 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
     if ((await readdir(upper)).length === 0) return addHistory(ctx, state, createdBy, true);
     // COPY writes no xattrs (as Docker's): the layer writer need not list each file's; ADD extracts archives with theirs
     const noFileXattrs = step.kind === 'COPY';
-    const layer = await writeLayer(store, upper, { kind: 'upper', noFileXattrs, ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
+    // A rebuilt COPY/ADD mostly writes the tar it wrote before: the gzip blocks that did not change
+    // are taken from the earlier blob instead of compressed again (same bytes; gzip-blocks.ts).
+    const earlier = prior?.layers.length === 1 ? prior.layers[0]!.descriptor.digest : undefined;
+    const layer = await writeLayer(store, upper, {
+      kind: 'upper',
+      noFileXattrs,
+      indexBlocks: true,
+      ...(earlier !== undefined ? { reuseBlocksOf: earlier } : {}),
+      ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
+      ...(signal ? { signal } : {}),
+    });
     const withLayer = addLayer(state, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, layer.diffID);
     // the upper dir is this layer's snapshot already: keep it instead of unpacking the tar again
     await store.adoptSnapshot(withLayer.image.rootfs.diff_ids, upper, { ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });

@@ -1,0 +1,121 @@
+/**
+ * Block reuse for rebuilt layers: the compressed bytes of a parallel-gzip block (see
+ * parallel-gzip.ts) depend only on the level, whether it is the final block, its dictionary (the
+ * previous block's last 32 KiB) and its own bytes. So a layer written again with mostly the same
+ * tar (a `COPY . .` after one source edit) can copy each unchanged block's compressed bytes out of
+ * the earlier blob instead of deflating it again, and the result is byte for byte what a fresh
+ * compression gives.
+ *
+ * The store keeps, for each layer written with `indexBlocks`, a private side file
+ * `gzip-blocks/<blob digest hex>`: the zlib version, level and block size, and per block the
+ * sha256 of (level, final, dictionary, block) with the block's compressed length. Blocks sit at
+ * fixed offsets of the tar, so an edit that keeps the tar's length (tar pads each file to 512
+ * bytes) leaves every other block reusable; one that changes it leaves the blocks before it.
+ *
+ * The file is a cache like `layer-sizes/`: written without fsync, ignored when unreadable, for
+ * another zlib, level or block size, or when its lengths do not add up to the blob's size.
+ */
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { hexOf } from './digest.js';
+import { tempName } from './fsutil.js';
+import type { Store } from './store.js';
+import type { Digest } from './types.js';
+
+/** Name of the store-private directory of gzip block indexes. */
+export const GZIP_BLOCKS_DIR = 'gzip-blocks';
+/** Bytes of the gzip header parallel-gzip writes (no name, no extra field). */
+const HEADER = 10;
+/** Bytes of the gzip trailer (CRC32, ISIZE). */
+const TRAILER = 8;
+
+/** What identifies a block's compressed bytes: sha256 of level, final flag, dictionary and block (hex). */
+export function blockKey(level: number, final: boolean, dictionary: Buffer | undefined, block: Buffer): string {
+  const h = createHash('sha256');
+  h.update(Buffer.from([level & 0xff, final ? 1 : 0, dictionary === undefined ? 0 : 1]));
+  if (dictionary !== undefined) h.update(dictionary);
+  return h.update(block).digest('hex');
+}
+
+/** The blocks of one written blob, in order: key ('' for a block that is not worth reusing) and compressed length. */
+export interface BlockIndex {
+  level: number;
+  blockSize: number;
+  blocks: Array<[key: string, length: number]>;
+}
+
+interface BlockIndexFile extends BlockIndex {
+  zlib: string;
+}
+
+function indexPath(store: Store, digest: Digest): string {
+  return join(store.root, GZIP_BLOCKS_DIR, hexOf(digest));
+}
+
+/** Records the block index of the blob `digest` (temp file in the store's `tmp/`, then rename). */
+export async function recordBlockIndex(store: Store, digest: Digest, index: BlockIndex): Promise<void> {
+  const file: BlockIndexFile = { zlib: process.versions.zlib ?? '', ...index };
+  await mkdir(join(store.root, GZIP_BLOCKS_DIR), { recursive: true });
+  const tmp = tempName(store.tmpDir, 'gzip-blocks');
+  try {
+    await writeFile(tmp, JSON.stringify(file), { flag: 'wx', mode: 0o644 });
+    await rename(tmp, indexPath(store, digest));
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Compressed blocks of an earlier blob, by key; `close` when done. */
+export interface BlockSource {
+  /** The compressed bytes of an earlier block with this key, or undefined. */
+  take(key: string): Buffer | undefined;
+  close(): void;
+}
+
+/**
+ * The blocks of the stored blob `digest` that a new blob at `level` and `blockSize` may take, or
+ * undefined when it has no usable index (none, damaged, another zlib, level or block size).
+ */
+export function openBlockSource(store: Store, digest: Digest, level: number, blockSize: number): BlockSource | undefined {
+  let file: BlockIndexFile;
+  try {
+    file = JSON.parse(readFileSync(indexPath(store, digest), 'utf8')) as BlockIndexFile;
+  } catch {
+    return undefined;
+  }
+  if (file.zlib !== (process.versions.zlib ?? '') || file.level !== level || file.blockSize !== blockSize || !Array.isArray(file.blocks)) return undefined;
+  const where = new Map<string, [offset: number, length: number]>();
+  let offset = HEADER;
+  for (const b of file.blocks) {
+    if (!Array.isArray(b) || typeof b[0] !== 'string' || !Number.isSafeInteger(b[1]) || b[1] < 0) return undefined;
+    if (b[0] !== '') where.set(b[0], [offset, b[1]]);
+    offset += b[1];
+  }
+  let fd: number;
+  try {
+    fd = openSync(store.blobPath(digest), 'r');
+  } catch {
+    return undefined;
+  }
+  // a blob that is not the one indexed (or a damaged index) cannot add up
+  if (fstatSync(fd).size !== offset + TRAILER) {
+    closeSync(fd);
+    return undefined;
+  }
+  return {
+    take(key) {
+      const at = where.get(key);
+      if (at === undefined) return undefined;
+      const out = Buffer.allocUnsafe(at[1]);
+      // synchronous: one read of a file in the page cache costs less than a thread-pool hop
+      if (readSync(fd, out, 0, at[1], at[0]) !== at[1]) return undefined;
+      return out;
+    },
+    close() {
+      closeSync(fd);
+    },
+  };
+}
