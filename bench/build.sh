@@ -98,7 +98,7 @@ for wl in "${wls[@]}"; do
   declare -A res=()
   for tool in "${tools[@]}"; do
     cold=(); nochange=(); late=(); save=()
-    n=$runs; [ "$wl" = bigrun ] || [ "$wl" = debian ] && n=1
+    n=$runs
     for i in $(seq 1 "$n"); do
       echo "late v0" > "$W/ctx/$wl/late.txt"
       "${tool}_cold_prep" "$wl"
