@@ -13,7 +13,7 @@ import { applyConfigStep, scratchConfig, DEFAULT_PATH, type ConfigState, type Co
 import { expandStep, type ExpandedStep, type FsStep } from './expand.js';
 import { runFsStep, ensureWorkdir } from './steps/fs.js';
 import { planBuild, hostPlatform, platformString, PREDEFINED_ARGS, type PlannedStage, type BuildPlan } from './plan.js';
-import { BuildError } from './errors.js';
+import { BuildError, invalidImageReference } from './errors.js';
 import { BuildCache } from './cache-step.js';
 import { runMountsOf } from './mounts.js';
 import type { BuildSecret } from './secrets.js';
@@ -273,6 +273,11 @@ async function baseState(ctx: BuildContext, p: PlannedStage): Promise<ImageState
     resolved = await ctx.cache.resolveImage(p.base.ref);
   } catch (err) {
     if (err instanceof ImageNotFoundError) {
+      // dockerd pulls an image it does not have, and a reference it cannot parse fails there
+      const invalid = invalidImageReference(p.base.ref, err.cause);
+      if (invalid !== undefined) {
+        throw new BuildError('E_BASE_IMAGE', `${ctx.file}:${from.range.start.line}: ${from.raw}: ${invalid}`, { ...(err.hint !== undefined ? { hint: err.hint } : {}), cause: err, file: ctx.file, line: from.range.start.line });
+      }
       throw new BuildError('E_BASE_IMAGE', `${ctx.file}:${from.range.start.line}: base image "${p.base.ref}" is not in the store`, {
         hint: 'add it with `tsbuild load` (docker save archive), `tsbuild import` (rootfs tarball) or `tsbuild pull`',
         cause: err,

@@ -7,14 +7,14 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Instruction, RunMount } from '@tsbuild/parser';
-import type { DiffID, ResolvedImage, Store } from '@tsbuild/layer-store';
+import { ImageNotFoundError, type DiffID, type ResolvedImage, type Store } from '@tsbuild/layer-store';
 import { compileIgnore, hashSources, readDockerignore, selectSources, StatIndex, type IgnoreMatcher, type Source } from '../context/index.js';
 import { listedRunArgs, type BuildContext, type ImageState } from './build.js';
 import { cacheKeyOf, CacheRecords, CACHE_RECORD_VERSION, explainDifference, fromKeyOf, pointerNames, type CacheInputs, type CacheRecord, type SourceFileFact } from './cache.js';
 import type { ExpandedStep } from './expand.js';
 import { platformString, stageRef, type PlannedStage } from './plan.js';
 import { mountKeyParts } from './mounts.js';
-import { copyFromSourceHash } from './steps/copy.js';
+import { copyFromNotFound, copyFromSourceHash } from './steps/copy.js';
 
 /** Steps whose result is restored from the record on a hit instead of being run. */
 const RESTORED = new Set(['RUN', 'COPY', 'ADD', 'WORKDIR']);
@@ -116,6 +116,16 @@ export class BuildCache {
       this.#images.set(ref, resolved);
     }
     return resolved;
+  }
+
+  /** The image a `--from` names when no stage does; a missing one fails as COPY --from does. */
+  async #resolveFromImage(from: string): Promise<ResolvedImage> {
+    try {
+      return await this.resolveImage(from);
+    } catch (err) {
+      if (err instanceof ImageNotFoundError) throw copyFromNotFound(from, err);
+      throw err;
+    }
   }
 
   /** Records the stage's final key (FROM <stage> of later stages starts from it). */
@@ -317,7 +327,7 @@ export class BuildCache {
   async #rootfsDigest(ctx: BuildContext, cursor: StageCursor, from: string): Promise<string> {
     const i = stageRef(ctx.df, from, cursor.stageIndex);
     const diffIDs =
-      i !== undefined ? ((await ctx.stages.get(i)) as ImageState).image.rootfs.diff_ids : (await this.resolveImage(from)).config.rootfs.diff_ids;
+      i !== undefined ? ((await ctx.stages.get(i)) as ImageState).image.rootfs.diff_ids : (await this.#resolveFromImage(from)).config.rootfs.diff_ids;
     return `sha256:${sha256Hex(JSON.stringify(diffIDs))}`;
   }
 

@@ -40,3 +40,26 @@ export class BuildError extends Error {
     this.line = opts.line;
   }
 }
+
+/**
+ * The text Docker 20.10 prints for a reference github.com/distribution/reference refuses
+ * (`ParseNormalizedNamed`): its three specific errors, else `invalid reference format`.
+ * @param reason a layer-store `ReferenceError`'s `reason`; `input` the reference as written.
+ */
+export function dockerReferenceMessage(input: string, reason: string): string {
+  if (reason === 'repository name must be lowercase') return 'invalid reference format: repository name must be lowercase';
+  if (reason.startsWith('repository name must not be more than')) return reason;
+  if (reason.startsWith('cannot specify 64-byte hexadecimal strings')) return `invalid repository name (${input}), cannot specify 64-byte hexadecimal strings`;
+  return 'invalid reference format';
+}
+
+/**
+ * Docker's reason when an image named in FROM or `--from` is not here and is no valid reference
+ * (dockerd then parses it to pull it, and that parse fails), or undefined for a valid one.
+ * @param cause the store's ImageNotFoundError `cause` (a ReferenceError for an invalid reference).
+ */
+export function invalidImageReference(ref: string, cause: unknown): string | undefined {
+  if (/^[a-f0-9]{64}$/.test(ref)) return dockerReferenceMessage(ref, 'cannot specify 64-byte hexadecimal strings as a repository name');
+  const reason = (cause as { reason?: unknown } | undefined)?.reason;
+  return cause instanceof Error && typeof reason === 'string' ? dockerReferenceMessage(ref, reason) : undefined;
+}

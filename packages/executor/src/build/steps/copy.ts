@@ -33,7 +33,7 @@ import type { CacheRecord } from '../cache.js';
 import { addHistory, addLayer, type BuildContext, type ImageState } from '../build.js';
 import type { FsStep } from '../expand.js';
 import { stageRef } from '../plan.js';
-import { BuildError } from '../errors.js';
+import { BuildError, invalidImageReference } from '../errors.js';
 import { nopCreatedBy1 } from '../config.js';
 
 /** A COPY or ADD step after expansion. */
@@ -70,6 +70,23 @@ function contextIgnore(ctx: BuildContext, contextDir: string): Promise<IgnoreMat
 }
 
 /**
+ * The error for a `COPY --from` naming neither an earlier stage nor an image in the store, worded
+ * as Docker 20.10's dispatchCopy: `invalid from flag value X: ` and the reason, which for a name
+ * that is no valid reference is distribution/reference's (`invalid reference format…`).
+ * @param at the Dockerfile location when the caller does not prefix it itself.
+ */
+export function copyFromNotFound(from: string, err: ImageNotFoundError, at?: { file: string; line: number }): BuildError {
+  const invalid = invalidImageReference(from, err.cause);
+  const reason = invalid ?? `no stage or image named "${from}" in the store`;
+  const message = `invalid from flag value ${from}: ${reason}`;
+  return new BuildError('E_STEP', at === undefined ? message : `${at.file}:${at.line}: COPY --from=${from}: ${message}`, {
+    hint: invalid !== undefined && err.hint !== undefined ? err.hint : 'name an earlier stage (FROM … AS name), its index, or an image in the store',
+    cause: err,
+    ...(at ?? {}),
+  });
+}
+
+/**
  * The image state `COPY --from` names: an earlier stage (name or index) or an image in the store.
  * @throws BuildError E_STEP (with `line`) for a stage defined later, or a name that is neither.
  */
@@ -91,14 +108,7 @@ export async function resolveCopyFrom(ctx: BuildContext, from: string, stageInde
       layers: img.manifest.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
     };
   } catch (err) {
-    if (err instanceof ImageNotFoundError) {
-      throw new BuildError('E_STEP', `${ctx.file}:${line}: COPY --from=${from}: no stage or image named "${from}"`, {
-        hint: 'name an earlier stage (FROM … AS name), its index, or an image in the store',
-        cause: err,
-        file: ctx.file,
-        line,
-      });
-    }
+    if (err instanceof ImageNotFoundError) throw copyFromNotFound(from, err, { file: ctx.file, line });
     throw err;
   }
 }
