@@ -41,7 +41,7 @@ export interface DockerfileErrorOptions {
 
 /**
  * One problem in a Dockerfile, with its location. `message` is rendered as
- * `Dockerfile:12:1: unknown instruction "COPPY" (did you mean COPY?)`; `detail` is the bare text.
+ * `Dockerfile:12:1: unknown instruction: COPPY (did you mean COPY?)`; `detail` is the bare text.
  */
 export class DockerfileError extends Error {
   readonly code: DockerfileErrorCode;

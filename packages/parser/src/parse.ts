@@ -755,7 +755,7 @@ class Parser {
     const c = new InstructionScope(this, e, node, kind, kwPos.column);
     if (!KIND_SET.has(kind)) {
       const s = suggest(node.keyword, EDIT_NAMES);
-      return c.fail('E_UNKNOWN_INSTRUCTION', `unknown instruction ${JSON.stringify(node.keyword.toUpperCase())}`, s ? `did you mean ${s}?` : undefined);
+      return c.fail('E_UNKNOWN_INSTRUCTION', `unknown instruction: ${node.keyword.toUpperCase()}`, s ? `did you mean ${s}?` : undefined);
     }
     switch (kind as InstructionKind) {
       case 'ENV': {
@@ -1040,7 +1040,7 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfi
   const errAt = (code: DockerfileErrorCode, line: number, detail: string, hint?: string): DockerfileParseError =>
     new DockerfileParseError([new DockerfileError(code, { file, line, column: 1 }, detail, hint ? { hint } : {})]);
 
-  if (text.length === 0) throw errAt('E_EMPTY_DOCKERFILE', 1, 'the Dockerfile cannot be empty', 'add a FROM instruction');
+  if (text.length === 0) throw errAt('E_EMPTY_DOCKERFILE', 1, `the Dockerfile (${file}) cannot be empty`, 'add a FROM instruction');
   if (lines[0]!.startsWith('\ufeff')) lines[0] = lines[0]!.slice(1);
 
   // Parser directives: leading `# name=value` lines until the first other line.
@@ -1171,7 +1171,7 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfi
     collector.add({ node, startLine: lineNo, endLine: lastLine, endCol: lastLen + 1, map });
   }
   if (!collector && early.length === 0) {
-    throw errAt('E_EMPTY_DOCKERFILE', Math.max(1, lines.length), 'file with no instructions', 'add a FROM instruction');
+    throw errAt('E_EMPTY_DOCKERFILE', Math.max(1, lines.length), `failed to parse ${file}: file with no instructions`, 'add a FROM instruction');
   }
   const typed = collector ?? new StageCollector(new Parser(file, directives.escape));
   const problems = [...early, ...typed.parser.problems];

@@ -152,13 +152,28 @@ for (const [name, text, code, line] of errorRows) {
 test('errors: all are listed, Docker first', (t) => {
   const err = t.throws(() => parseDockerfile('FROM a\nBOGUS1\nCOPY x\nCMD [1]\n'), { instanceOf: DockerfileParseError });
   t.deepEqual(err!.errors.map((e) => e.line), [4, 2, 3]);
-  t.regex(err!.errors[1]!.message, /^Dockerfile:2:1: unknown instruction "BOGUS1"/);
+  t.regex(err!.errors[1]!.message, /^Dockerfile:2:1: unknown instruction: BOGUS1/);
 });
 
 test('unknown instruction message names the suggestion', (t) => {
   const err = t.throws(() => parseDockerfile('FROM a\nCOPPY x y\n'), { instanceOf: DockerfileParseError });
-  t.is(err!.errors[0]!.message, 'Dockerfile:2:1: unknown instruction "COPPY" (did you mean COPY?)');
+  t.is(err!.errors[0]!.message, 'Dockerfile:2:1: unknown instruction: COPPY (did you mean COPY?)');
 });
+
+// dockerd 20.10: "the Dockerfile (sub/My.df) cannot be empty" for 0 bytes; "failed to parse
+// sub/c.df: file with no instructions" for comments or blank lines only (checked, oracle5/e-empty-f)
+const emptyRows: [string, string, string][] = [
+  ['zero bytes', '', 'sub/My.df:1:1: the Dockerfile (sub/My.df) cannot be empty'],
+  ['only a comment', '# c\n', 'sub/My.df:1:1: failed to parse sub/My.df: file with no instructions'],
+  ['only blank lines', '\n\n  \n', 'sub/My.df:3:1: failed to parse sub/My.df: file with no instructions'],
+];
+for (const [name, text, message] of emptyRows) {
+  test(`empty Dockerfile as dockerd words it: ${name}`, (t) => {
+    const err = t.throws(() => parseDockerfile(text, { file: 'sub/My.df' }), { instanceOf: DockerfileParseError });
+    t.is(err!.errors[0]!.code, 'E_EMPTY_DOCKERFILE');
+    t.is(err!.errors[0]!.message, `${message} (add a FROM instruction)`);
+  });
+}
 
 const checkRows: [string, string, { buildArgs?: Record<string, string>; target?: string }, string | null, number][] = [
   ['required variable unset', 'FROM a\nLABEL a="${A:?must}"\n', {}, 'E_EXPANSION', 2],
