@@ -10,14 +10,19 @@
  * carries its target's metadata). Layers written by this store (import, build) have that form.
  * A first pass over the headers decides; otherwise (several layers, or any other tar) the layers
  * are unpacked into a temp dir and that tree is tarred.
+ *
+ * First choice, before both: when every layer of the image has its snapshot in the store (an
+ * image built here or used as a base), the snapshots are walked as one merged tree (`mergedTarStream`),
+ * nothing unpacked and no blob read; the tar is the one unpacking would give.
  */
+import { statSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { applyLayer, decompressed } from './apply.js';
-import { hashing } from './digest.js';
+import { chainIDsOf, hashing } from './digest.js';
 import { CorruptLayerError, DigestMismatchError } from './errors.js';
-import { layerTarStream } from './layer-tar.js';
+import { layerTarStream, mergedTarStream } from './layer-tar.js';
 import { openLayerBlob } from './snapshots.js';
 import type { Store } from './store.js';
 import { encodeHeader, padding, readTar, trailer, type TarHeader, type TarEntry } from './tar.js';
@@ -33,6 +38,13 @@ export async function exportImage(store: Store, ref: string, out: Writable, opts
   const image = await store.resolveImage(ref);
   const signal = opts.signal ? { signal: opts.signal } : {};
   const layers = image.manifest.layers;
+  // An image with the snapshots of all its layers (built here, or used as a base): their merged
+  // view, as an overlay mount of them shows it, is read straight from them.
+  const snapshots = chainIDsOf(image.config.rootfs.diff_ids).map((c) => store.snapshotDirFor(c));
+  if (snapshots.length > 0 && snapshots.every((d) => statSync(d, { throwIfNoEntry: false })?.isDirectory() === true)) {
+    await pipeline(mergedTarStream(snapshots.reverse(), opts), out, signal);
+    return;
+  }
   if (layers.length === 1 && (await isWalkOrdered(store, layers[0]!.digest, opts.signal))) {
     await pipeline(Readable.from(walkOrderedTar(store, layers[0]!.digest, opts.signal)), out, signal);
     return;

@@ -112,6 +112,71 @@ interface Item {
   content?: string;
 }
 
+/** What the walks share: hard links seen so far (by dev:ino) and the mtime clamp. */
+interface WalkState {
+  readonly opts: LayerTarOptions;
+  readonly links: Map<string, string>;
+  readonly clamp: (sec: number) => number;
+}
+
+function walkState(opts: LayerTarOptions): WalkState {
+  const epoch = opts.sourceDateEpoch;
+  return { opts, links: new Map(), clamp: (sec) => (epoch !== undefined && sec > epoch ? epoch : sec) };
+}
+
+/**
+ * The tar item of the entry `abs` (lstat `st`) named `rel`, or undefined for a socket (skipped, as
+ * Docker does). `xattrs`: the entry's kept xattrs when the caller read them already (directories
+ * of a merged walk), else read here (unless `noFileXattrs` and a regular file).
+ */
+function itemOf(w: WalkState, rel: string, abs: string, st: BigIntStats, xattrs?: Map<string, Buffer> | null): Item | undefined {
+  const { opts, links } = w;
+  const header: TarHeader = {
+    name: rel,
+    type: 'file',
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: 0,
+    mtime: w.clamp(Number(st.mtimeMs / 1000n)),
+  };
+  if (st.isSymbolicLink()) {
+    header.type = 'symlink';
+    header.linkname = readlinkSync(abs);
+  } else if (xattrs !== undefined) {
+    if (xattrs !== null) header.xattrs = xattrs;
+  } else if (!(opts.noFileXattrs === true && st.isFile())) {
+    const read = readXattrs(abs, opts.kind);
+    if (read) header.xattrs = read;
+  }
+  const key = `${st.dev}:${st.ino}`;
+  // Overlay whiteouts may share one inode (the kernel links them to a common whiteout): never links.
+  const linkable = !st.isDirectory() && st.nlink > 1n && !(opts.kind === 'upper' && st.isCharacterDevice() && st.rdev === 0n);
+  if (linkable && !st.isSymbolicLink() && links.has(key)) {
+    header.type = 'link';
+    header.linkname = links.get(key)!;
+    delete header.xattrs;
+    return { header };
+  }
+  if (linkable) links.set(key, rel);
+  if (st.isFile()) {
+    header.size = Number(st.size);
+    return { header, content: abs };
+  }
+  if (st.isDirectory()) {
+    header.type = 'directory';
+  } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+    header.type = st.isCharacterDevice() ? 'char' : 'block';
+    header.devmajor = major(st.rdev);
+    header.devminor = minor(st.rdev);
+  } else if (st.isFIFO()) {
+    header.type = 'fifo';
+  } else if (!st.isSymbolicLink()) {
+    return undefined;
+  }
+  return { header };
+}
+
 /**
  * Walks `root` depth-first, children in byte order, parents before children; yields tar items.
  * Synchronous (readdir, lstat, listxattr): the consumer pulls one ~1 MiB chunk of items at a time,
@@ -119,65 +184,84 @@ interface Item {
  * per syscall (which cost ~1 ms per entry on a loaded machine).
  */
 function* walk(root: string, opts: LayerTarOptions): Generator<Item> {
-  const links = new Map<string, string>();
-  const clamp = (sec: number): number => (opts.sourceDateEpoch !== undefined && sec > opts.sourceDateEpoch ? opts.sourceDateEpoch : sec);
+  const w = walkState(opts);
   function* visit(rel: string): Generator<Item> {
     opts.signal?.throwIfAborted();
-    const abs = join(root, rel);
-    const names = readdirSync(abs).sort(byteOrder);
+    const names = readdirSync(join(root, rel)).sort(byteOrder);
     for (const name of names) {
       const childRel = rel === '' ? name : `${rel}/${name}`;
       const childAbs = join(root, childRel);
       const st = lstatSync(childAbs, { bigint: true }) as BigIntStats;
-      const header: TarHeader = {
-        name: childRel,
-        type: 'file',
-        mode: Number(st.mode & 0o7777n),
-        uid: Number(st.uid),
-        gid: Number(st.gid),
-        size: 0,
-        mtime: clamp(Number(st.mtimeMs / 1000n)),
-      };
-      if (st.isSymbolicLink()) {
-        header.type = 'symlink';
-        header.linkname = readlinkSync(childAbs);
-      } else if (!(opts.noFileXattrs === true && st.isFile())) {
-        const xattrs = readXattrs(childAbs, opts.kind);
-        if (xattrs) header.xattrs = xattrs;
-      }
-      const key = `${st.dev}:${st.ino}`;
-      // Overlay whiteouts may share one inode (the kernel links them to a common whiteout): never links.
-      const linkable = !st.isDirectory() && st.nlink > 1n && !(opts.kind === 'upper' && st.isCharacterDevice() && st.rdev === 0n);
-      if (linkable && !st.isSymbolicLink() && links.has(key)) {
-        header.type = 'link';
-        header.linkname = links.get(key)!;
-        delete header.xattrs;
-        yield { header };
-        continue;
-      }
-      if (linkable) links.set(key, childRel);
-      if (st.isFile()) {
-        header.size = Number(st.size);
-        yield { header, content: childAbs };
-      } else if (st.isDirectory()) {
-        header.type = 'directory';
-        yield { header };
-        yield* visit(childRel);
-      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        header.type = st.isCharacterDevice() ? 'char' : 'block';
-        header.devmajor = major(st.rdev);
-        header.devminor = minor(st.rdev);
-        yield { header };
-      } else if (st.isFIFO()) {
-        header.type = 'fifo';
-        yield { header };
-      } else if (st.isSymbolicLink()) {
-        yield { header };
-      }
-      // Sockets are skipped, as Docker does.
+      const item = itemOf(w, childRel, childAbs, st);
+      if (item === undefined) continue;
+      yield item;
+      if (item.header.type === 'directory') yield* visit(childRel);
     }
   }
   yield* visit('');
+}
+
+/**
+ * Walks the union of the overlay lower dirs `roots` (top first) as an overlayfs mount of them shows
+ * it, without mounting: a name is the top-most entry that has it; a whiteout (0/0 character
+ * device) hides it; a directory merges the same directories below it down to the first non-directory
+ * or opaque one (`trusted.overlay.opaque`). Same order, headers and hard links as `walk` of the
+ * mounted tree (kind `rootfs`: no overlay xattrs in the items), which is what unpacking the layers
+ * onto one directory gives, but for one corner: a directory's xattrs are the top-most one's, as
+ * the mount shows them, where unpacking keeps a lower layer's xattrs that an upper layer's entry
+ * of the directory does not repeat (a layer made from an overlay upper dir always repeats them:
+ * copy-up keeps xattrs).
+ */
+function* mergedWalk(roots: readonly string[], opts: LayerTarOptions): Generator<Item> {
+  const w = walkState({ ...opts, kind: 'rootfs' });
+  const stat = (abs: string): BigIntStats | undefined => lstatSync(abs, { bigint: true, throwIfNoEntry: false }) as BigIntStats | undefined;
+  const whiteout = (st: BigIntStats): boolean => st.isCharacterDevice() && st.rdev === 0n;
+  function* visit(rel: string, dirs: readonly string[]): Generator<Item> {
+    opts.signal?.throwIfAborted();
+    const names = new Set<string>();
+    for (const d of dirs) for (const n of readdirSync(d)) names.add(n);
+    for (const name of [...names].sort(byteOrder)) {
+      const childRel = rel === '' ? name : `${rel}/${name}`;
+      let i = 0;
+      let st: BigIntStats | undefined;
+      for (; i < dirs.length && st === undefined; i++) st = stat(join(dirs[i]!, name));
+      if (st === undefined || whiteout(st)) continue;
+      const abs = join(dirs[i - 1]!, name);
+      if (!st.isDirectory()) {
+        const item = itemOf(w, childRel, abs, st);
+        if (item !== undefined) yield item;
+        continue;
+      }
+      const top = dirXattrs(abs);
+      const merged = [abs];
+      for (let opaque = top.opaque; !opaque && i < dirs.length; i++) {
+        const lower = join(dirs[i]!, name);
+        const lst = stat(lower);
+        if (lst === undefined) continue;
+        if (!lst.isDirectory()) break; // a file or whiteout hides what is below it
+        merged.push(lower);
+        opaque = dirXattrs(lower).opaque;
+      }
+      yield itemOf(w, childRel, abs, st, top.kept ?? null)!;
+      yield* visit(childRel, merged);
+    }
+  }
+  yield* visit('', roots);
+}
+
+/** A directory's kept xattrs (kind `rootfs`) and whether overlay marks it opaque. */
+function dirXattrs(path: string): { kept?: Map<string, Buffer>; opaque: boolean } {
+  let names: string[];
+  try {
+    names = listAttributesSync(path);
+  } catch (err) {
+    if (['ENOTSUP', 'EOPNOTSUPP'].includes((err as NodeJS.ErrnoException).code ?? '')) return { opaque: false };
+    throw err;
+  }
+  const opaque = names.includes(OVERLAY_OPAQUE_XATTR) && getAttributeSync(path, OVERLAY_OPAQUE_XATTR).toString() === 'y';
+  const keep = names.filter((n) => keepXattr(n, 'rootfs')).sort(byteOrder);
+  if (keep.length === 0) return { opaque };
+  return { kept: new Map(keep.map((n) => [n, getAttributeSync(path, n)])), opaque };
 }
 
 function changedError(path: string, size: number, n: number): StoreError {
@@ -189,14 +273,14 @@ const CHUNK = PARALLEL_GZIP_BLOCK_SIZE;
 const ZEROS = Buffer.alloc(1024);
 
 /**
- * The deterministic tar of `dir` cut into blocks of exactly `blockSize` bytes, then one last
+ * The deterministic tar of the walk `items` cut into blocks of exactly `blockSize` bytes, then one last
  * shorter block (possibly empty). Each block comes from `allocate` and is yielded once it is full;
  * headers and file contents are written (file contents read) straight into it, so a small file
  * costs open, one read, close and a copy of its header. Synchronous: the caller pulls one block at
  * a time, so the event loop is held for a few milliseconds at most, and there is no thread-pool
  * round trip per file (which cost ~1 ms per entry on a loaded machine).
  */
-function* tarBlocks(dir: string, opts: LayerTarOptions, blockSize: number, allocate: () => Buffer, sizes?: ContentSizeCounter): Generator<Buffer> {
+function* tarBlocks(items: Iterable<Item>, opts: LayerTarOptions, blockSize: number, allocate: () => Buffer, sizes?: ContentSizeCounter): Generator<Buffer> {
   let block = allocate();
   let fill = 0;
   const oneByte = Buffer.alloc(1);
@@ -244,7 +328,7 @@ function* tarBlocks(dir: string, opts: LayerTarOptions, blockSize: number, alloc
       closeSync(fd);
     }
   }
-  for (const item of walk(dir, opts)) {
+  for (const item of items) {
     opts.signal?.throwIfAborted();
     const headers = opts.kind === 'upper' ? upperToLayerEntries(item.header) : [item.header];
     for (const h of headers) {
@@ -288,10 +372,23 @@ export function layerTarStream(dir: string, opts: LayerTarOptions): Readable {
   return countedTarStream(dir, opts);
 }
 
+/**
+ * The tar `layerTarStream` would make of an overlayfs mount of the snapshot dirs `roots` (top
+ * first), without mounting: the flattened tree of an image from its layers' snapshots (see
+ * `mergedWalk`).
+ */
+export function mergedTarStream(roots: readonly string[], opts: Cancellable = {}): Readable {
+  const o: LayerTarOptions = { kind: 'rootfs', ...(opts.signal ? { signal: opts.signal } : {}) };
+  function* nonEmpty(): Generator<Buffer> {
+    for (const b of tarBlocks(mergedWalk(roots, o), o, CHUNK, () => Buffer.allocUnsafe(CHUNK))) if (b.length > 0) yield b;
+  }
+  return Readable.from(nonEmpty(), { objectMode: false, highWaterMark: CHUNK });
+}
+
 /** `layerTarStream`, adding each entry's content size to `sizes`. */
 function countedTarStream(dir: string, opts: LayerTarOptions, sizes?: ContentSizeCounter): Readable {
   function* nonEmpty(): Generator<Buffer> {
-    for (const b of tarBlocks(dir, opts, CHUNK, () => Buffer.allocUnsafe(CHUNK), sizes)) if (b.length > 0) yield b;
+    for (const b of tarBlocks(walk(dir, opts), opts, CHUNK, () => Buffer.allocUnsafe(CHUNK), sizes)) if (b.length > 0) yield b;
   }
   return Readable.from(nonEmpty(), { objectMode: false, highWaterMark: CHUNK });
 }
@@ -353,7 +450,7 @@ async function writeTarBlob(dir: string, opts: LayerTarOptions, out: Writable, l
   const allocate = (): Buffer => free.pop() ?? Buffer.allocUnsafe(CHUNK);
   if (gz) await emit(gz.header());
   const slices = new TimeSlices(opts.signal);
-  for (const block of tarBlocks(dir, opts, CHUNK, allocate, sizes)) {
+  for (const block of tarBlocks(walk(dir, opts), opts, CHUNK, allocate, sizes)) {
     tarHash.update(block);
     if (!gz) {
       await emit(block);
