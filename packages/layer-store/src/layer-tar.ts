@@ -515,7 +515,8 @@ export async function writeLayer(store: Store, dir: string, opts: WriteLayerOpti
     await store.adoptBlob(tmp, written.digest);
     // what Docker reports as the layer's size (see layer-size.ts), kept beside the blob
     await recordContentSize(store, written.diffID, sizes.total);
-    if (written.blocks !== undefined) await recordBlockIndex(store, written.digest, { level: gzipLevel(opts), blockSize: CHUNK, blocks: written.blocks });
+    // a cache: a layer whose index could not be written is whole, its rebuild only slower
+    if (written.blocks !== undefined) await recordBlockIndex(store, written.digest, { level: gzipLevel(opts), blockSize: CHUNK, blocks: written.blocks }).catch(() => undefined);
     const layer = store.layerOf({ mediaType: gzip ? MediaTypes.ociLayerGzip : MediaTypes.ociLayer, digest: written.digest, size: written.size }, written.diffID);
     return written.blocks === undefined ? layer : Object.assign(layer, { gzipBlocks: { total: written.blocks.length, reused: written.reused ?? 0 } });
   } catch (err) {
