@@ -271,22 +271,22 @@ export class BuildCache {
     }
     const local = step.sources.filter((s) => !isUrl(s));
     if (local.length === 0 || ctx.options.contextDir === null) return { inputs };
-    const sources = await this.#select(ctx, ctx.options.contextDir, local);
+    const sources = await this.#select(ctx, ctx.options.contextDir, local, step.kind);
     // owners aside: Docker's CLI sends the context with every owner 0:0 (a chown alone is a hit)
     inputs.sources = await hashSources(sources, { statIndex: await this.#index(), owners: false, ...(ctx.options.signal ? { signal: ctx.options.signal } : {}) });
     return { inputs, sources };
   }
 
-  async #select(ctx: BuildContext, contextDir: string, patterns: readonly string[]): Promise<Source[]> {
+  async #select(ctx: BuildContext, contextDir: string, patterns: readonly string[], instruction: 'COPY' | 'ADD' = 'COPY'): Promise<Source[]> {
     this.#ignore ??= (async () => {
       const dfPath = 'path' in ctx.options.dockerfile ? ctx.options.dockerfile.path : undefined;
       return compileIgnore(await readDockerignore(contextDir, dfPath));
     })();
     const ignore = await this.#ignore;
-    const memo = JSON.stringify([contextDir, patterns]);
+    const memo = JSON.stringify([contextDir, patterns, instruction]);
     let selected = this.#selections.get(memo);
     if (selected === undefined) {
-      selected = selectSources(contextDir, patterns, { ignore, allowEmptyWildcard: true, ...(ctx.options.signal ? { signal: ctx.options.signal } : {}) });
+      selected = selectSources(contextDir, patterns, { ignore, allowEmptyWildcard: true, instruction, ...(ctx.options.signal ? { signal: ctx.options.signal } : {}) });
       this.#selections.set(memo, selected);
       // a failed selection is not remembered: the step reports it, a retry selects again
       selected.catch(() => this.#selections.delete(memo));
@@ -298,8 +298,8 @@ export class BuildCache {
    * The context selection this build made for `patterns` (the one the step's key hashed), or
    * undefined when none was made; the COPY that runs after a miss reuses it.
    */
-  selectionOf(contextDir: string, patterns: readonly string[]): Promise<Source[]> | undefined {
-    return this.#selections.get(JSON.stringify([contextDir, patterns]));
+  selectionOf(contextDir: string, patterns: readonly string[], instruction: 'COPY' | 'ADD'): Promise<Source[]> | undefined {
+    return this.#selections.get(JSON.stringify([contextDir, patterns, instruction]));
   }
 
   /**

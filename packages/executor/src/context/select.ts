@@ -49,6 +49,8 @@ export interface SelectOptions {
   allowEmptyWildcard?: boolean;
   /** The `--from` value when `root` is another stage's or image's rootfs (error messages name it). */
   from?: string;
+  /** The instruction selecting, which Docker's errors start with (`ADD failed: …`); default COPY. */
+  instruction?: 'COPY' | 'ADD';
   signal?: AbortSignal;
 }
 
@@ -137,33 +139,34 @@ async function walk(dirHost: string, rootRel: string, ignore: IgnoreMatcher | un
   return out;
 }
 
-function notFound(rel: string, from: string | undefined): ContextError {
+function notFound(rel: string, opts: SelectOptions): ContextError {
+  const { from, instruction = 'COPY' } = opts;
   if (from !== undefined) {
     // Docker 20.10 (checked against dockerd): "COPY failed: stat rel-shadow: file does not exist"
-    return new ContextError('E_SOURCE_NOT_FOUND', `COPY failed: stat ${cleanPath(`/${rel}`).slice(1)}: file does not exist`, {
+    return new ContextError('E_SOURCE_NOT_FOUND', `${instruction} failed: stat ${cleanPath(`/${rel}`).slice(1)}: file does not exist`, {
       hint: `the path is looked up in the filesystem of --from=${from} (symlinks resolve inside it); check it exists there`,
     });
   }
   return new ContextError(
     'E_SOURCE_NOT_FOUND',
-    `COPY failed: file not found in build context or excluded by .dockerignore: stat ${rel}: file does not exist`,
+    `${instruction} failed: file not found in build context or excluded by .dockerignore: stat ${rel}: file does not exist`,
     { hint: 'check the path (it is relative to the build context) and your .dockerignore' },
   );
 }
 
 /** Selects one concrete (wildcard-free, cleaned, relative) path; follows symlinks inside `root`. */
 async function selectOne(root: string, rel: string, opts: SelectOptions, shown: string): Promise<Source> {
-  if (rel !== '.' && opts.ignore?.matches(rel)) throw notFound(shown, opts.from);
+  if (rel !== '.' && opts.ignore?.matches(rel)) throw notFound(shown, opts);
   const host = await resolveInRoot(root, rel);
   const resolvedRel = path.relative(root, host).split(path.sep).join('/') || '.';
-  if (resolvedRel !== '.' && opts.ignore?.matches(resolvedRel)) throw notFound(shown, opts.from);
+  if (resolvedRel !== '.' && opts.ignore?.matches(resolvedRel)) throw notFound(shown, opts);
   let top: SourceEntry;
   try {
     // synchronous: a wildcard may select thousands of sources, each one stat
     top = entryOfSync(host, '');
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code === 'ENOENT' || (cause as NodeJS.ErrnoException).code === 'ENOTDIR') {
-      throw notFound(shown, opts.from);
+      throw notFound(shown, opts);
     }
     throw new ContextError('E_CONTEXT_READ', `reading ${shown}`, { cause });
   }
@@ -217,7 +220,7 @@ async function expandWildcard(root: string, pattern: string, ignore: IgnoreMatch
  * a directory source are kept as symlinks. Ignored paths (.dockerignore) are never selected.
  * @returns one Source per matched path, in pattern order (matches of one wildcard sorted).
  * @throws ContextError E_OUTSIDE_CONTEXT for `../…`, E_SOURCE_NOT_FOUND for a missing or ignored
- *   path, E_NO_SOURCE_FILES for a wildcard matching nothing, E_BAD_PATTERN for a malformed one.
+ *   path, E_NO_SOURCE_FILES for a wildcard matching nothing (a malformed one matches nothing).
  */
 export async function selectSources(root: string, patterns: readonly string[], opts: SelectOptions = {}): Promise<Source[]> {
   const rootAbs = path.resolve(root);
@@ -226,7 +229,7 @@ export async function selectSources(root: string, patterns: readonly string[], o
     opts.signal?.throwIfAborted();
     const lexical = cleanPath(pattern.replace(/^\/+/, ''));
     if (lexical === '..' || lexical.startsWith('../')) {
-      throw new ContextError('E_OUTSIDE_CONTEXT', `COPY failed: forbidden path outside the build context: ${pattern} ()`, {
+      throw new ContextError('E_OUTSIDE_CONTEXT', `${opts.instruction ?? 'COPY'} failed: forbidden path outside the build context: ${pattern} ()`, {
         hint: 'sources must be inside the build context; move the file into it or use a larger context',
       });
     }
@@ -235,21 +238,23 @@ export async function selectSources(root: string, patterns: readonly string[], o
       out.push(await selectOne(rootAbs, rel, opts, pattern));
       continue;
     }
+    // A malformed pattern matches nothing: Docker 20.10's copyWithWildcards drops filepath.Match's
+    // ErrBadPattern (checked against dockerd: `COPY [a /x` fails "no source files were specified").
+    let bad: BadPatternError | undefined;
     try {
       validatePattern(rel);
     } catch (cause) {
-      if (cause instanceof BadPatternError) {
-        throw new ContextError('E_BAD_PATTERN', `COPY failed: syntax error in pattern: ${pattern}`, {
-          hint: 'wildcards use Go filepath.Match syntax: *, ?, [a-z], and \\ to escape',
-          cause,
-        });
-      }
-      throw cause;
+      if (!(cause instanceof BadPatternError)) throw cause;
+      bad = cause;
     }
-    const matches = await expandWildcard(rootAbs, rel, opts.ignore);
+    const matches = bad === undefined ? await expandWildcard(rootAbs, rel, opts.ignore) : [];
     if (matches.length === 0 && !opts.allowEmptyWildcard) {
-      throw new ContextError('E_NO_SOURCE_FILES', 'COPY failed: no source files were specified', {
-        hint: `no file in the build context matches ${pattern} (or all matches are in .dockerignore)`,
+      throw new ContextError('E_NO_SOURCE_FILES', `${opts.instruction ?? 'COPY'} failed: no source files were specified`, {
+        hint:
+          bad !== undefined
+            ? `${pattern} is no valid wildcard pattern (Go filepath.Match syntax: *, ?, [a-z], and \\ to escape), so it matches nothing`
+            : `no file in the build context matches ${pattern} (or all matches are in .dockerignore)`,
+        ...(bad !== undefined ? { cause: bad } : {}),
       });
     }
     for (const m of matches) {

@@ -244,8 +244,8 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
       // The selection the cache key hashed, when there is one: no second walk of the context.
       // A wildcard matching nothing is no error by itself (Docker 20.10 createCopyInstruction
       // counts the sources after expansion), as for the key.
-      const selected = step.from === undefined ? ctx.cache.selectionOf(root, local) : undefined;
-      sources = selected !== undefined ? await selected : await selectSources(root, local, { allowEmptyWildcard: true, ...(ignore ? { ignore } : {}), ...(step.from !== undefined ? { from: step.from } : {}), ...(signal ? { signal } : {}) });
+      const selected = step.from === undefined ? ctx.cache.selectionOf(root, local, step.kind) : undefined;
+      sources = selected !== undefined ? await selected : await selectSources(root, local, { allowEmptyWildcard: true, instruction: step.kind, ...(ignore ? { ignore } : {}), ...(step.from !== undefined ? { from: step.from } : {}), ...(signal ? { signal } : {}) });
     }
     if (sources.length + step.heredocs.length + urls.length === 0) {
       throw new ContextError('E_NO_SOURCE_FILES', `${step.kind} failed: no source files were specified`, {
