@@ -22,8 +22,15 @@ export class StoreError extends Error {
 
 /** An image reference, ID or digest that names nothing in the store. */
 export class ImageNotFoundError extends StoreError {
+  /** @param options.cause a ReferenceError when `ref` is no valid reference: its reason and hint are shown. */
   constructor(readonly ref: string, options: ErrorOptions = {}) {
-    super(`image not found: ${ref}`, { code: 'E_IMAGE_NOT_FOUND', hint: "'tsbuild images' lists the images in the store", ...options });
+    const bad = options.cause as { reason?: unknown; hint?: unknown } | undefined;
+    const reason = typeof bad?.reason === 'string' ? bad.reason : undefined;
+    super(reason === undefined ? `image not found: ${ref}` : `image not found: ${ref}: ${reason}`, {
+      code: 'E_IMAGE_NOT_FOUND',
+      hint: reason !== undefined && typeof bad?.hint === 'string' ? bad.hint : "'tsbuild images' lists the images in the store",
+      ...options,
+    });
   }
 }
 

@@ -14,7 +14,7 @@ import { chainIDsOf, hexOf, isDigest, parseDigest } from './digest.js';
 import { BlobNotFoundError, StoreError } from './errors.js';
 import { layerContentSize, LAYER_SIZES_DIR } from './layer-size.js';
 import { GZIP_BLOCKS_DIR } from './gzip-blocks.js';
-import { parseReference, ReferenceError } from './reference.js';
+import { namesLegacyReference, parseReference, storedName } from './reference.js';
 import { readRepoDigests, repoDigestsOf, repositoryOf, updateRepoDigests } from './repo-digests.js';
 import { REF_NAME_ANNOTATION, type Store } from './store.js';
 import { MediaTypes, type ContainerConfig, type Descriptor, type DiffID, type Digest, type HistoryEntry, type ImageConfig, type Index, type Manifest } from './types.js';
@@ -107,20 +107,9 @@ export async function listImages(store: Store): Promise<ImageRow[]> {
  * is stored, split at its tag, rather than failing the whole listing.
  */
 function rowName(stored: string): { repository: string; tag: string; digest?: Digest } {
-  try {
-    const ref = parseReference(stored);
-    if (ref.digest !== undefined && ref.tag === undefined) return { repository: ref.familiarName(), tag: '<none>', digest: ref.digest };
-    return { repository: ref.familiarName(), tag: ref.tag ?? '<none>' };
-  } catch (err) {
-    if (!(err instanceof ReferenceError)) throw err;
-    // Docker Hub's prefixes dropped, as familiarName does
-    const hub = stored.startsWith('docker.io/') ? stored.slice('docker.io/'.length) : undefined;
-    const raw = hub === undefined ? stored : hub.replace(/^library\/(?=[^/]+$)/, '');
-    const at = raw.indexOf('@');
-    if (at >= 0) return { repository: raw.slice(0, at), tag: '<none>', ...(isDigest(raw.slice(at + 1)) ? { digest: raw.slice(at + 1) as Digest } : {}) };
-    const colon = raw.lastIndexOf(':');
-    return colon > raw.lastIndexOf('/') ? { repository: raw.slice(0, colon), tag: raw.slice(colon + 1) } : { repository: raw, tag: '<none>' };
-  }
+  const s = storedName(stored);
+  if (s.digest !== undefined && s.tag === undefined) return { repository: s.repository, tag: '<none>', digest: s.digest };
+  return { repository: s.repository, tag: s.tag ?? '<none>' };
 }
 
 // ---- inspect ----
@@ -240,7 +229,7 @@ export async function inspectImage(store: Store, ref: string): Promise<ImageInsp
   return {
     Id: img.id,
     // Docker's reference store lists an image's references sorted by their full string
-    RepoTags: [...img.refs].filter((r) => !isDigestRef(r)).sort().map((r) => parseReference(r).familiar()),
+    RepoTags: [...img.refs].filter((r) => !isDigestRef(r)).sort().map((r) => storedName(r).familiar),
     // digest references: a pull by digest (in index.json) and the pushes and pulls recorded
     RepoDigests: [...new Set([...img.refs.filter(isDigestRef), ...repoDigestsOf(await readRepoDigests(store), img.id)])].sort().map(familiarCanonical),
     Parent: '',
@@ -264,21 +253,13 @@ export async function inspectImage(store: Store, ref: string): Promise<ImageInsp
 }
 
 function isDigestRef(stored: string): boolean {
-  try {
-    const r = parseReference(stored);
-    return r.digest !== undefined && r.tag === undefined;
-  } catch {
-    return false;
-  }
+  const r = storedName(stored);
+  return r.digest !== undefined && r.tag === undefined;
 }
 
 /** `127.0.0.1:5000/x@sha256:…` as Docker shows it (`docker.io/library/` dropped). */
 function familiarCanonical(canonical: string): string {
-  try {
-    return parseReference(canonical).familiar();
-  } catch {
-    return canonical;
-  }
+  return storedName(canonical).familiar;
 }
 
 // ---- history ----
@@ -358,15 +339,15 @@ export async function removeImage(store: Store, ref: string, { force = false }: 
   const img = await store.resolveImage(ref);
   const named = namedTag(ref, img.refs);
   if (named !== undefined) {
-    const untagged = [parseReference(named).familiar()];
+    const untagged = [storedName(named).familiar];
     let { stillReferenced } = await store.untag(named);
-    const repository = parseReference(named).name;
+    const repository = storedName(named).name;
     const tagsLeft = img.refs.filter((r) => r !== named && !isDigestRef(r));
-    if (!tagsLeft.some((r) => parseReference(r).name === repository)) {
+    if (!tagsLeft.some((r) => storedName(r).name === repository)) {
       // as Docker: the last tag of a repository takes that repository's digest references with it
-      for (const r of img.refs.filter((x) => isDigestRef(x) && parseReference(x).name === repository)) {
+      for (const r of img.refs.filter((x) => isDigestRef(x) && storedName(x).name === repository)) {
         stillReferenced = (await store.untag(r)).stillReferenced;
-        untagged.push(parseReference(r).familiar());
+        untagged.push(storedName(r).familiar);
       }
       const dropped = await updateRepoDigests(store, (map) => {
         const out: string[] = [];
@@ -422,12 +403,13 @@ function digestRef(input: string): string | undefined {
   }
 }
 
+/** The stored tag `input` names among `refs`: a reference, or a legacy stored name (see `storedName`). */
 function namedTag(input: string, refs: readonly string[]): string | undefined {
   try {
     const r = parseReference(input);
     return r.digest === undefined && refs.includes(r.full()) ? r.full() : undefined;
   } catch {
-    return undefined;
+    return refs.find((stored) => namesLegacyReference(stored, input));
   }
 }
 
@@ -475,27 +457,61 @@ export async function collectGarbage(store: Store): Promise<PruneReport> {
   return report;
 }
 
+/** Whether an index entry names its image by a tag (not by digest only, not untagged). */
+function isTag(m: Descriptor): boolean {
+  const stored = m.annotations?.[REF_NAME_ANNOTATION];
+  if (!stored) return false;
+  const s = storedName(stored);
+  return s.tag !== undefined || s.digest === undefined;
+}
+
+/** One image `prune` removed: Docker's `untagged:` lines, then its `deleted:` line. */
+export interface PrunedImage {
+  /** Familiar digest references it had (`repo@sha256:…`): a pull by digest, pushes and pulls recorded. */
+  untagged: string[];
+  /** The image ID. */
+  deleted: Digest;
+}
+
+/** What `prune` removed: the images, then what garbage collection freed. */
+export interface ImagePruneReport extends PruneReport {
+  /** The images removed, in index order. */
+  images: PrunedImage[];
+}
+
 /**
- * `image prune`: removes dangling (untagged) images from the index, then collects garbage.
+ * `image prune`: removes dangling images from the index, then collects garbage. As in Docker 20.10,
+ * an image is dangling when no tag names it: untagged, or named by digest references only (pulled
+ * by digest); those references go with it.
  */
-export async function prune(store: Store): Promise<PruneReport> {
-  const dangling: Descriptor[] = [];
+export async function prune(store: Store): Promise<ImagePruneReport> {
+  const dangling: Array<{ desc: Descriptor; refs: string[] }> = [];
   await store.updateIndex((index) => {
-    const tagged = new Set(index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION]).map((m) => m.digest));
-    const keep = index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] || tagged.has(m.digest));
-    dangling.push(...index.manifests.filter((m) => !keep.includes(m)));
-    return { ...index, manifests: keep };
-  });
-  const imagesDeleted: Digest[] = [];
-  for (const d of dangling) {
-    try {
-      imagesDeleted.push((await store.readJSONBlob<Manifest>(d.digest)).config.digest);
-    } catch {
-      imagesDeleted.push(d.digest);
+    const tagged = new Set(index.manifests.filter(isTag).map((m) => m.digest));
+    dangling.length = 0;
+    for (const m of index.manifests) {
+      if (tagged.has(m.digest)) continue;
+      let d = dangling.find((x) => x.desc.digest === m.digest);
+      if (d === undefined) dangling.push((d = { desc: m, refs: [] }));
+      const stored = m.annotations?.[REF_NAME_ANNOTATION];
+      if (stored) d.refs.push(stored);
     }
+    return { ...index, manifests: index.manifests.filter((m) => tagged.has(m.digest)) };
+  });
+  const recorded = await readRepoDigests(store);
+  const images: PrunedImage[] = [];
+  for (const { desc, refs } of dangling) {
+    let id: Digest;
+    try {
+      id = (await store.readJSONBlob<Manifest>(desc.digest)).config.digest;
+    } catch {
+      id = desc.digest;
+    }
+    const untagged = [...new Set([...refs, ...repoDigestsOf(recorded, id)])].sort().map(familiarCanonical);
+    images.push({ untagged, deleted: id });
   }
   const report = await collectGarbage(store);
-  return { ...report, imagesDeleted };
+  return { ...report, imagesDeleted: images.map((i) => i.deleted), images };
 }
 
 /** Options of {@link pruneCache}. */
@@ -691,7 +707,7 @@ export interface DiskUsageRow {
  */
 export async function systemDf(store: Store): Promise<DiskUsageRow[]> {
   const index = await store.readIndex();
-  const tagged = index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION]);
+  const tagged = index.manifests.filter(isTag);
   const all = await markLive(store, index);
   const pruned = await markLive(store, { ...index, manifests: tagged });
   let blobBytes = 0;

@@ -100,7 +100,8 @@ export function parseReference(input: string): Reference {
   if (domain === LEGACY_DOMAIN) domain = DEFAULT_DOMAIN;
   if (domain === DEFAULT_DOMAIN && !path.includes('/')) path = OFFICIAL_PREFIX + path;
   if (path !== path.toLowerCase()) {
-    throw new ReferenceError(input, 'repository name must be lowercase', `try "${input.replace(path.split('/').pop() ?? '', (s) => s.toLowerCase())}"`);
+    // the name lowercased (rest is input without its tag and digest, which keep their case)
+    throw new ReferenceError(input, 'repository name must be lowercase', `try "${rest.toLowerCase()}${input.slice(rest.length)}"`);
   }
   if (!PATH_RE.test(path)) throw new ReferenceError(input, 'invalid reference format');
   const name = `${domain}/${path}`;
@@ -131,4 +132,60 @@ function makeReference(domain: string, path: string, tag: string | undefined, di
 /** Returns the reference with its digest dropped (keeps the tag; `latest` if it had none). */
 export function withoutDigest(ref: Reference): Reference {
   return makeReference(ref.domain, ref.path, ref.tag ?? 'latest', undefined);
+}
+
+/** How a stored reference (an `index.json` ref name) reads, also one `parseReference` now refuses. */
+export interface StoredName {
+  /** Familiar repository (`hello`, `user/app`, `localhost:5000/a`), or the stored name's own text. */
+  readonly repository: string;
+  /** Repository for comparisons: the full name (`docker.io/library/hello`), or `repository` for a legacy name. */
+  readonly name: string;
+  readonly tag: string | undefined;
+  readonly digest: Digest | undefined;
+  /** Familiar form as Docker shows it (`hello:1`, `Up/x:latest`). */
+  readonly familiar: string;
+  /** True when `parseReference` refuses the stored text (an older version wrote it). */
+  readonly legacy: boolean;
+}
+
+/**
+ * Reads a reference stored in the index. One that `parseReference` now refuses (an uppercase
+ * `Up/x:latest` an older version tagged) is split as it is stored (Docker Hub's `docker.io/` and
+ * `library/` prefixes dropped) instead of failing, so it can still be listed, inspected and removed.
+ */
+export function storedName(stored: string): StoredName {
+  try {
+    const ref = parseReference(stored);
+    return { repository: ref.familiarName(), name: ref.name, tag: ref.tag, digest: ref.digest, familiar: ref.familiar(), legacy: false };
+  } catch (err) {
+    if (!(err instanceof ReferenceError)) throw err;
+  }
+  const hub = stored.startsWith(`${DEFAULT_DOMAIN}/`) ? stored.slice(DEFAULT_DOMAIN.length + 1) : undefined;
+  let rest = hub === undefined ? stored : hub.replace(/^library\/(?=[^/@:]+(?:[:@]|$))/, '');
+  let digest: Digest | undefined;
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    const d = rest.slice(at + 1);
+    if (SHA256_RE.test(d)) digest = d as Digest;
+    rest = rest.slice(0, at);
+  }
+  let tag: string | undefined;
+  const colon = rest.lastIndexOf(':');
+  if (colon > rest.lastIndexOf('/')) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+  }
+  const familiar = `${rest}${tag !== undefined ? `:${tag}` : ''}${digest !== undefined ? `@${digest}` : ''}`;
+  return { repository: rest, name: rest, tag, digest, familiar, legacy: true };
+}
+
+/**
+ * Whether `input` names the legacy stored reference `stored` (see {@link storedName}): its stored
+ * text, its familiar form, or its repository alone when its tag is `latest`.
+ */
+export function namesLegacyReference(stored: string, input: string): boolean {
+  const s = storedName(stored);
+  if (!s.legacy) return false;
+  if (input === stored || input === s.familiar) return true;
+  return s.tag === 'latest' && s.digest === undefined && input === s.repository;
 }

@@ -19,7 +19,7 @@ import { fileSink, fsyncDir, tempName, writeFileAtomic } from './fsutil.js';
 import { canonicalJSON, shapeForMediaType } from './json.js';
 import { acquireLock } from './lock.js';
 import { adoptSnapshot, prepareSnapshots } from './snapshots.js';
-import { parseReference, type Reference } from './reference.js';
+import { namesLegacyReference, parseReference, ReferenceError, storedName, type Reference } from './reference.js';
 import {
   MediaTypes,
   type Cancellable,
@@ -374,7 +374,8 @@ export class Store {
    * @throws ImageNotFoundError when the tag does not exist.
    */
   async untag(ref: string): Promise<{ removed: Descriptor; stillReferenced: boolean }> {
-    const full = parseReference(ref).full();
+    // a stored name the parser now refuses (see storedName) is removed by its exact text
+    const full = storedName(ref).legacy ? ref : parseReference(ref).full();
     let result: { removed: Descriptor; stillReferenced: boolean } | undefined;
     await this.updateIndex((index) => {
       const i = index.manifests.findIndex((m) => m.annotations?.[REF_NAME_ANNOTATION] === full);
@@ -429,13 +430,15 @@ export class Store {
   /**
    * Finds an image the way `docker inspect` does: a reference (`hello`, `hello:1`,
    * `name@sha256:<manifest digest>`), an image ID `sha256:<config digest>` (or a manifest digest),
-   * or a unique hex prefix of an image ID (with or without `sha256:`).
-   * @throws ImageNotFoundError, AmbiguousImageError
+   * or a unique hex prefix of an image ID (with or without `sha256:`), or a name an older version
+   * stored that `parseReference` now refuses (see `storedName`).
+   * @throws ImageNotFoundError (its `cause` a ReferenceError when `refOrId` is no valid reference
+   * or ID, e.g. uppercase), AmbiguousImageError
    */
   async resolveImage(refOrId: string): Promise<ResolvedImage> {
     const index = await this.readIndex();
     const found = await this.#findManifest(index, refOrId);
-    if (!found) throw new ImageNotFoundError(refOrId);
+    if (!found) throw new ImageNotFoundError(refOrId, { cause: referenceProblem(refOrId) });
     return this.#load(index, found);
   }
 
@@ -450,7 +453,14 @@ export class Store {
     let ref: Reference | undefined;
     try {
       ref = parseReference(input);
-    } catch {
+    } catch (err) {
+      if (!(err instanceof ReferenceError)) throw err;
+      // a name an older version stored that the parser now refuses, named as it is stored or shown
+      const legacy = index.manifests.find((m) => {
+        const stored = m.annotations?.[REF_NAME_ANNOTATION];
+        return stored !== undefined && namesLegacyReference(stored, input);
+      });
+      if (legacy) return legacy;
       ref = undefined;
     }
     if (ref) {
@@ -564,4 +574,16 @@ function setTag(index: Index, ref: Reference, desc: Descriptor): Index {
   manifests = manifests.filter((m) => !(m.digest === desc.digest && !m.annotations?.[REF_NAME_ANNOTATION]));
   manifests.push(entryFor(desc, ref));
   return { ...index, manifests };
+}
+
+/** Why `input` is neither a reference nor an image ID (prefix), or undefined when it is one. */
+function referenceProblem(input: string): ReferenceError | undefined {
+  if (/^(?:sha256:)?[a-f0-9]{1,64}$/.test(input)) return undefined;
+  try {
+    parseReference(input);
+    return undefined;
+  } catch (err) {
+    if (err instanceof ReferenceError) return err;
+    throw err;
+  }
 }

@@ -142,7 +142,10 @@ export async function applyFilters(store: Store, rows: ImageRow[], filters: Imag
   let out = rows;
   if (filters.dangling !== undefined) {
     const dangling = ['true', '1'].includes(filters.dangling[0]!.toLowerCase());
-    out = out.filter((r) => (r.repository === '<none>') === dangling);
+    // as Docker 20.10: an image no tag names is dangling, also when it has digest references
+    // (pulled by digest: a `repo <none>` row); such an image shows with dangling=false too
+    const tagged = new Set(out.filter((r) => r.tag !== '<none>').map((r) => r.id));
+    out = out.filter((r) => (dangling ? !tagged.has(r.id) : r.repository !== '<none>'));
   }
   if (filters.reference !== undefined) {
     const patterns = filters.reference.map(globRegExp);

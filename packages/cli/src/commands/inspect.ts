@@ -3,6 +3,7 @@ import { inspectImage, type ImageInspect } from '@tsbuild/layer-store';
 import { flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
 import { openStore, parseFormat, runFormat } from './image-output.js';
+import { referenceReason } from './tag.js';
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const args = parseArgs(argv, [
@@ -27,7 +28,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
       found.push(await inspectImage(store, ref));
     } catch (err) {
       if ((err as { code?: string }).code !== 'E_IMAGE_NOT_FOUND') throw err;
-      ctx.stderr.write(`Error: No such image: ${ref}\n`);
+      const bad = referenceReason(err);
+      ctx.stderr.write(bad !== undefined ? `Error response: no such image: ${ref}: ${bad}\n` : `Error: No such image: ${ref}\n`);
       failed = true;
     }
   }

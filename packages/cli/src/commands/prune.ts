@@ -62,8 +62,10 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   }
   if (flagBool(args, 'cache')) return pruneBuildCache(ctx, flagString(args, 'filter'), flagString(args, 'keep-storage'));
   const report = await prune(await openStore(ctx));
-  if (report.imagesDeleted.length > 0) {
-    ctx.stdout.write(`Deleted Images:\n${report.imagesDeleted.map((d) => `deleted: ${d}\n`).join('')}\n`);
+  if (report.images.length > 0) {
+    // as dockerd: each image's digest references (untagged:), then the image (deleted:)
+    const lines = report.images.map((i) => [...i.untagged.map((u) => `untagged: ${u}\n`), `deleted: ${i.deleted}\n`].join(''));
+    ctx.stdout.write(`Deleted Images:\n${lines.join('')}\n`);
   }
   if (report.blobsDeleted.length + report.snapshotsDeleted.length > 0) {
     ctx.stdout.write(`Deleted ${report.blobsDeleted.length} blobs and ${report.snapshotsDeleted.length} snapshots\n\n`);

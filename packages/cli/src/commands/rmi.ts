@@ -3,6 +3,7 @@ import { collectGarbage, removeImage } from '@tsbuild/layer-store';
 import { flagBool, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
 import { openStore } from './image-output.js';
+import { referenceReason } from './tag.js';
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const args = parseArgs(argv, [
@@ -26,7 +27,10 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
       }
     } catch (err) {
       const e = err as { code?: string; message?: string };
-      if (e.code === 'E_IMAGE_NOT_FOUND') ctx.stderr.write(`Error: No such image: ${ref}\n`);
+      const bad = referenceReason(err);
+      // dockerd refuses a name that is no valid reference before looking for it
+      if (bad !== undefined) ctx.stderr.write(`Error response: ${bad}\n`);
+      else if (e.code === 'E_IMAGE_NOT_FOUND') ctx.stderr.write(`Error: No such image: ${ref}\n`);
       else if (typeof e.code === 'string' && e.code.startsWith('E_')) ctx.stderr.write(`Error response: ${e.message}\n`);
       else throw err;
       failed = true;

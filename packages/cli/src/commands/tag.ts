@@ -20,10 +20,22 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     await tagImage(store, source, target);
   } catch (err) {
     if ((err as { code?: string }).code !== 'E_IMAGE_NOT_FOUND') throw err;
-    ctx.stderr.write(`Error response: No such image: ${source}\n`);
+    // Docker's CLI refuses a source that is no valid reference (a name an older version stored is
+    // found above, by its stored text)
+    const bad = referenceReason(err);
+    ctx.stderr.write(bad !== undefined ? `Error parsing reference: ${JSON.stringify(source)} is not a valid repository/tag: ${bad}\n` : `Error response: No such image: ${source}\n`);
     return 1;
   }
   return 0;
+}
+
+/**
+ * Docker's wording of why an image name is no valid reference, when `err` (from `resolveImage`)
+ * failed for that reason; undefined for any other error.
+ */
+export function referenceReason(err: unknown): string | undefined {
+  const cause = (err as { cause?: unknown }).cause;
+  return cause instanceof ReferenceError ? dockerReferenceReason(cause) : undefined;
 }
 
 /** What Docker 20.10's `docker tag` prints for a target it refuses, or undefined for a good one. */
