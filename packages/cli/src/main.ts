@@ -9,6 +9,7 @@ import type { Command, CliContext } from './context.js';
 import { defaultRoot } from './context.js';
 import { renderError } from './errors.js';
 import { HelpRequested, helpText } from './args.js';
+import { VERSION } from './version.js';
 
 /** Each command's module, loaded on demand. Add a line per command. */
 const commands: Record<string, () => Promise<Command>> = {
@@ -53,6 +54,8 @@ Commands:
   login     Log in to a registry
   logout    Log out from a registry
 
+  version   Show the tsbuild version (also --version, -v)
+
 Global options:
   --root DIR   store directory (default: $TSBUILD_ROOT, /var/lib/tsbuild for root)
 `;
@@ -82,6 +85,11 @@ export async function main(argv: string[], base: Omit<CliContext, 'root'>): Prom
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     ctx.stdout.write(USAGE);
     return first === undefined ? 1 : 0;
+  }
+  // as `docker --version` / `docker version` (the client part)
+  if (first === '--version' || first === '-v' || first === 'version') {
+    ctx.stdout.write(`tsbuild version ${VERSION}\n`);
+    return 0;
   }
   let name = first;
   if (commands[first] === undefined && looksLikeBuild(first)) name = 'build';

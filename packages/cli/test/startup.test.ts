@@ -95,6 +95,15 @@ test('bin: errors and usage keep their exit codes through the bundle', async (t)
   t.is(run(bin, ['--help']).code, 0);
 });
 
+test('bin: --version, -v and version print the version of packages/cli/package.json', async (t) => {
+  const pkg = JSON.parse(await readFile(path.join(repoRoot, 'packages/cli/package.json'), 'utf8')) as { version: string };
+  for (const flag of ['--version', '-v', 'version']) {
+    const r = run(bin, [flag]);
+    t.is(r.code, 0, flag);
+    t.is(r.stdout, `tsbuild version ${pkg.version}\n`, flag);
+  }
+});
+
 /**
  * The loader in a copy of the package layout, with entries that say which one ran: the bundle when
  * it is newer than every package's last compile, the unbundled main.js when it is older or missing.
