@@ -13,11 +13,13 @@
  *   Hash() of every path filepath.Walk visits below it, the directory itself included (not the
  *   context root); several sources (or wildcard matches) are `multi:` + the sha256 of their
  *   hashes joined by commas.
- * Not modelled: a second hard link to a file is a link entry in the CLI's tar (its own tarsum), and
- * file capabilities (security.capability) add a header field; both are rare in a build context.
+ * - a file with several links whose first path in the CLI's walk of the context (filepath.Walk:
+ *   names sorted, depth first, .dockerignore'd entries left out) is another one is a link entry
+ *   there (archive's SeenFiles): typeflag `1`, size 0, linkname that first path, no content.
+ * Not modelled: file capabilities (security.capability) add a header field; rare in a context.
  */
 import { createHash } from 'node:crypto';
-import { lstatSync, readFileSync, type BigIntStats } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, type BigIntStats } from 'node:fs';
 import * as path from 'node:path';
 import { TimeSlices } from '@tsbuild/layer-store';
 import type { IgnoreMatcher } from './dockerignore.js';
@@ -43,6 +45,8 @@ export interface DockerHashContext {
   kind?: 'context' | 'rootfs';
   /** the host's user and group names by id, read on first use (kind `rootfs`) */
   names?: { users: Map<number, string>; groups: Map<number, string> };
+  /** `dev:ino` of each multiply-linked file → its first path in the CLI's tar, made on first use (kind `context`) */
+  firstLinks?: Map<string, string>;
   signal?: AbortSignal;
 }
 
@@ -57,6 +61,7 @@ interface EntryStat {
   mode: number;
   size: number;
   rdev: number;
+  nlink: number;
   identity: Omit<FileIdentity, 'hostPath'>;
 }
 
@@ -64,18 +69,61 @@ const TYPEFLAGS: Record<EntryStat['kind'], string> = { file: '0', dir: '5', syml
 
 function statOf(st: BigIntStats): EntryStat {
   const kind = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : st.isFIFO() ? 'fifo' : 'socket';
-  return { kind, uid: Number(st.uid), gid: Number(st.gid), mode: Number(st.mode), size: Number(st.size), rdev: Number(st.rdev), identity: { dev: st.dev, ino: st.ino, size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs } };
+  return { kind, uid: Number(st.uid), gid: Number(st.gid), mode: Number(st.mode), size: Number(st.size), rdev: Number(st.rdev), nlink: Number(st.nlink), identity: { dev: st.dev, ino: st.ino, size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs } };
 }
 
 const TYPE_BITS = { file: 0o100000, dir: 0o040000, symlink: 0o120000 } as const;
 
 function entryStatOf(e: SourceEntry): EntryStat | undefined {
   if (e.type !== 'file' && e.type !== 'dir') return undefined;
-  return { kind: e.type, uid: e.uid, gid: e.gid, mode: TYPE_BITS[e.type] | e.mode, size: e.size, rdev: 0, identity: { dev: e.dev, ino: e.ino, size: e.size, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs } };
+  return { kind: e.type, uid: e.uid, gid: e.gid, mode: TYPE_BITS[e.type] | e.mode, size: e.size, rdev: 0, nlink: e.nlink, identity: { dev: e.dev, ino: e.ino, size: e.size, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs } };
+}
+
+/**
+ * The first path of every multiply-linked file in the docker CLI's context tar: its walk is Go's
+ * filepath.Walk of the context root (names in byte order, a directory before what it holds), and
+ * an entry .dockerignore excludes is not in the tar (an excluded directory is still walked when
+ * exceptions may bring something below it back).
+ */
+function firstLinksOf(ctx: DockerHashContext): Map<string, string> {
+  if (ctx.firstLinks !== undefined) return ctx.firstLinks;
+  const out = new Map<string, string>();
+  const visit = (rel: string): void => {
+    ctx.signal?.throwIfAborted();
+    let names: string[];
+    try {
+      names = readdirSync(rel === '' ? ctx.root : path.join(ctx.root, rel));
+    } catch {
+      return; // the CLI would fail; the step reports unreadable sources itself
+    }
+    names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    for (const name of names) {
+      const child = rel === '' ? name : `${rel}/${name}`;
+      const st = lstatSync(path.join(ctx.root, child), { bigint: true, throwIfNoEntry: false });
+      if (st === undefined) continue;
+      const ignored = ctx.ignore?.matches(child) ?? false;
+      if (st.isDirectory()) {
+        if (!ignored || ctx.ignore!.hasExceptions) visit(child);
+      } else if (!ignored && st.nlink > 1n) {
+        const key = `${st.dev}:${st.ino}`;
+        if (!out.has(key)) out.set(key, child);
+      }
+    }
+  };
+  visit('');
+  ctx.firstLinks = out;
+  return out;
 }
 
 /** The tarsum v1 of the context entry `rel` (slash path from the root). */
 function tarsumOf(ctx: DockerHashContext, rel: string, st: EntryStat): string {
+  if (st.kind === 'file' && st.nlink > 1 && ctx.kind !== 'rootfs') {
+    // dockerd's COPY --from hash (lazycontext) has no link entries; the CLI's context tar has
+    const first = firstLinksOf(ctx).get(`${st.identity.dev}:${st.identity.ino}`);
+    if (first !== undefined && first !== rel) {
+      return sha256Hex(`name${rel}mode${st.mode}uid0gid0size0typeflag1linkname${first}unamegnamedevmajor0devminor0`);
+    }
+  }
   const device = st.kind === 'char' || st.kind === 'block';
   const major = device ? ((st.rdev >> 8) & 0xfff) | (Math.floor(st.rdev / 2 ** 32) & ~0xfff) : 0;
   const minor = device ? (st.rdev & 0xff) | ((st.rdev >> 12) & ~0xff) : 0;
@@ -103,12 +151,19 @@ function tarsumOf(ctx: DockerHashContext, rel: string, st: EntryStat): string {
 
 /**
  * Docker's `Hash(rel)`: the tarsum of what `rel` leads to inside the context, symlinks followed;
- * `rel` itself when that is no entry of the context tar.
+ * `rel` itself when that is no entry of the context tar; undefined when it fails (a symlink loop:
+ * FollowSymlinkInScope's "too many links"), which walkSource skips: the entry adds no sum.
  */
-async function hashOfPath(ctx: DockerHashContext, rel: string, isSymlink: boolean): Promise<string> {
+async function hashOfPath(ctx: DockerHashContext, rel: string, isSymlink: boolean): Promise<string | undefined> {
   let target = rel;
   if (isSymlink) {
-    const full = await resolveInRoot(ctx.root, rel);
+    let full: string;
+    try {
+      full = await resolveInRoot(ctx.root, rel);
+    } catch (err) {
+      if (err instanceof ContextError && err.code === 'E_SYMLINK_LOOP') return undefined;
+      throw err;
+    }
     target = path.relative(ctx.root, full).split(path.sep).join('/');
     if (target === '' || target.startsWith('..')) return rel;
   }
@@ -156,7 +211,8 @@ export async function dockerSourceHash(sources: readonly Source[], ctx: DockerHa
     if (top === undefined) continue;
     if (top.type !== 'dir') {
       // followed whatever the selection made of it (a symlink source may stand for its target)
-      parts.push(`file:${await hashOfPath(ctx, contextRel(s.rel, ''), true)}`);
+      const rel = contextRel(s.rel, '');
+      parts.push(`file:${(await hashOfPath(ctx, rel, true)) ?? rel}`);
       continue;
     }
     // Docker walks the directory the source leads to (a symlink to a directory is followed): the
@@ -177,7 +233,8 @@ export async function dockerSourceHash(sources: readonly Source[], ctx: DockerHa
         sums.push(parent);
       }
       const known = entryStatOf(e);
-      sums.push(known !== undefined && ctx.ignore?.matches(rel) !== true ? tarsumOf(ctx, rel, known) : await hashOfPath(ctx, rel, e.type === 'symlink'));
+      const sum = known !== undefined && ctx.ignore?.matches(rel) !== true ? tarsumOf(ctx, rel, known) : await hashOfPath(ctx, rel, e.type === 'symlink');
+      if (sum !== undefined) sums.push(sum);
     }
     sums.sort();
     parts.push(`dir:${sha256Hex(sums.join(','))}`);
