@@ -20,7 +20,7 @@
  */
 import { closeSync, createReadStream, fdatasync, fstatSync, fsync, openSync, write } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash, type Hash } from 'node:crypto';
@@ -31,7 +31,7 @@ import { ArchiveError } from './archive-errors.js';
 import { contentKindOf, compressionOf, decompressing, linkTarget, safeMemberName, type ContentKind } from './archive-stream.js';
 import { indexArchive, readExactly, type IndexedMember } from './archive-tar.js';
 import { hexOf, isDigest } from './digest.js';
-import { DigestMismatchError, StoreError } from './errors.js';
+import { DigestMismatchError, ImageNotFoundError, StoreError } from './errors.js';
 import { recordContentSize } from './layer-size.js';
 import { ContentSizeScanner } from './layer-size-scan.js';
 import { createParallelGzip } from './parallel-gzip.js';
@@ -57,6 +57,11 @@ export interface LoadedImage {
   manifest: Descriptor;
   /** Full references it was tagged with (may be empty). */
   tags: string[];
+  /**
+   * Tags of `tags` that named another image before (Docker's "The image T already exists,
+   * renaming the old one with ID … to empty string"): the tag and that image's ID.
+   */
+  moved: Array<{ tag: string; oldId: Digest }>;
 }
 
 /** JSON members larger than this are refused (a manifest.json of thousands of images fits). */
@@ -185,7 +190,7 @@ abstract class Members<T> {
 
   /** The member `name` refers to (following links). */
   resolve(name: string, what: string): { name: string; member: T } {
-    let n = safeMemberName(name);
+    let n = referencedMemberName(name, what);
     for (let hops = 0; hops < 40; hops++) {
       const f = this.files.get(n);
       if (f) return { name: n, member: f };
@@ -680,6 +685,45 @@ interface DockerManifestEntry {
   Layers?: unknown;
 }
 
+/**
+ * The archive member a name in manifest.json (or index.json) refers to, resolved as Docker 20.10's
+ * load does (joined to the archive's root and cleaned: `./a`, `x/../a` and `/a` all name `a`).
+ * @throws ArchiveError E_ARCHIVE_UNSAFE_PATH for a name that leaves the archive (`../../etc/passwd`).
+ */
+export function referencedMemberName(name: string, what: string): string {
+  const n = posix.normalize(name.replace(/^\/+/, '')).replace(/\/+$/, '');
+  if (n === '..' || n.startsWith('../')) {
+    throw new ArchiveError('E_ARCHIVE_UNSAFE_PATH', `unsafe path in archive: the ${what} named in the archive's JSON is outside the archive`, {
+      member: name,
+      hint: 'the archive is malformed or hostile (it names a file outside itself); nothing was loaded',
+    });
+  }
+  return n === '.' ? '' : n;
+}
+
+/**
+ * The full references of a manifest.json entry's RepoTags, checked as Docker 20.10's load does:
+ * each must be a string and a tag (`name:tag`; a bare name or a digest reference is refused with
+ * dockerd's `invalid tag "x"`). null or absent: none.
+ * @throws ArchiveError E_ARCHIVE_BAD_JSON; ReferenceError for a malformed name.
+ */
+function repoTagsOf(repoTags: unknown): string[] {
+  if (repoTags === undefined || repoTags === null) return [];
+  if (!Array.isArray(repoTags) || !repoTags.every((t): t is string => typeof t === 'string')) {
+    throw new ArchiveError('E_ARCHIVE_BAD_JSON', 'manifest.json: RepoTags is not a list of strings', { member: 'manifest.json' });
+  }
+  return repoTags.map((t) => {
+    // a tag is what follows the last ':' after the last '/', with no digest
+    if (t.includes('@') || t.lastIndexOf(':') <= t.lastIndexOf('/')) {
+      throw new ArchiveError('E_ARCHIVE_BAD_JSON', `invalid tag ${JSON.stringify(t)} in manifest.json's RepoTags: a tag is name:tag`, {
+        member: 'manifest.json',
+        hint: 'the archive was not made by docker save; fix RepoTags (or empty it to load the image untagged)',
+      });
+    }
+    return parseReference(t).full();
+  });
+}
+
 async function planImages(members: Members<unknown>): Promise<Plan[]> {
   if (members.has('manifest.json')) return planDocker(members);
   if (members.has('index.json')) return planOCI(members);
@@ -697,7 +741,7 @@ async function planDocker(members: Members<unknown>): Promise<Plan[]> {
       throw new ArchiveError('E_ARCHIVE_BAD_JSON', 'manifest.json entry lacks Config or Layers', { member: 'manifest.json' });
     }
     const configMember = await members.get(e.Config, 'image config');
-    const namedHex = /^(?:blobs\/sha256\/)?([0-9a-f]{64})(?:\.json)?$/.exec(safeMemberName(e.Config))?.[1];
+    const namedHex = /^(?:blobs\/sha256\/)?([0-9a-f]{64})(?:\.json)?$/.exec(referencedMemberName(e.Config, 'image config'))?.[1];
     if (namedHex !== undefined && namedHex !== hexOf(configMember.digest)) {
       throw new DigestMismatchError({ expected: `sha256:${namedHex}`, actual: configMember.digest, path: `archive member ${e.Config}`, what: 'image config' });
     }
@@ -709,7 +753,7 @@ async function planDocker(members: Members<unknown>): Promise<Plan[]> {
     }
     const read = await allInOrder(layerNames.map((n, i) => members.get(n, `layer ${i + 1}`, true)));
     const layers = read.map((m, i) => layerFor(m, diffIDs[i]!));
-    const tags = Array.isArray(e.RepoTags) ? e.RepoTags.filter((t): t is string => typeof t === 'string').map((t) => parseReference(t).full()) : [];
+    const tags = repoTagsOf(e.RepoTags);
     plans.push({ config: { blob: configMember.blob, mediaType: MediaTypes.ociConfig }, layers: layers.map((l) => l.layer), tags });
   }
   return plans;
@@ -856,8 +900,16 @@ async function commitPlans(store: Store, plans: Plan[]): Promise<LoadedImage[]> 
       manifestDesc = await store.writeJSONBlob(manifest, MediaTypes.ociManifest);
     }
     if (plan.tags.length === 0) await addUntagged(store, manifestDesc);
-    for (const t of plan.tags) await store.tag(t, manifestDesc);
-    out.push({ id: plan.config.blob.digest, manifest: manifestDesc, tags: plan.tags });
+    const moved: LoadedImage['moved'] = [];
+    for (const t of plan.tags) {
+      const old = await store.resolveImage(t).then((img) => img.id, (err: unknown) => {
+        if (err instanceof ImageNotFoundError) return undefined;
+        throw err;
+      });
+      if (old !== undefined && old !== plan.config.blob.digest) moved.push({ tag: t, oldId: old });
+      await store.tag(t, manifestDesc);
+    }
+    out.push({ id: plan.config.blob.digest, manifest: manifestDesc, tags: plan.tags, moved });
   }
   return out;
 }

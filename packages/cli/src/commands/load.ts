@@ -29,7 +29,12 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const images = file === undefined || file === '-' ? await load(store, ctx.stdin, { signal: ctx.signal }) : await loadFile(store, file, { signal: ctx.signal });
   for (const img of images) {
     if (img.tags.length === 0) ctx.stdout.write(`Loaded image ID: ${img.id}\n`);
-    for (const t of img.tags) ctx.stdout.write(`Loaded image: ${parseReference(t).familiar()}\n`);
+    for (const t of img.tags) {
+      // dockerd's wording (also when the old image keeps other tags)
+      const moved = img.moved.find((m) => m.tag === t);
+      if (moved !== undefined) ctx.stdout.write(`The image ${parseReference(t).familiar()} already exists, renaming the old one with ID ${moved.oldId} to empty string\n`);
+      ctx.stdout.write(`Loaded image: ${parseReference(t).familiar()}\n`);
+    }
   }
   return 0;
 }
