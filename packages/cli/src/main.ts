@@ -135,6 +135,14 @@ export function runCli(): void {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  // as docker (a Go program dies of SIGPIPE): a reader that went away (`tsbuild save | head -c1`)
+  // ends the process quietly with status 141 (128 + SIGPIPE), not a crash or an internal error
+  const brokenPipe = (err: NodeJS.ErrnoException): void => {
+    if (err.code === 'EPIPE') process.exit(141);
+    throw err;
+  };
+  process.stdout.on('error', brokenPipe);
+  process.stderr.on('error', brokenPipe);
   main(process.argv.slice(2), {
     // only the commands that read stdin make its stream (opening it costs ~10 ms at start-up)
     get stdin() {
@@ -157,7 +165,9 @@ export function runCli(): void {
  * piece (about 10 ms of a 0.2 s command).
  */
 function exit(code: number): void {
-  const flushed = (s: NodeJS.WriteStream): Promise<void> => new Promise((resolve) => s.write('', () => resolve()));
+  // nothing queued: all is with the kernel already (an empty write would fail with EPIPE when the
+  // reader has read everything and gone, as tar does at the end of an archive)
+  const flushed = (s: NodeJS.WriteStream): Promise<void> => (s.writableLength === 0 ? Promise.resolve() : new Promise((resolve) => s.write('', () => resolve())));
   void Promise.all([flushed(process.stdout), flushed(process.stderr)]).then(() => process.exit(code));
 }
 if (isEntry()) runCli();
