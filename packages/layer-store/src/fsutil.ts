@@ -3,10 +3,14 @@ import { randomBytes } from 'node:crypto';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { dirname, join } from 'node:path';
+import { ownerTag } from './temps.js';
 
-/** A fresh unique file name inside `dir`. */
+/** This process's `<pid>.<start time>`, in every temp name (read once: it does not change). */
+export const OWNER_TAG = ownerTag();
+
+/** A fresh unique file name inside `dir`, with this process's owner tag (see temps.ts). */
 export function tempName(dir: string, prefix: string): string {
-  return join(dir, `${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`);
+  return join(dir, `${prefix}-${OWNER_TAG}-${randomBytes(6).toString('hex')}`);
 }
 
 /** fsyncs a directory so a rename inside it survives a crash. */

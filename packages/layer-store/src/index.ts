@@ -32,6 +32,7 @@ export { exportImage } from './export.js';
 export * from './registry.js';
 export { importRootfs, applyChanges, ChangeError, type ImportOptions, type ImportedConfig } from './import.js';
 export { layerContentSize } from './layer-size.js';
+export { reapStaleTemps, mountsUnder, type ReapOptions } from './temps.js';
 export { readRepoDigests, REPO_DIGESTS_FILE, type RepoDigestMap } from './repo-digests.js';
 export {
   listImages,

@@ -15,7 +15,7 @@ import {
   ImageNotFoundError,
   StoreError,
 } from './errors.js';
-import { fileSink, fsyncDir, tempName, writeFileAtomic } from './fsutil.js';
+import { fileSink, fsyncDir, OWNER_TAG, tempName, writeFileAtomic } from './fsutil.js';
 import { canonicalJSON, shapeForMediaType } from './json.js';
 import { acquireLock } from './lock.js';
 import { adoptSnapshot, prepareSnapshots } from './snapshots.js';
@@ -318,9 +318,13 @@ export class Store {
     }, opts);
   }
 
-  /** Creates a fresh directory under `tmp/` (same filesystem as the store); the caller removes it. */
+  /**
+   * Creates a fresh directory under `tmp/` (same filesystem as the store); the caller removes it.
+   * Its name carries this process's owner tag, so that the next process removes it if this one is
+   * killed before it can (see temps.ts).
+   */
   async makeTempDir(prefix: string): Promise<string> {
-    return mkdtemp(join(this.tmpDir, `${prefix.replace(/[^A-Za-z0-9._-]/g, '_')}-`));
+    return mkdtemp(join(this.tmpDir, `${prefix.replace(/[^A-Za-z0-9._-]/g, '_')}-${OWNER_TAG}-`));
   }
 
   // ---- images ----

@@ -61,7 +61,11 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     if (answer !== 'y' && answer !== 'yes') return 0;
   }
   if (flagBool(args, 'cache')) return pruneBuildCache(ctx, flagString(args, 'filter'), flagString(args, 'keep-storage'));
-  const report = await prune(await openStore(ctx));
+  const store = await openStore(ctx);
+  // work dirs of killed builds first: their sandboxes ended, mounts gone, dirs removed
+  const { reapStaleWork } = await import('@tsbuild/executor');
+  await reapStaleWork(store);
+  const report = await prune(store);
   if (report.images.length > 0) {
     // as dockerd: each image's digest references (untagged:), then the image (deleted:)
     const lines = report.images.map((i) => [...i.untagged.map((u) => `untagged: ${u}\n`), `deleted: ${i.deleted}\n`].join(''));

@@ -18,6 +18,7 @@ import { BuildCache } from './cache-step.js';
 import { runMountsOf } from './mounts.js';
 import type { BuildSecret } from './secrets.js';
 import type { HostEntry } from '../sandbox/host-files.js';
+import { reapStaleWork } from '../sandbox/stale.js';
 import type { IgnoreMatcher } from '../context/index.js';
 import type { BuildEvent } from './events.js';
 
@@ -143,6 +144,8 @@ function checkLineLengths(text: string, file: string): void {
 
 export async function build(options: BuildOptions): Promise<BuildResult> {
   const store = typeof options.store === 'string' ? await Store.open(options.store) : options.store;
+  // what a build killed outright left (work dirs, mounts, a running sandbox) goes first
+  await reapStaleWork(store);
   const file = options.dockerfileName ?? 'Dockerfile';
   const text = 'text' in options.dockerfile ? options.dockerfile.text : await readFile(options.dockerfile.path, 'utf8');
   checkLineLengths(text, file);

@@ -6,3 +6,4 @@ export { runInSandbox, type SandboxOptions, type SandboxResult } from './run.js'
 export { resolveChown, resolveUser, type ResolvedUser } from './user.js';
 export { removeSandboxArtifacts } from './cleanup.js';
 export type { HostEntry } from './host-files.js';
+export { releaseStaleDir, reapStaleWork } from './stale.js';
