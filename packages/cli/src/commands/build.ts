@@ -198,6 +198,7 @@ const command: Command = {
         dockerfileName,
         tags: flagList(args, 'tag'),
         buildArgs: keyValues(flagList(args, 'build-arg'), ctx.env, true),
+        unsetBuildArgs: flagList(args, 'build-arg').filter((kv) => !kv.includes('=') && ctx.env[kv] === undefined),
         ...(flagString(args, 'target') !== undefined ? { target: flagString(args, 'target') as string } : {}),
         network: network === 'none' ? 'none' : 'host',
         ...(extraHosts.length > 0 ? { extraHosts } : {}),
@@ -211,7 +212,12 @@ const command: Command = {
         ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
         signal: ctx.signal,
         onEvent: (e) => {
-          if (e.type === 'warning') {
+          // dockerd writes the unused build-args warning into the build output, which -q drops
+          if (e.type === 'warning' && e.code === 'W_UNUSED_BUILD_ARG' && !json) {
+            if (!quiet) out.write(`[Warning] ${e.message}\n`);
+            return;
+          }
+          if (e.type === 'warning' && e.code !== 'W_UNUSED_BUILD_ARG') {
             ctx.stderr.write(`[WARNING]: ${e.line !== undefined ? `line ${e.line}: ` : ''}${e.message}\n`);
             return;
           }

@@ -34,6 +34,11 @@ export interface BuildOptions {
   dockerfileName?: string;
   tags?: readonly string[];
   buildArgs?: Readonly<Record<string, string>>;
+  /**
+   * Build args named without a value that the environment does not set either (`--build-arg NAME`):
+   * they give no value, but Docker 20.10 lists them among the args not consumed when no ARG declares them.
+   */
+  unsetBuildArgs?: readonly string[];
   target?: string;
   network?: 'host' | 'none';
   /** `--add-host`: extra /etc/hosts entries for RUN steps (after the defaults, as Docker writes them) */
@@ -182,8 +187,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   }
   await saving;
   const final = await (ctx.stages.get(plan.target.index) as Promise<ImageState>);
-  const unused = Object.keys(buildArgs).filter((k) => !ctx.usedArgs.has(k) && !PREDEFINED_ARGS.has(k) && !plan.metaArgs.has(k));
-  if (unused.length > 0) emit({ type: 'warning', message: `One or more build-args [${unused.join(' ')}] were not consumed` });
+  const given = [...Object.keys(buildArgs), ...(options.unsetBuildArgs ?? []).filter((k) => !Object.hasOwn(buildArgs, k))];
+  const unused = given.filter((k) => !ctx.usedArgs.has(k) && !PREDEFINED_ARGS.has(k) && !plan.metaArgs.has(k));
+  if (unused.length > 0) emit({ type: 'warning', code: 'W_UNUSED_BUILD_ARG', message: `One or more build-args [${unused.join(' ')}] were not consumed` });
   const { id, manifest } = await store.commitImage({ config: committedConfig(final, created), layers: final.layers, tags: options.tags ?? [] });
   return { id, manifestDigest: manifest.digest, steps: ctx.steps };
 }

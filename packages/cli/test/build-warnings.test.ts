@@ -1,0 +1,22 @@
+/** Build output warnings as dockerd 20.10's classic builder prints them (checked, oracle5/cli1). */
+import test from 'ava';
+import { writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { runMain, tempDir } from './helpers.js';
+
+test('build args no ARG declares: "[Warning] One or more build-args [..] were not consumed" on stdout, a NAME the environment does not set included; -q prints only the ID', async (t) => {
+  const dir = await tempDir(t);
+  const ctxDir = path.join(dir, 'ctx');
+  await import('node:fs/promises').then((fs) => fs.mkdir(ctxDir));
+  await writeFile(path.join(ctxDir, 'Dockerfile'), 'FROM scratch\nARG USED=1\nARG DECLARED\nLABEL u=$USED\n');
+  const root = path.join(dir, 'store');
+  const flags = ['--build-arg', 'NOTUSED=1', '--build-arg', 'USED=2', '--build-arg', 'FROMENV', '--build-arg', 'UNSETENV', '--build-arg', 'DECLARED'];
+  const r = await runMain(root, ['build', ...flags, ctxDir], { env: { FROMENV: 'x' } });
+  t.is(r.code, 0, r.stderr);
+  t.true(r.stdout.includes('\n[Warning] One or more build-args [NOTUSED FROMENV UNSETENV] were not consumed\nSuccessfully built '), r.stdout);
+  t.false(r.stderr.includes('not consumed'));
+  const q = await runMain(root, ['build', '-q', ...flags, ctxDir], { env: { FROMENV: 'x' } });
+  t.is(q.code, 0, q.stderr);
+  t.regex(q.stdout, /^sha256:[0-9a-f]{64}\n$/);
+  t.is(q.stderr, '');
+});
