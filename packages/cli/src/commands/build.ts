@@ -3,10 +3,10 @@
  * (the library never reads the environment).
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, readlink, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { isIP } from 'node:net';
-import { resolve, join, isAbsolute } from 'node:path';
+import { resolve, join, isAbsolute, dirname, relative } from 'node:path';
 import type { Command, CliContext } from '../context.js';
 import { parseArgs, flagBool, flagList, flagString, UsageError, type FlagSpec } from '../args.js';
 
@@ -103,18 +103,76 @@ async function readStream(s: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** Reads the Dockerfile, turning a missing context or file into a usage error (Docker: "unable to prepare context"). */
-async function readDockerfile(contextDir: string, path: string): Promise<string> {
-  const context = await stat(contextDir).catch(() => undefined);
-  if (!context?.isDirectory()) {
-    throw new BuildInputError(`unable to prepare context: ${contextDir} is not a directory`, 'give the build context directory (often ".") or "-" for a Dockerfile on stdin');
+/**
+ * Go's filepath.EvalSymlinks error for `p` (absolute) as the docker CLI prints it: `lstat` of the
+ * first component that is missing (symlinks before it followed), e.g. `lstat /ctx/nothere: no such
+ * file or directory`; undefined when the path resolves.
+ */
+async function evalSymlinksProblem(p: string): Promise<string | undefined> {
+  const pending = p.split('/').filter((c) => c !== '' && c !== '.');
+  let done = '';
+  for (let links = 0; pending.length > 0; ) {
+    const c = pending.shift() as string;
+    if (c === '..') {
+      done = dirname(done === '' ? '/' : done) === '/' ? '' : dirname(done);
+      continue;
+    }
+    const next = `${done}/${c}`;
+    const st = await lstat(next).catch((err: NodeJS.ErrnoException) => err);
+    if (st instanceof Error) {
+      if (st.code === 'ENOENT') return `lstat ${next}: no such file or directory`;
+      if (st.code === 'ENOTDIR') return `lstat ${next}: not a directory`;
+      return `lstat ${next}: ${st.message}`;
+    }
+    if (!st.isSymbolicLink()) {
+      done = next;
+      continue;
+    }
+    if (++links > 255) return `EvalSymlinks: too many links in ${p}`;
+    const target = await readlink(next);
+    if (target.startsWith('/')) done = '';
+    pending.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
   }
+  return undefined;
+}
+
+/**
+ * Finds the Dockerfile as the docker CLI does (GetContextFromLocalDir, getDockerfileRelPath): the
+ * context must exist and be a directory; `-f` is relative to the working directory; without it,
+ * `Dockerfile` in the context, else `dockerfile` when only that exists. Errors in Docker's words.
+ * @returns the path to read, the name messages use (relative to the context when inside it), and whether it is inside.
+ */
+async function locateDockerfile(contextArg: string, contextDir: string, fileFlag: string | undefined): Promise<{ path: string; name: string; inside: boolean }> {
+  const context = await stat(contextDir).catch(() => undefined);
+  if (context === undefined) {
+    throw new BuildInputError(`unable to prepare context: path ${JSON.stringify(contextArg)} not found`, 'give the build context directory (often ".") or "-" for a Dockerfile on stdin');
+  }
+  if (!context.isDirectory()) {
+    throw new BuildInputError(`unable to prepare context: context must be a directory: ${await realpath(contextDir)}`, 'give the build context directory (often ".") or "-" for a Dockerfile on stdin');
+  }
+  let path = fileFlag === undefined ? join(contextDir, 'Dockerfile') : resolve(fileFlag);
+  if (fileFlag === undefined && (await lstat(path).catch(() => undefined)) === undefined) {
+    const lower = join(contextDir, 'dockerfile');
+    if ((await lstat(lower).catch(() => undefined)) !== undefined) path = lower;
+  }
+  const problem = await evalSymlinksProblem(path);
+  if (problem !== undefined) {
+    throw new BuildInputError(`unable to prepare context: unable to evaluate symlinks in Dockerfile path: ${problem}`, 'name another file with -f (relative to the working directory), or add a Dockerfile to the context');
+  }
+  const rel = relative(await realpath(contextDir), await realpath(path));
+  const inside = rel !== '' && !rel.startsWith('../') && rel !== '..' && !isAbsolute(rel);
+  return { path, name: inside ? rel : (fileFlag ?? 'Dockerfile'), inside };
+}
+
+/** Reads the located Dockerfile; a directory fails as in Docker (the daemon reads one inside the context, the CLI one outside). */
+async function readDockerfile(path: string, name: string, fileFlag: string | undefined, inside: boolean): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
+    const why = code === 'EISDIR' ? 'is a directory' : (cause as Error).message;
     throw new BuildInputError(
-      `unable to read the Dockerfile ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : String(cause)}`,
+      inside ? `unexpected error reading Dockerfile: read ${path}: ${why}` : `read ${fileFlag ?? name}: ${why}`,
       'name another file with -f, or add a Dockerfile to the context',
     );
   }
@@ -123,12 +181,14 @@ async function readDockerfile(contextDir: string, path: string): Promise<string>
 /** Refuses a bad -t before any work is done, as Docker does ("invalid reference format"). */
 async function checkTags(tags: string[]): Promise<void> {
   if (tags.length === 0) return;
-  const { parseReference } = await import('@tsbuild/layer-store');
+  const { parseReference, ReferenceError } = await import('@tsbuild/layer-store');
   for (const tag of tags) {
     try {
       parseReference(tag);
     } catch (cause) {
-      throw new UsageError(`invalid argument "${tag}" for "-t, --tag" flag: ${(cause as Error).message}`, 'a tag is name[:tag], lower-case, e.g. app:1 or registry.example:5000/team/app:1');
+      if (!(cause instanceof ReferenceError)) throw cause;
+      const { dockerReferenceReason } = await import('./tag.js');
+      throw new UsageError(`invalid argument "${tag}" for "-t, --tag" flag: ${dockerReferenceReason(cause)}`, 'a tag is name[:tag], lower-case, e.g. app:1 or registry.example:5000/team/app:1');
     }
   }
 }
@@ -144,6 +204,11 @@ const command: Command = {
     const iidfile = flagString(args, 'iidfile');
     // Docker removes a stale file first, so a failed build leaves none
     if (iidfile !== undefined) await rm(iidfile, { force: true });
+    // the docker CLI validates flag values as it parses them: before the context or the Dockerfile
+    await checkTags(flagList(args, 'tag'));
+    const network = flagString(args, 'network') ?? 'default';
+    if (!['host', 'none', 'default'].includes(network)) throw new UsageError(`invalid --network ${network}`, 'use host, none or default');
+    const extraHosts = flagList(args, 'add-host').map(parseExtraHost);
     let contextDir = contextArg === '-' ? null : resolve(contextArg);
     let dockerfile: { text: string } | { path: string };
     let dockerfileName = 'Dockerfile';
@@ -170,14 +235,10 @@ const command: Command = {
         } else dockerfile = { text: await readFile(file, 'utf8') };
       } else if (fileFlag === '-') dockerfile = { text: await readStream(ctx.stdin) };
       else {
-        const p = fileFlag === undefined ? join(contextDir as string, 'Dockerfile') : isAbsolute(fileFlag) ? fileFlag : resolve(fileFlag);
-        dockerfileName = fileFlag ?? 'Dockerfile';
-        dockerfile = { text: await readDockerfile(contextDir as string, p) };
+        const found = await locateDockerfile(contextArg, contextDir as string, fileFlag);
+        dockerfileName = found.name;
+        dockerfile = { text: await readDockerfile(found.path, found.name, fileFlag, found.inside) };
       }
-      await checkTags(flagList(args, 'tag'));
-      const network = flagString(args, 'network') ?? 'default';
-      if (!['host', 'none', 'default'].includes(network)) throw new UsageError(`invalid --network ${network}`, 'use host, none or default');
-      const extraHosts = flagList(args, 'add-host').map(parseExtraHost);
       const isolation = flagString(args, 'isolation') ?? 'auto';
       if (!['oci', 'chroot', 'auto'].includes(isolation)) throw new UsageError(`invalid --isolation ${isolation}`, 'use oci or chroot');
       const epochText = flagString(args, 'source-date-epoch') ?? ctx.env.SOURCE_DATE_EPOCH;

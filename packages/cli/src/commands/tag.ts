@@ -50,7 +50,7 @@ export function targetProblem(target: string): string | undefined {
 }
 
 /** distribution/reference's error text for what our parser found wrong. */
-function dockerReferenceReason(err: ReferenceError): string {
+export function dockerReferenceReason(err: ReferenceError): string {
   if (err.reason === 'repository name must be lowercase') return 'invalid reference format: repository name must be lowercase';
   if (err.reason.startsWith('repository name must not be more than')) return err.reason;
   if (err.reason.startsWith('cannot specify 64-byte hexadecimal strings')) return `invalid repository name (${err.input}), cannot specify 64-byte hexadecimal strings`;

@@ -1,0 +1,48 @@
+/**
+ * How `build` finds the context and the Dockerfile, and its errors, as the docker 20.10 CLI
+ * (GetContextFromLocalDir, getDockerfileRelPath, flag validation): messages checked against
+ * `DOCKER_BUILDKIT=0 docker build` (oracle5/cwdt).
+ */
+import test from 'ava';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { runMain, tempDir } from './helpers.js';
+
+type Case = [name: string, setup: (dir: string) => Promise<string[]>, code: number, stderr: (dir: string) => string];
+
+const cases: Case[] = [
+  ['no Dockerfile in the context', async (d) => [d], 1, (d) => `error: unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat ${d}/Dockerfile: no such file or directory\n`],
+  ['a -f whose directory is missing', async (d) => ['-f', `${d}/nope/Dockerfile`, d], 1, (d) => `error: unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat ${d}/nope: no such file or directory\n`],
+  [
+    'a dangling Dockerfile symlink',
+    async (d) => (await symlink('nothere', `${d}/Dockerfile`), [d]),
+    1,
+    (d) => `error: unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat ${d}/nothere: no such file or directory\n`,
+  ],
+  ['a missing context', async (d) => [`${d}/missing`], 1, (d) => `error: unable to prepare context: path "${d}/missing" not found\n`],
+  ['a file as context', async (d) => (await writeFile(`${d}/f`, 'x'), [`${d}/f`]), 1, (d) => `error: unable to prepare context: context must be a directory: ${d}/f\n`],
+  ['-f a directory outside the context', async (d) => (await mkdir(`${d}/ctx`), ['-f', `${d}/sub`, `${d}/ctx`]), 1, (d) => `error: read ${d}/sub: is a directory\n`],
+  // flags are checked before the context is looked at
+  ['an uppercase tag', async (d) => ['-t', 'ok', '-t', 'Upper', `${d}/missing`], 125, () => 'error: invalid argument "Upper" for "-t, --tag" flag: invalid reference format: repository name must be lowercase\n'],
+  ['a tag with two colons', async (d) => ['-t', 'a:b:c', d], 125, () => 'error: invalid argument "a:b:c" for "-t, --tag" flag: invalid reference format\n'],
+];
+
+for (const [name, setup, code, stderr] of cases) {
+  test(`build input errors as docker's: ${name}`, async (t) => {
+    const dir = await tempDir(t);
+    await mkdir(path.join(dir, 'sub'));
+    const r = await runMain(path.join(dir, 'store'), ['build', ...(await setup(dir))]);
+    t.is(r.code, code, r.stderr);
+    t.is(r.stderr.split('\nhint:')[0] + '\n', stderr(dir));
+  });
+}
+
+test('a context with only a lower-case "dockerfile" builds it (the docker CLI falls back to it)', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(path.join(dir, 'dockerfile'), 'FROM scratch\nLABEL lower=1\n');
+  const root = path.join(dir, 'store');
+  const r = await runMain(root, ['build', '-t', 'lower', dir]);
+  t.is(r.code, 0, r.stderr);
+  const inspect = await runMain(root, ['inspect', '--format', '{{json .Config.Labels}}', 'lower']);
+  t.is(inspect.stdout, '{"lower":"1"}\n');
+});
