@@ -46,3 +46,16 @@ test('a context with only a lower-case "dockerfile" builds it (the docker CLI fa
   const inspect = await runMain(root, ['inspect', '--format', '{{json .Config.Labels}}', 'lower']);
   t.is(inspect.stdout, '{"lower":"1"}\n');
 });
+
+test('"Successfully tagged" once per distinct tag, in its familiar form with the tag (dockerd\'s Tagger)', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\nLABEL a=1\n');
+  const tags = ['o5x', 'o5y:2', 'docker.io/library/o5x:latest', 'localhost:5000/a'].flatMap((x) => ['-t', x]);
+  const r = await runMain(path.join(dir, 'store'), ['build', ...tags, dir]);
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(r.stdout.split('\n').filter((l) => l.startsWith('Successfully tagged')), [
+    'Successfully tagged o5x:latest',
+    'Successfully tagged o5y:2',
+    'Successfully tagged localhost:5000/a:latest',
+  ]);
+});

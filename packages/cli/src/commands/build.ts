@@ -303,7 +303,15 @@ const command: Command = {
       else if (json) out.write(`${JSON.stringify({ type: 'build-done', id: result.id, tags: flagList(args, 'tag') })}\n`);
       else {
         out.write(`Successfully built ${result.id.replace(/^sha256:/, '').slice(0, 12)}\n`);
-        for (const t of flagList(args, 'tag')) out.write(`Successfully tagged ${t.includes(':') ? t : `${t}:latest`}\n`);
+        // dockerd's Tagger: each tag once (sanitizeRepoAndTags), in its familiar form with the tag
+        const { parseReference } = await import('@tsbuild/layer-store');
+        const seen = new Set<string>();
+        for (const t of flagList(args, 'tag')) {
+          const ref = parseReference(t);
+          if (seen.has(ref.full())) continue;
+          seen.add(ref.full());
+          out.write(`Successfully tagged ${ref.familiar()}\n`);
+        }
       }
       return 0;
     } finally {
