@@ -20,3 +20,19 @@ test('build args no ARG declares: "[Warning] One or more build-args [..] were no
   t.regex(q.stdout, /^sha256:[0-9a-f]{64}\n$/);
   t.is(q.stderr, '');
 });
+
+test('empty continuation lines: Docker\'s warnings on stdout before Step 1 (one per instruction, then the note); none with -q', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\nLABEL a=1 \\\n\n b=2\n');
+  const root = path.join(dir, 'store');
+  const r = await runMain(root, ['build', dir]);
+  t.is(r.code, 0, r.stderr);
+  t.true(
+    r.stdout.startsWith('[WARNING]: Empty continuation line found in:\n    LABEL a=1  b=2\n[WARNING]: Empty continuation lines will become errors in a future release.\nStep 1/2 : FROM scratch\n'),
+    r.stdout,
+  );
+  t.false(r.stderr.includes('continuation'));
+  const q = await runMain(root, ['build', '-q', dir]);
+  t.regex(q.stdout, /^sha256:[0-9a-f]{64}\n$/);
+  t.is(q.stderr, '');
+});

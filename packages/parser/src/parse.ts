@@ -1027,6 +1027,12 @@ class StageCollector {
   }
 }
 
+/** The note Docker's parser adds after its empty continuation line warnings (once, at their end). */
+function emptyContinuationNote(warnings: readonly Warning[]): Warning[] {
+  const last = warnings.filter((w) => w.code === 'W_EMPTY_CONTINUATION').at(-1);
+  return last === undefined ? [] : [{ code: 'W_EMPTY_CONTINUATION', line: last.line, message: 'Empty continuation lines will become errors in a future release.' }];
+}
+
 /**
  * Parses Dockerfile text into the typed model, with Docker's rules.
  * Pure: no I/O. Every problem is collected; if there is any, throws
@@ -1111,7 +1117,8 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfi
     }
     joined = parts.join('');
     if (emptyContinuation) {
-      scanWarnings.push({ code: 'W_EMPTY_CONTINUATION', line: lineNo, message: 'empty continuation line; future Docker versions reject it' });
+      // Docker 20.10's parser words it so, with the instruction as joined (continuations removed)
+      scanWarnings.push({ code: 'W_EMPTY_CONTINUATION', line: lineNo, message: `Empty continuation line found in:\n    ${joined}` });
     }
     const map = new LineMap(segs);
     let node: Node;
@@ -1184,7 +1191,7 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): Dockerfi
     metaArgs: typed.metaArgs,
     stages: typed.stages as Stage[],
     instructions: typed.instructions,
-    warnings: [...scanWarnings, ...typed.parser.warnings],
+    warnings: [...scanWarnings, ...emptyContinuationNote(scanWarnings), ...typed.parser.warnings],
   };
   return result;
 }

@@ -100,6 +100,20 @@ test('directives, continuation, comments, stages', (t) => {
   t.true(df.warnings.some((w) => w.code === 'W_EMPTY_CONTINUATION'));
 });
 
+// dockerd 20.10 prints these before Step 1 (checked, oracle5/cli2): one per instruction, its text
+// joined without the continuations, then one note
+test('empty continuation lines: Docker\'s warnings, one per instruction and a closing note', (t) => {
+  const df = parseDockerfile('FROM scratch\nRUN true  \\\n\n  && true\nLABEL a=1 \\\n\n b=2 \\\n\n c=3\n');
+  t.deepEqual(
+    df.warnings.filter((w) => w.code === 'W_EMPTY_CONTINUATION').map((w) => [w.line, w.message]),
+    [
+      [2, 'Empty continuation line found in:\n    RUN true    && true'],
+      [5, 'Empty continuation line found in:\n    LABEL a=1  b=2  c=3'],
+      [5, 'Empty continuation lines will become errors in a future release.'],
+    ],
+  );
+});
+
 test('heredocs: several per instruction, <<- strips tabs, quoted delimiter disables expansion', (t) => {
   const r = first('FROM a\nRUN <<A cat; <<-"B" cat\nfirst\nA\n\tsecond\n\tB\nCMD x\n', 'RUN');
   t.deepEqual(r.heredocs.map((h) => [h.name, h.content, h.expand, h.chompTabs]), [

@@ -273,12 +273,13 @@ const command: Command = {
         ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
         signal: ctx.signal,
         onEvent: (e) => {
-          // dockerd writes the unused build-args warning into the build output, which -q drops
-          if (e.type === 'warning' && e.code === 'W_UNUSED_BUILD_ARG' && !json) {
-            if (!quiet) out.write(`[Warning] ${e.message}\n`);
+          // dockerd writes these warnings into the build output, which -q drops
+          const dockerWarning = e.type === 'warning' && (e.code === 'W_UNUSED_BUILD_ARG' || e.code === 'W_EMPTY_CONTINUATION');
+          if (e.type === 'warning' && dockerWarning && !json) {
+            if (!quiet) out.write(e.code === 'W_UNUSED_BUILD_ARG' ? `[Warning] ${e.message}\n` : `[WARNING]: ${e.message}\n`);
             return;
           }
-          if (e.type === 'warning' && e.code !== 'W_UNUSED_BUILD_ARG') {
+          if (e.type === 'warning' && !dockerWarning) {
             ctx.stderr.write(`[WARNING]: ${e.line !== undefined ? `line ${e.line}: ` : ''}${e.message}\n`);
             return;
           }

@@ -156,7 +156,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   checkLineLengths(text, file);
   const df = parseDockerfile(text, { file });
   const emit = (e: BuildEvent): void => options.onEvent?.(e);
-  for (const w of df.warnings) emit({ type: 'warning', message: w.message, line: w.line });
+  for (const w of df.warnings) emit({ type: 'warning', message: w.message, line: w.line, code: w.code });
   const platform = options.platform ?? hostPlatform();
   const buildArgs = options.buildArgs ?? {};
   const plan = planBuild(df, { buildArgs, target: options.target, platform, file });
