@@ -437,16 +437,27 @@ interface Live {
   cacheRecords: number;
 }
 
+/** Options of the garbage-collecting calls. */
+export interface GcOptions {
+  /** Called when garbage collection has to wait for running builds (their content leases). */
+  onWait?: () => void;
+}
+
 /**
  * Removes every blob and snapshot nothing refers to (see the module comment), under the store's
- * lock. Images in `index.json`, tagged or not, are kept.
+ * lock, once no build holds the content lease (see `Store.lease`). Images in `index.json`, tagged or not, are kept.
  * @throws StoreError when a referenced manifest or config cannot be read (nothing is deleted then).
  */
-export async function collectGarbage(store: Store): Promise<PruneReport> {
-  const report = await store.withLock(async () => {
-    const live = await markLive(store, await store.readIndex());
-    return sweep(store, live);
-  });
+export async function collectGarbage(store: Store, opts: GcOptions = {}): Promise<PruneReport> {
+  // after running builds end (they hold the content lease while they mount and link snapshots)
+  const report = await store.withContentLock(
+    () =>
+      store.withLock(async () => {
+        const live = await markLive(store, await store.readIndex());
+        return sweep(store, live);
+      }),
+    opts,
+  );
   // repository digests of images no longer in the index go too
   await updateRepoDigests(store, async (map) => {
     if (map.size === 0) return;
@@ -484,7 +495,7 @@ export interface ImagePruneReport extends PruneReport {
  * an image is dangling when no tag names it: untagged, or named by digest references only (pulled
  * by digest); those references go with it.
  */
-export async function prune(store: Store): Promise<ImagePruneReport> {
+export async function prune(store: Store, opts: GcOptions = {}): Promise<ImagePruneReport> {
   const dangling: Array<{ desc: Descriptor; refs: string[] }> = [];
   await store.updateIndex((index) => {
     const tagged = new Set(index.manifests.filter(isTag).map((m) => m.digest));
@@ -510,12 +521,12 @@ export async function prune(store: Store): Promise<ImagePruneReport> {
     const untagged = [...new Set([...refs, ...repoDigestsOf(recorded, id)])].sort().map(familiarCanonical);
     images.push({ untagged, deleted: id });
   }
-  const report = await collectGarbage(store);
+  const report = await collectGarbage(store, opts);
   return { ...report, imagesDeleted: images.map((i) => i.deleted), images };
 }
 
 /** Options of {@link pruneCache}. */
-export interface PruneCacheOptions {
+export interface PruneCacheOptions extends GcOptions {
   /** remove only records last used before this time */
   usedBefore?: Date;
   /** keep the most recently used records whose blobs fit in this many bytes; remove the rest */
@@ -570,7 +581,7 @@ export async function pruneCache(store: Store, opts: PruneCacheOptions = {}): Pr
     if (opts.usedBefore !== undefined ? r.lastUsed < opts.usedBefore.getTime() : opts.keepStorage === undefined) doomed.add(r.name);
   }
   for (const name of doomed) await unlink(join(store.cacheDir, name)).catch(() => undefined);
-  return { ...(await collectGarbage(store)), recordsDeleted: doomed.size };
+  return { ...(await collectGarbage(store, opts.onWait ? { onWait: opts.onWait } : {})), recordsDeleted: doomed.size };
 }
 
 async function markLive(store: Store, index: Index): Promise<Live> {

@@ -56,6 +56,7 @@ export {
   type ImagePruneReport,
   type PrunedImage,
   type PruneCacheOptions,
+  type GcOptions,
   type PruneCacheReport,
   type DiskUsageRow,
 } from './images.js';

@@ -1,7 +1,7 @@
 /**
- * An exclusive inter-process lock on a file: `flock(2)` on an open file description of ours. Node
+ * An inter-process lock on a file, exclusive or shared: `flock(2)` on an open file description of ours. Node
  * has no flock call, so a `flock(1)` helper is handed our descriptor (as its fd 3), takes
- * `LOCK_EX` on it and exits; the lock belongs to the open file description, which stays open here
+ * `LOCK_EX` (or `LOCK_SH`) on it and exits; the lock belongs to the open file description, which stays open here
  * until `release()` closes it. If this process dies, the kernel closes the descriptor and the lock
  * is released, so a crash never leaves a stale lock behind. One short-lived helper per lock (it
  * was three, for the whole time the lock was held).
@@ -15,11 +15,44 @@ export interface HeldLock {
   release(): Promise<void>;
 }
 
+/** Options of `acquireLock`. */
+export interface LockOptions {
+  signal?: AbortSignal;
+  /** A shared lock (`LOCK_SH`: held by many at once, excluded by an exclusive one) instead of an exclusive one. */
+  shared?: boolean;
+  /**
+   * Called once when the lock is not free at once, before waiting for it (so a command can say
+   * what it waits for). Costs a second helper then.
+   */
+  onWait?: () => void;
+}
+
+/** Runs the flock(1) helper on `fd`: 0 when locked, 1 when `-n` found it taken. */
+function flockHelper(path: string, fd: number, args: string[], signal: AbortSignal | undefined): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const child = spawn('flock', [...args, '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const onAbort = (): void => void child.kill('SIGKILL');
+    signal?.addEventListener('abort', onAbort, { once: true });
+    child.once('error', (err) => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(new LockError(`cannot run flock to lock ${path}`, { cause: err, hint: 'install util-linux (flock)' }));
+    });
+    child.once('close', (code, sig) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (code === 0 || (code === 1 && args.includes('-n'))) resolve(code);
+      else if (signal?.aborted) reject(new LockError(`waiting for lock ${path} was cancelled`, { cause: signal.reason }));
+      else reject(new LockError(`locking ${path} failed (flock exited ${code ?? sig}): ${stderr.trim()}`));
+    });
+  });
+}
+
 /**
- * Waits for the exclusive lock on `path` (created if missing) and returns it.
+ * Waits for the lock on `path` (created if missing), exclusive unless `shared`, and returns it.
  * @throws LockError when the helper fails, or the signal aborts the wait.
  */
-export async function acquireLock(path: string, { signal }: { signal?: AbortSignal } = {}): Promise<HeldLock> {
+export async function acquireLock(path: string, { signal, shared = false, onWait }: LockOptions = {}): Promise<HeldLock> {
   signal?.throwIfAborted();
   let fd: number;
   try {
@@ -28,23 +61,11 @@ export async function acquireLock(path: string, { signal }: { signal?: AbortSign
     throw new LockError(`cannot open the lock file ${path}`, { cause: err, hint: 'check that the store directory is writable' });
   }
   try {
-    await new Promise<void>((resolve, reject) => {
-      const child = spawn('flock', ['-x', '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
-      let stderr = '';
-      child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-      const onAbort = (): void => void child.kill('SIGKILL');
-      signal?.addEventListener('abort', onAbort, { once: true });
-      child.once('error', (err) => {
-        signal?.removeEventListener('abort', onAbort);
-        reject(new LockError(`cannot run flock to lock ${path}`, { cause: err, hint: 'install util-linux (flock)' }));
-      });
-      child.once('close', (code, sig) => {
-        signal?.removeEventListener('abort', onAbort);
-        if (code === 0) resolve();
-        else if (signal?.aborted) reject(new LockError(`waiting for lock ${path} was cancelled`, { cause: signal.reason }));
-        else reject(new LockError(`locking ${path} failed (flock exited ${code ?? sig}): ${stderr.trim()}`));
-      });
-    });
+    const mode = shared ? '-s' : '-x';
+    if (onWait === undefined || (await flockHelper(path, fd, [mode, '-n'], signal)) !== 0) {
+      onWait?.();
+      await flockHelper(path, fd, [mode], signal);
+    }
   } catch (err) {
     closeSync(fd);
     throw err;

@@ -17,7 +17,7 @@ import {
 } from './errors.js';
 import { fileSink, fsyncDir, OWNER_TAG, tempName, writeFileAtomic } from './fsutil.js';
 import { canonicalJSON, shapeForMediaType } from './json.js';
-import { acquireLock } from './lock.js';
+import { acquireLock, type HeldLock } from './lock.js';
 import { adoptSnapshot, prepareSnapshots } from './snapshots.js';
 import { namesLegacyReference, parseReference, ReferenceError, storedName, type Reference } from './reference.js';
 import {
@@ -78,6 +78,7 @@ export interface CommitImageInput {
 }
 
 const LOCK_FILE = 'tsbuild.lock';
+const CONTENT_LOCK_FILE = 'gc.lock';
 
 /**
  * A store directory. Open with `Store.open(root)`; every method is safe to call concurrently,
@@ -91,6 +92,9 @@ export class Store {
   readonly snapshotsDir: string;
   readonly cacheDir: string;
   readonly lockPath: string;
+  /** The content lock: shared by running builds (`lease`), exclusive for garbage collection. */
+  readonly contentLockPath: string;
+  #lease: { count: number; held: Promise<HeldLock> } | undefined;
 
   private constructor(root: string) {
     this.root = root;
@@ -99,6 +103,7 @@ export class Store {
     this.snapshotsDir = join(root, 'snapshots');
     this.cacheDir = join(root, 'cache');
     this.lockPath = join(root, LOCK_FILE);
+    this.contentLockPath = join(root, CONTENT_LOCK_FILE);
   }
 
   /**
@@ -290,6 +295,49 @@ export class Store {
       return idx;
     } catch (err) {
       throw new StoreError(`reading ${join(this.root, 'index.json')}`, { cause: err, code: 'E_CORRUPT_INDEX' });
+    }
+  }
+
+  /**
+   * Holds the store's content for a running operation (a build): a shared lock on `gc.lock`, which
+   * garbage collection takes exclusively (`withContentLock`), so that nothing a running build
+   * mounts, links or has just written is removed under it. One lock per Store for all holders
+   * (counted); release each handle when done.
+   * @throws LockError
+   */
+  async lease(opts: Cancellable = {}): Promise<HeldLock> {
+    const lease = (this.#lease ??= { count: 0, held: acquireLock(this.contentLockPath, { ...opts, shared: true }) });
+    lease.count++;
+    let lock: HeldLock;
+    try {
+      lock = await lease.held;
+    } catch (err) {
+      if (--lease.count === 0 && this.#lease === lease) this.#lease = undefined;
+      throw err;
+    }
+    let held = true;
+    return {
+      release: async () => {
+        if (!held) return;
+        held = false;
+        if (--lease.count > 0) return;
+        if (this.#lease === lease) this.#lease = undefined;
+        await lock.release();
+      },
+    };
+  }
+
+  /**
+   * Runs `fn` with the content lock exclusive: after every running build's lease is released, and
+   * with none taken meanwhile (see `lease`). `onWait` is called if it has to wait. Do not call it
+   * while this process holds a lease (it would wait for itself).
+   */
+  async withContentLock<T>(fn: () => Promise<T>, opts: Cancellable & { onWait?: () => void } = {}): Promise<T> {
+    const lock = await acquireLock(this.contentLockPath, opts);
+    try {
+      return await fn();
+    } finally {
+      await lock.release();
     }
   }
 

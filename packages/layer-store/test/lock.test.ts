@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { acquireLock } from '../src/index.js';
+import { acquireLock, Store } from '../src/index.js';
 
 async function lockFile(t: { teardown(f: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'ls-lock-'));
@@ -51,4 +51,37 @@ test('acquireLock: a holder that dies releases the lock (no stale lock)', async 
   t.true(freeForOthers(file));
   const l = await acquireLock(file);
   await l.release();
+});
+
+test('acquireLock shared: many holders at once; an exclusive one says it waits and gets the lock after the last release', async (t) => {
+  const file = await lockFile(t);
+  const a = await acquireLock(file, { shared: true });
+  const b = await acquireLock(file, { shared: true });
+  t.true(spawnSync('flock', ['-n', '-s', file, 'true']).status === 0, 'another shared holder gets it');
+  t.false(freeForOthers(file), 'no exclusive one');
+  let waited = 0;
+  let got = false;
+  const exclusive = acquireLock(file, { onWait: () => waited++ }).then((l) => ((got = true), l));
+  await a.release();
+  await new Promise((r) => setTimeout(r, 100));
+  t.false(got, 'one shared holder is left');
+  await b.release();
+  const held = await exclusive;
+  t.is(waited, 1);
+  t.false(spawnSync('flock', ['-n', '-s', file, 'true']).status === 0, 'exclusive now');
+  await held.release();
+  t.true(freeForOthers(file));
+});
+
+test('Store.lease: one shared lock for all holders of a Store, gone with the last release', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ls-lease-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const store = await Store.open(join(dir, 'store'));
+  const [x, y] = await Promise.all([store.lease(), store.lease()]);
+  t.false(freeForOthers(store.contentLockPath));
+  await x.release();
+  t.false(freeForOthers(store.contentLockPath), 'y still holds it');
+  await y.release();
+  await y.release(); // idempotent
+  t.true(freeForOthers(store.contentLockPath));
 });

@@ -38,6 +38,7 @@ async function pruneBuildCache(ctx: CliContext, filter: string | undefined, keep
     usedBefore = new Date(Date.now() - parseDuration(m[1] as string));
   }
   const report = await pruneCache(await openStore(ctx), {
+    onWait: waitingForBuilds(ctx),
     ...(usedBefore ? { usedBefore } : {}),
     ...(keep !== undefined ? { keepStorage: parseBytes(keep) } : {}),
   });
@@ -65,7 +66,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   // work dirs of killed builds first: their sandboxes ended, mounts gone, dirs removed
   const { reapStaleWork } = await import('@tsbuild/executor');
   await reapStaleWork(store);
-  const report = await prune(store);
+  const report = await prune(store, { onWait: waitingForBuilds(ctx) });
   if (report.images.length > 0) {
     // as dockerd: each image's digest references (untagged:), then the image (deleted:)
     const lines = report.images.map((i) => [...i.untagged.map((u) => `untagged: ${u}\n`), `deleted: ${i.deleted}\n`].join(''));
@@ -76,4 +77,9 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   }
   ctx.stdout.write(`Total reclaimed space: ${humanSize(report.reclaimed)}\n`);
   return 0;
+}
+
+/** What garbage collection says on stderr when running builds hold the store's content. */
+export function waitingForBuilds(ctx: CliContext): () => void {
+  return () => void ctx.stderr.write('waiting for running builds to finish (they use the content garbage collection would remove)\n');
 }

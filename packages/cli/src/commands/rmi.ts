@@ -1,5 +1,6 @@
 /** `tsbuild rmi [-f] IMAGE...`: remove tags and images; content goes when nothing refers to it. */
 import { collectGarbage, removeImage } from '@tsbuild/layer-store';
+import { waitingForBuilds } from './prune.js';
 import { flagBool, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
 import { openStore } from './image-output.js';
@@ -36,6 +37,6 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
       failed = true;
     }
   }
-  if (deleted && !flagBool(args, 'no-prune')) await collectGarbage(store);
+  if (deleted && !flagBool(args, 'no-prune')) await collectGarbage(store, { onWait: waitingForBuilds(ctx) });
   return failed ? 1 : 0;
 }

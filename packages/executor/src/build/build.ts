@@ -114,6 +114,12 @@ export interface BuildContext {
   ignore?: Promise<IgnoreMatcher>;
   /** canonical JSON of history entries, for the step IDs (see stateId) */
   readonly encodedHistory: WeakMap<object, string>;
+  /**
+   * Takes the store's content lease (Store.lease) on first call and keeps it to the build's end:
+   * call it before mounting, linking or writing snapshots, so that no garbage collection removes
+   * them under the build. A fully cached build never calls it (and takes no lock).
+   */
+  holdContent: () => Promise<void>;
 }
 
 /**
@@ -163,35 +169,42 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const now = options.now ?? (() => new Date());
   const created = (): string =>
     options.sourceDateEpoch !== undefined ? new Date(options.sourceDateEpoch * 1000).toISOString().replace('.000Z', 'Z') : now().toISOString();
+  let lease: ReturnType<Store['lease']> | undefined;
   const ctx: BuildContext = { store, options, df, file, plan, platform, buildArgs, created, emit, stages: new Map(), steps: [], usedArgs: new Set(), encodedHistory: new WeakMap(),
+    holdContent: async () => void (await (lease ??= store.lease(options.signal ? { signal: options.signal } : {}))),
     cache: new BuildCache(store, { project: JSON.stringify([options.contextDir, 'path' in options.dockerfile ? options.dockerfile.path : file]), noCache: options.noCache === true, noCacheFilter: options.noCacheFilter ?? [], now: options.now ?? (() => new Date()), contextDir: options.contextDir }),
   };
-  const limit = pLimit(Math.max(1, availableParallelism()));
-  for (const p of plan.stages) {
-    ctx.stages.set(
-      p.stage.index,
-      (async () => {
-        await Promise.all(p.deps.map((d) => ctx.stages.get(d)));
-        return limit(() => buildStage(ctx, p));
-      })(),
-    );
+  try {
+    const limit = pLimit(Math.max(1, availableParallelism()));
+    for (const p of plan.stages) {
+      ctx.stages.set(
+        p.stage.index,
+        (async () => {
+          await Promise.all(p.deps.map((d) => ctx.stages.get(d)));
+          return limit(() => buildStage(ctx, p));
+        })(),
+      );
+    }
+    // wait for all, so no stage is still running when we report a failure
+    const settled = await Promise.allSettled([...ctx.stages.values()]);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    // the digests and tarsums this build computed, kept for the next one (a failed build's too)
+    const saving = ctx.cache.saveStatIndex();
+    if (failed) {
+      await saving.catch(() => undefined);
+      throw failed.reason;
+    }
+    await saving;
+    const final = await (ctx.stages.get(plan.target.index) as Promise<ImageState>);
+    const given = [...Object.keys(buildArgs), ...(options.unsetBuildArgs ?? []).filter((k) => !Object.hasOwn(buildArgs, k))];
+    const unused = given.filter((k) => !ctx.usedArgs.has(k) && !PREDEFINED_ARGS.has(k) && !plan.metaArgs.has(k));
+    if (unused.length > 0) emit({ type: 'warning', code: 'W_UNUSED_BUILD_ARG', message: `One or more build-args [${unused.join(' ')}] were not consumed` });
+    const { id, manifest } = await store.commitImage({ config: committedConfig(final, created), layers: final.layers, tags: options.tags ?? [] });
+    return { id, manifestDigest: manifest.digest, steps: ctx.steps };
+  } finally {
+    // a lease that failed to come is no lease to release
+    await lease?.then((l) => l.release(), () => undefined);
   }
-  // wait for all, so no stage is still running when we report a failure
-  const settled = await Promise.allSettled([...ctx.stages.values()]);
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  // the digests and tarsums this build computed, kept for the next one (a failed build's too)
-  const saving = ctx.cache.saveStatIndex();
-  if (failed) {
-    await saving.catch(() => undefined);
-    throw failed.reason;
-  }
-  await saving;
-  const final = await (ctx.stages.get(plan.target.index) as Promise<ImageState>);
-  const given = [...Object.keys(buildArgs), ...(options.unsetBuildArgs ?? []).filter((k) => !Object.hasOwn(buildArgs, k))];
-  const unused = given.filter((k) => !ctx.usedArgs.has(k) && !PREDEFINED_ARGS.has(k) && !plan.metaArgs.has(k));
-  if (unused.length > 0) emit({ type: 'warning', code: 'W_UNUSED_BUILD_ARG', message: `One or more build-args [${unused.join(' ')}] were not consumed` });
-  const { id, manifest } = await store.commitImage({ config: committedConfig(final, created), layers: final.layers, tags: options.tags ?? [] });
-  return { id, manifestDigest: manifest.digest, steps: ctx.steps };
 }
 
 function envLookup(env: readonly string[]): Map<string, string> {

@@ -177,6 +177,7 @@ async function bindSource(mc: MountContext, m: RunMount, n: number, cleanups: Ar
   let root: string;
   if (m.from !== undefined && m.from !== '') {
     const layers = await fromLayers(mc, m.from);
+    await ctx.holdContent();
     const lowerdirs = await ctx.store.prepareSnapshots(layers, signal ? { signal } : {});
     const rootfs: Rootfs = await mountRootfs({
       lowerdirs,

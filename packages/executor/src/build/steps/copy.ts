@@ -50,6 +50,7 @@ function snapshotInputs(state: Pick<ImageState, 'layers' | 'image'>): Array<{ di
  */
 export async function mountState(ctx: BuildContext, state: Pick<ImageState, 'layers' | 'image'>, tmp: string, name: string): Promise<Rootfs> {
   const signal = ctx.options.signal;
+  await ctx.holdContent();
   const lowerdirs = await ctx.store.prepareSnapshots(snapshotInputs(state), signal ? { signal } : {});
   return mountRootfs({
     lowerdirs,
@@ -166,6 +167,7 @@ export async function copyFromSourceHash(ctx: BuildContext, step: CopyStep, stag
   if (step.from === undefined || local.length === 0) return undefined;
   const signal = ctx.options.signal;
   const urls = step.kind === 'ADD' ? step.sources.filter(isUrl) : [];
+  await ctx.holdContent();
   const tmp = await ctx.store.makeTempDir('copy-key');
   let src: Rootfs | undefined;
   try {
@@ -222,6 +224,7 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
   const signal = options.signal;
   const urls = step.kind === 'ADD' ? step.sources.filter(isUrl) : [];
   const local = step.sources.filter((s) => !isUrl(s));
+  await ctx.holdContent();
   const tmp = await store.makeTempDir('copy');
   let src: Rootfs | undefined;
   try {

@@ -42,6 +42,7 @@ async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsSte
   const argv = argvOf(step.cmd, state.image.config);
   const createdBy = runCreatedBy(ctx, state, argv);
   const env = runEnv(ctx, state);
+  await ctx.holdContent();
   const lowerdirs = await store.prepareSnapshots(
     state.layers.map((l, i) => ({ digest: l.digest, diffID: state.image.rootfs.diff_ids[i] as DiffID })),
     signal ? { signal } : {},
@@ -154,6 +155,7 @@ export async function ensureWorkdir(ctx: BuildContext, state: ImageState): Promi
   if (!dir) return state;
   const { store, options } = ctx;
   const signal = options.signal;
+  await ctx.holdContent();
   const tmp = await store.makeTempDir('workdir');
   try {
     const rootfs = await mountState(ctx, state, tmp, 'rootfs');
