@@ -31,6 +31,13 @@ const HEADER = 10;
 /** Bytes of the gzip trailer (CRC32, ISIZE). */
 const TRAILER = 8;
 
+/**
+ * How parallel-gzip deflates a block besides level and dictionary (memLevel 8, windowBits 15,
+ * default strategy, sync flush, stored incompressible blocks). Change it with any of those: an
+ * index of another format is not used.
+ */
+const BLOCK_FORMAT = 1;
+
 /** What identifies a block's compressed bytes: sha256 of level, final flag, dictionary and block (hex). */
 export function blockKey(level: number, final: boolean, dictionary: Buffer | undefined, block: Buffer): string {
   const h = createHash('sha256');
@@ -47,6 +54,7 @@ export interface BlockIndex {
 }
 
 interface BlockIndexFile extends BlockIndex {
+  format: number;
   zlib: string;
 }
 
@@ -56,7 +64,7 @@ function indexPath(store: Store, digest: Digest): string {
 
 /** Records the block index of the blob `digest` (temp file in the store's `tmp/`, then rename). */
 export async function recordBlockIndex(store: Store, digest: Digest, index: BlockIndex): Promise<void> {
-  const file: BlockIndexFile = { zlib: process.versions.zlib ?? '', ...index };
+  const file: BlockIndexFile = { format: BLOCK_FORMAT, zlib: process.versions.zlib ?? '', ...index };
   await mkdir(join(store.root, GZIP_BLOCKS_DIR), { recursive: true });
   const tmp = tempName(store.tmpDir, 'gzip-blocks');
   try {
@@ -86,7 +94,7 @@ export function openBlockSource(store: Store, digest: Digest, level: number, blo
   } catch {
     return undefined;
   }
-  if (file.zlib !== (process.versions.zlib ?? '') || file.level !== level || file.blockSize !== blockSize || !Array.isArray(file.blocks)) return undefined;
+  if (file.format !== BLOCK_FORMAT || file.zlib !== (process.versions.zlib ?? '') || file.level !== level || file.blockSize !== blockSize || !Array.isArray(file.blocks)) return undefined;
   const where = new Map<string, [offset: number, length: number]>();
   let offset = HEADER;
   for (const b of file.blocks) {

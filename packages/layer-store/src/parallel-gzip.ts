@@ -75,6 +75,7 @@ function deflateBlock(block: Buffer, dictionary: Buffer | undefined, level: numb
     // The whole output waits in the readable side until read, without holding the write back
     // (a stream option zlib passes on to its Transform; ZlibOptions does not list it).
     const streamOpts = { readableHighWaterMark: 2 * room };
+    // (these parameters fix the output bytes: a change must bump gzip-blocks.ts BLOCK_FORMAT)
     const z = createDeflateRaw({
       level,
       memLevel: 8,
