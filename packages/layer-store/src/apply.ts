@@ -50,7 +50,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -81,6 +81,12 @@ export interface ApplyLayerOptions extends Cancellable {
    * there). Nothing leaves the target in either mode.
    */
   paths?: 'strict' | 'chroot';
+  /**
+   * Refuse a tar that has two entries of the same path (names compared cleaned, as Go's
+   * filepath.Clean: `./a` and `a/` are `a`), as Docker 20.10's tar-split does for `docker import`
+   * ("duplicates of file paths not supported"). Off: the last entry wins.
+   */
+  uniqueNames?: boolean;
 }
 
 const MAX_SYMLINKS = 40;
@@ -279,6 +285,7 @@ export async function applyLayer(tar: Readable, targetDir: string, opts: ApplyLa
   const created = new Set<string>();
   const dirTimes = new Map<string, number>();
   const stats: ApplyStats = { entries: 0, whiteouts: 0 };
+  const seen = opts.uniqueNames === true ? new Set<string>() : undefined;
   let input: Readable = await decompressed(tar, opts.signal);
   if (opts.maxBytes !== undefined) {
     const limit = new ByteLimit(opts.maxBytes);
@@ -292,6 +299,15 @@ export async function applyLayer(tar: Readable, targetDir: string, opts: ApplyLa
       if (slices.due()) await slices.yield();
       opts.signal?.throwIfAborted();
       stats.entries++;
+      if (seen !== undefined) {
+        const clean = posix.normalize(header.name).replace(/(?<=.)\/+$/, '');
+        if (seen.has(clean)) {
+          throw new CorruptLayerError(`the tar has "${header.name}" twice: duplicates of file paths are not supported`, {
+            hint: 'remove the duplicate entries (tar --append or -r adds a second copy), as Docker refuses them too',
+          });
+        }
+        seen.add(clean);
+      }
       const wh = whiteoutMeaning(components(header.name, header.name, root.chroot).join('/'));
       if (wh.kind !== 'none') {
         stats.whiteouts++;
@@ -485,7 +501,16 @@ async function applyEntry(
         throw err;
       }
       created.add(rel);
-      return; // a hard link shares the target's metadata
+      // as Docker 20.10's createTarFile: the link entry's owner, and (unless the inode is a
+      // symlink) its xattrs, mode and mtime, go to the inode it shares with its target; a layer
+      // Docker wrote gives a link its target's own, so this changes only hand-made tars
+      lchownSync(abs, h.uid, h.gid);
+      if (!lstatSync(abs).isSymbolicLink()) {
+        setXattrs(abs, h);
+        chmodSync(abs, h.mode & 0o7777);
+        lutimesSync(abs, h.mtime, h.mtime);
+      }
+      return;
     case 'char':
     case 'block':
     case 'fifo':

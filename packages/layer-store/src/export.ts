@@ -127,7 +127,9 @@ class WalkFormCheck {
       case 'link': {
         const target = partsOf(h.linkname ?? '')?.join('/');
         const t = target === undefined ? undefined : this.#targets.get(target);
-        if (t === undefined) return undefined;
+        // a link whose own metadata differs gives the shared inode its metadata when unpacked
+        // (see apply.ts): not streamable, the target's header went out already
+        if (t === undefined || (h.mode & 0o7777) !== t.mode || h.uid !== t.uid || h.gid !== t.gid || h.mtime !== t.mtime || [...(xattrs ?? [])].some(([k, v]) => !t.xattrs?.get(k)?.equals(v))) return undefined;
         return { name, type: 'link', linkname: t.name, mode: t.mode, uid: t.uid, gid: t.gid, mtime: t.mtime, size: 0 };
       }
       case 'file':

@@ -9,8 +9,8 @@
 import { chmod } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
-import { applyLayer } from './apply.js';
-import { StoreError } from './errors.js';
+import { applyLayer, type ApplyLayerOptions } from './apply.js';
+import { CorruptLayerError, StoreError } from './errors.js';
 import { writeLayer } from './layer-tar.js';
 import type { Store } from './store.js';
 import type { Cancellable, ContainerConfig, Descriptor, Digest, ImageConfig } from './types.js';
@@ -58,8 +58,11 @@ export async function importRootfs(store: Store, input: Readable, opts: ImportOp
   const dir = await store.makeTempDir('import');
   try {
     await chmod(dir, 0o755);
-    await applyLayer(input, dir, {
+    await applyTarball(input, dir, {
       format: 'plain',
+      // as Docker 20.10's import (overlay2 ApplyDiff: the untar chrooted into the layer's dir)
+      paths: 'chroot',
+      uniqueNames: true,
       ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
@@ -88,6 +91,18 @@ export async function importRootfs(store: Store, input: Readable, opts: ImportOp
     return result;
   } finally {
     await store.removeTree(dir);
+  }
+}
+
+/** applyLayer, its errors' hints about layer blobs reworded for a user's tarball. */
+async function applyTarball(input: Readable, dir: string, opts: ApplyLayerOptions): Promise<void> {
+  try {
+    await applyLayer(input, dir, opts);
+  } catch (err) {
+    if (err instanceof CorruptLayerError && err.hint === new CorruptLayerError('').hint) {
+      throw new CorruptLayerError(err.message, { cause: err.cause, hint: 'the tarball is damaged, truncated or not a tar; nothing was imported' });
+    }
+    throw err;
   }
 }
 

@@ -166,16 +166,20 @@ async function expectImportFails(t: ExecutionContext, entries: TarSpec[], code: 
   t.deepEqual(await treeListing(outside), outsideBefore);
 }
 
-test('import refuses tar-slip (..)', async (t) => {
-  await expectImportFails(t, [{ name: 'a/../../escape', data: 'x' }], 'E_UNSAFE_PATH', /escape/);
+// Docker 20.10's import untars chrooted into the layer's directory: '..' stops at its root
+// (checked against dockerd: a/../../escape is /escape, ../.wh.marker is applied at the root, a hard
+// link to ../../../etc/passwd fails as the image has no /etc/passwd)
+test('import puts tar-slip (..) at the image root, nothing written outside', async (t) => {
+  const { store, outside } = await setup(t);
+  await importRootfs(store, Readable.from([await makeTar([{ name: 'a/../../escape', data: 'x' }, { name: '../.wh.marker', data: '' }])]), { ref: 'lsexp:slip', sourceDateEpoch: 0 });
+  t.deepEqual(await treeListing(outside), ['marker']);
+  const exported = collector();
+  await exportImage(store, 'lsexp:slip', exported);
+  t.deepEqual((await members(exported.bytes())).map((m) => m.name), ['escape']);
 });
 
 test('import refuses a hard link that points out', async (t) => {
-  await expectImportFails(t, [{ name: 'evil', type: 'link', linkname: '../../../etc/passwd' }], 'E_UNSAFE_PATH', /evil/);
-});
-
-test('import refuses a whiteout that points out', async (t) => {
-  await expectImportFails(t, [{ name: '../.wh.marker', data: '' }], 'E_UNSAFE_PATH', /wh\.marker/);
+  await expectImportFails(t, [{ name: 'evil', type: 'link', linkname: '../../../etc/passwd' }], 'E_CORRUPT_LAYER', /evil/);
 });
 
 test('import refuses a truncated tarball', async (t) => {
@@ -193,14 +197,14 @@ test('import keeps absolute names and symlinks inside the image (as Docker does)
   const entries: TarSpec[] = [
     { name: 'etc/', type: 'directory' },
     { name: 'evil', type: 'symlink', linkname: outside },
-    { name: 'evil/planted', data: 'x' },
     { name: join(outside, 'abs'), data: 'y' },
   ];
+  // a file through the absolute symlink: dockerd's chrooted open fails (the image has no such dir)
+  await expectImportFails(t, [...entries.slice(0, 2), { name: 'evil/planted', data: 'x' }], 'E_CORRUPT_LAYER', /evil\/planted/);
   await importRootfs(store, Readable.from([await makeTar(entries)]), { ref: 'lsexp:contained', sourceDateEpoch: 0 });
   t.deepEqual(await treeListing(outside), ['marker']);
   const exported = collector();
   await exportImage(store, 'lsexp:contained', exported);
   const names = (await members(exported.bytes())).map((m) => m.name);
   t.true(names.includes(`${outside.slice(1)}/abs`), names.join(' '));
-  t.true(names.includes(`${outside.slice(1)}/planted`), names.join(' '));
 });
