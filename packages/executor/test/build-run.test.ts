@@ -259,7 +259,8 @@ test('COPY --chown resolves as Docker 20.10 parseChownFlag: group defaults to th
     ['app:ghostgrp', "unable to convert uid/gid chown string to host mapping: can't find gid for group ghostgrp: no such group: ghostgrp"],
     ['app:', "unable to convert uid/gid chown string to host mapping: can't find gid for group : no such group: "],
     [':app', "unable to convert uid/gid chown string to host mapping: can't find uid for user : no such user: "],
-    ['a:b:c', 'invalid chown string format: a:b:c'],
+    // dockerd 20.10 wraps this one too (checked, oracle5/g-chown-3)
+    ['a:b:c', 'unable to convert uid/gid chown string to host mapping: invalid chown string format: a:b:c'],
   ] as const) {
     const err = await t.throwsAsync(build(opts(`FROM busybox\nCOPY --chown=${chown} a /a\n`)), { instanceOf: BuildError });
     t.is(err?.message, `Dockerfile:2: COPY --chown=${chown} a /a: ${message}`, chown);
@@ -288,4 +289,19 @@ test('--memory with the chroot fallback is refused, not silently ignored', async
   const { opts } = await setup(t, 'oom-chroot');
   const err = await t.throwsAsync(build(opts('FROM busybox\nRUN true\n', { isolation: 'chroot', memoryBytes: 64 * 1024 * 1024, noCache: true })));
   t.regex(err?.message ?? '', /need OCI isolation/);
+});
+
+// dockerd 20.10 (oracle5/g-run-empty, h-run-ws, h-run-emptyjson, g-workdir-empty, h-workdir-quoted)
+test('nothing to run or no path fails as Docker: RUN without a command runs "/bin/sh -c" alone (status 2), RUN [] "No command specified", WORKDIR of nothing "cannot normalize nothing"', async (t) => {
+  const { opts } = await setup(t, 'empty-args');
+  const run = await t.throwsAsync(build(opts('FROM busybox\nRUN   \n')), { instanceOf: BuildError });
+  t.is(run?.exitCode, 2);
+  t.regex(run?.message ?? '', /^Dockerfile:2: RUN: The command '\/bin\/sh -c' returned a non-zero code: 2\n/);
+  t.regex(run?.message ?? '', /-c requires an argument/);
+  const json = await t.throwsAsync(build(opts('FROM busybox\nRUN []\n')), { instanceOf: BuildError });
+  t.is(json?.message, 'Dockerfile:2: RUN []: No command specified');
+  for (const wd of ['WORKDIR ""', 'ARG E\nWORKDIR $E']) {
+    const err = await t.throwsAsync(build(opts(`FROM busybox\n${wd}\n`)), { instanceOf: BuildError });
+    t.regex(err?.message ?? '', /^Dockerfile:\d: WORKDIR .*: cannot normalize nothing$/);
+  }
 });

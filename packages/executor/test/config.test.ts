@@ -73,6 +73,8 @@ test('WORKDIR: relative joined to the previous one and cleaned, absolute kept as
     ['/a/', '..', '/'],
   ];
   for (const [cur, p, want] of rows) t.is(normalizeWorkdir(cur, p), want);
+  // Docker 20.10: a WORKDIR that expands to nothing fails
+  t.throws(() => normalizeWorkdir('/a', ''), { message: 'cannot normalize nothing' });
 });
 
 test('EXPOSE: ranges expanded, protocol lower-cased, ip:host stripped', (t) => {

@@ -73,6 +73,8 @@ export function nopCreatedBy1(config: ContainerConfig, comment: string): string 
  * `WORKDIR /a/b/` stores `/a/b/` and `WORKDIR //x/../y` stores `//x/../y` (Docker 20.10).
  */
 export function normalizeWorkdir(current: string | undefined, path: string): string {
+  // a path that expands to nothing (WORKDIR $UNSET, WORKDIR "") fails as in Docker 20.10
+  if (path === '') throw new BuildError('E_STEP', 'cannot normalize nothing', { hint: 'WORKDIR needs a path; check the variables it uses are set' });
   if (path.startsWith('/')) return path;
   return cleanPath(`/${current ?? ''}/${path}`);
 }

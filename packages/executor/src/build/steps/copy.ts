@@ -119,7 +119,12 @@ async function chownOwner(rootfs: string, chown: string): Promise<Owner> {
   try {
     return await resolveChown(rootfs, chown);
   } catch (err) {
-    if (err instanceof SandboxError) throw new BuildError('E_STEP', err.message, { ...(err.hint ? { hint: err.hint } : {}), cause: err });
+    if (err instanceof SandboxError) {
+      // dockerd wraps every parseChownFlag error so (also "invalid chown string format: a:b:c")
+      const prefix = 'unable to convert uid/gid chown string to host mapping: ';
+      const message = err.message.startsWith(prefix) ? err.message : prefix + err.message;
+      throw new BuildError('E_STEP', message, { ...(err.hint ? { hint: err.hint } : {}), cause: err });
+    }
     throw err;
   }
 }

@@ -15,7 +15,7 @@ import { mountRootfs, runInSandbox, detectIsolation, resolveUser, removeSandboxA
 import { addHistory, addLayer, runCreatedBy, runEnv, type BuildContext, type ImageState } from '../build.js';
 import type { PlannedStage } from '../plan.js';
 import type { FsStep } from '../expand.js';
-import { argvOf, cleanPath } from '../config.js';
+import { argvOf, cleanPath, shellOf } from '../config.js';
 import { BuildError } from '../errors.js';
 import type { RunMount } from '@tsbuild/parser';
 import { prepareRunMounts, removeMountPoints, type PreparedMounts } from '../mounts.js';
@@ -39,7 +39,10 @@ async function isEmptyDir(dir: string): Promise<boolean> {
 async function runStep(ctx: BuildContext, state: ImageState, step: Extract<FsStep, { kind: 'RUN' }>, p: PlannedStage, index: number, runMounts: readonly RunMount[]): Promise<ImageState> {
   const { store, options } = ctx;
   const signal = options.signal;
-  const argv = argvOf(step.cmd, state.image.config);
+  // a shell-form RUN with no command runs the shell alone, as Docker's (its CmdLine is empty):
+  // `/bin/sh -c` fails "-c requires an argument"; an exec form with none cannot start
+  const argv = step.cmd.form === 'shell' && step.cmd.command === '' ? [...shellOf(state.image.config)] : argvOf(step.cmd, state.image.config);
+  if (argv.length === 0) throw new BuildError('E_STEP', 'No command specified', { hint: 'give RUN a command' });
   const createdBy = runCreatedBy(ctx, state, argv);
   const env = runEnv(ctx, state);
   await ctx.holdContent();
