@@ -96,3 +96,22 @@ test('an image named by digest only is dangling: images -f dangling=true lists i
   t.false(keptPrune.stdout.includes('Deleted Images'), keptPrune.stdout);
   t.is((await run(kept.root, ['inspect', '-f', '{{json .RepoDigests}}', 'lsdig:kept'])).stdout.includes('lsdig/k@sha256:'), true);
 });
+
+test('an ID prefix several images have: rmi and inspect say "No such image" as dockerd and go on with the other names', async (t) => {
+  const root = join(await tempDir(t), 'store');
+  const tar = execFileSync('tar', ['-c', '-C', REPO, 'package.json']);
+  // 17 images: two of them share the first hex digit of their IDs
+  const seen = new Set<string>();
+  let prefix: string | undefined;
+  for (let i = 0; prefix === undefined; i++) {
+    const r = await run(root, ['import', '-c', `CMD ["${i}"]`, '-', `lsamb:${i}`], { stdin: tar, env: { SOURCE_DATE_EPOCH: '0' } });
+    const first = r.stdout.trim().slice(7, 8);
+    if (seen.has(first)) prefix = first;
+    seen.add(first);
+  }
+  const other = 'lsamb:0';
+  const inspect = await run(root, ['inspect', '-f', '{{json .RepoTags}}', prefix, other]);
+  t.deepEqual(inspect, { code: 1, stdout: `${JSON.stringify([other])}\n`, stderr: `Error: No such image: ${prefix}\n` });
+  const rmi = await run(root, ['rmi', prefix, `sha256:${prefix}`]);
+  t.deepEqual(rmi, { code: 1, stdout: '', stderr: `Error: No such image: ${prefix}\nError: No such image: sha256:${prefix}\n` });
+});

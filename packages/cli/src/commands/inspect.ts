@@ -27,7 +27,9 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     try {
       found.push(await inspectImage(store, ref));
     } catch (err) {
-      if ((err as { code?: string }).code !== 'E_IMAGE_NOT_FOUND') throw err;
+      // as dockerd: an ID prefix several images have names no image; the other names go on
+      const code = (err as { code?: string }).code;
+      if (code !== 'E_IMAGE_NOT_FOUND' && code !== 'E_IMAGE_AMBIGUOUS') throw err;
       const bad = referenceReason(err);
       ctx.stderr.write(bad !== undefined ? `Error response: no such image: ${ref}: ${bad}\n` : `Error: No such image: ${ref}\n`);
       failed = true;

@@ -31,7 +31,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
       const bad = referenceReason(err);
       // dockerd refuses a name that is no valid reference before looking for it
       if (bad !== undefined) ctx.stderr.write(`Error response: ${bad}\n`);
-      else if (e.code === 'E_IMAGE_NOT_FOUND') ctx.stderr.write(`Error: No such image: ${ref}\n`);
+      // dockerd finds no image for an ID prefix several images have
+      else if (e.code === 'E_IMAGE_NOT_FOUND' || e.code === 'E_IMAGE_AMBIGUOUS') ctx.stderr.write(`Error: No such image: ${ref}\n`);
       else if (typeof e.code === 'string' && e.code.startsWith('E_')) ctx.stderr.write(`Error response: ${e.message}\n`);
       else throw err;
       failed = true;
