@@ -231,3 +231,13 @@ test('stat index: tarsums are kept beside content digests, and a v1 index file i
   t.is(again.lookup(a), index.lookup(a), 'the content digest survives beside it');
   t.truthy(again.lookup(a));
 });
+
+test('selectSources: a name that is not valid UTF-8 fails naming it (not a bare ENOENT); ignored, it is no problem', async (t) => {
+  const { writeFileSync, mkdirSync } = await import('node:fs');
+  const root = await tempDir(t);
+  mkdirSync(path.join(root, 'd'));
+  writeFileSync(Buffer.concat([Buffer.from(`${root}/d/bad`), Buffer.from([0xff]), Buffer.from('name')]), 'x');
+  await t.throwsAsync(selectSources(root, ['d']), { code: 'E_NAME_ENCODING', message: 'file name is not valid UTF-8: d/bad\ufffdname' } as never);
+  const [d] = await selectSources(root, ['d'], { ignore: compileIgnore(['d/bad*']) });
+  t.deepEqual(entriesOf(d!), [':dir']);
+});

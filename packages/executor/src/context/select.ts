@@ -98,6 +98,25 @@ function byteOrder(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/**
+ * {@link entryOfSync} of a walked name; a name that is not valid UTF-8 (Node decodes it with
+ * U+FFFD, so the decoded path names nothing) fails with a clear error rather than ENOENT.
+ * Docker copies such names byte for byte; we cannot yet.
+ */
+function entryOrNameError(host: string, rel: string, rootRel: string): SourceEntry {
+  try {
+    return entryOfSync(host, rel);
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT' && path.basename(host).includes('\ufffd')) {
+      throw new ContextError('E_NAME_ENCODING', `file name is not valid UTF-8: ${joinRel(rootRel, rel)}`, {
+        hint: 'rename the file (tsbuild handles UTF-8 file names only), or exclude it in .dockerignore',
+        cause,
+      });
+    }
+    throw cause;
+  }
+}
+
 /** Path of `rel` under `base` relative to the root, for ignore matching. */
 function joinRel(base: string, rel: string): string {
   if (base === '.') return rel;
@@ -131,7 +150,7 @@ async function walk(dirHost: string, rootRel: string, ignore: IgnoreMatcher | un
       // An ignored directory is still walked when exceptions might re-include something below
       // it; it is then not listed itself (Docker's context tar holds only the included files).
       if (ignored && !(d.isDirectory() && ignore!.hasExceptions)) continue;
-      if (!ignored) out.push(entryOfSync(childHost, childRel));
+      if (!ignored) out.push(entryOrNameError(childHost, childRel, rootRel));
       if (d.isDirectory()) stack.push([childHost, childRel]);
     }
   }
