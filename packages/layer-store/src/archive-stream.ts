@@ -1,10 +1,11 @@
 /**
  * Stream helpers for archives: compression detection by magic bytes, decompression (gzip with
- * node:zlib, zstd through the `zstd` program since Node 20 has no zstd), byte caps against
+ * node:zlib; zstd, and xz and bzip2 for whole archives, through their programs since Node 20 has
+ * none of them), byte caps against
  * decompression bombs, and safe archive member names. Internal to the package.
  */
 import { spawn } from 'node:child_process';
-import { Duplex, Readable, Transform, type TransformCallback } from 'node:stream';
+import { Duplex, PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { posix } from 'node:path';
 import { ArchiveError } from './archive-errors.js';
@@ -101,17 +102,40 @@ export function byteCap(max: number, what: string): Transform {
   });
 }
 
+/** How an archive (the whole `load` input) may be compressed: what Docker's DecompressStream takes. */
+export type ArchiveCompression = Compression | 'xz' | 'bzip2';
+
+const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
+const BZIP2_MAGIC = Buffer.from('BZh', 'latin1');
+
+/** Compression of a whole archive by magic number: gzip, zstd, and also xz and bzip2 (as `docker load`). */
+export function archiveCompressionOf(head: Buffer): ArchiveCompression {
+  if (head.subarray(0, 6).equals(XZ_MAGIC)) return 'xz';
+  if (head.subarray(0, 3).equals(BZIP2_MAGIC)) return 'bzip2';
+  return compressionOf(head);
+}
+
 /** A duplex that decompresses zstd by running `zstd -dc`. */
 export function zstdDecompress(): Duplex {
-  const child = spawn('zstd', ['-dcq'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  return programDecompress('zstd', 'zstd');
+}
+
+/** A duplex that decompresses by running `program -dcq` (zstd, xz, bzip2); `pkg` is its Debian package. */
+function programDecompress(program: string, pkg: string): Duplex {
+  const child = spawn(program, ['-dcq'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
+  // the output ends only once the program has exited 0: a truncated input gives output that ends
+  // early (maybe at an entry boundary) and a non-zero exit, which must not read as a short archive
+  const out = new PassThrough();
+  child.stdout.pipe(out, { end: false });
+  const duplex = Duplex.from({ writable: child.stdin, readable: out });
   child.once('error', (err) =>
-    duplex.destroy(new ArchiveError('E_ARCHIVE', 'cannot run zstd to decompress the input', { cause: err, hint: 'install zstd (apt-get install zstd)' })),
+    duplex.destroy(new ArchiveError('E_ARCHIVE', `cannot run ${program} to decompress the input`, { cause: err, hint: `install ${program} (apt-get install ${pkg})` })),
   );
-  child.once('exit', (code) => {
-    if (code !== 0 && code !== null) duplex.destroy(new ArchiveError('E_ARCHIVE_TRUNCATED', `zstd data is corrupt or truncated: ${stderr.trim()}`));
+  child.once('close', (code) => {
+    if (code === 0) out.end();
+    else duplex.destroy(new ArchiveError('E_ARCHIVE_TRUNCATED', `${program} data is corrupt or truncated: ${stderr.trim()}`));
   });
   duplex.once('close', () => {
     if (child.exitCode === null) child.kill('SIGKILL');
@@ -120,9 +144,11 @@ export function zstdDecompress(): Duplex {
 }
 
 /** A decompressing transform for `c` (a pass-through for 'none'). */
-export function decompressor(c: Compression): Duplex {
+export function decompressor(c: ArchiveCompression): Duplex {
   if (c === 'gzip') return createGunzip();
   if (c === 'zstd') return zstdDecompress();
+  if (c === 'xz') return programDecompress('xz', 'xz-utils');
+  if (c === 'bzip2') return programDecompress('bzip2', 'bzip2');
   return new Transform({ transform: (chunk, _e, cb) => cb(null, chunk) });
 }
 
@@ -161,9 +187,9 @@ export function linkTarget(member: string, linkname: string, kind: 'symlink' | '
  * Detects the compression of `input` by its magic and returns the streams to put in a `pipeline`
  * (source first) that yield the decompressed bytes, capped at `maxBytes` when given.
  */
-export async function decompressing(input: Readable, { maxBytes, what }: { maxBytes?: number | undefined; what: string }): Promise<{ streams: [Readable, ...Duplex[]]; compression: Compression }> {
-  const { head, rest } = await peek(input, 4);
-  const compression = compressionOf(head);
+export async function decompressing(input: Readable, { maxBytes, what }: { maxBytes?: number | undefined; what: string }): Promise<{ streams: [Readable, ...Duplex[]]; compression: ArchiveCompression }> {
+  const { head, rest } = await peek(input, 6);
+  const compression = archiveCompressionOf(head);
   const streams: [Readable, ...Duplex[]] = [rest];
   if (compression !== 'none') streams.push(decompressor(compression));
   if (maxBytes !== undefined) streams.push(byteCap(maxBytes, what));

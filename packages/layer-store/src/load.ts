@@ -28,7 +28,7 @@ import { createGunzip, type ZlibOptions } from 'node:zlib';
 import { promisify } from 'node:util';
 import tar from 'tar-stream';
 import { ArchiveError } from './archive-errors.js';
-import { contentKindOf, compressionOf, decompressing, linkTarget, safeMemberName, type ContentKind } from './archive-stream.js';
+import { archiveCompressionOf, contentKindOf, compressionOf, decompressing, linkTarget, safeMemberName, type ContentKind } from './archive-stream.js';
 import { indexArchive, readExactly, type IndexedMember } from './archive-tar.js';
 import { hexOf, isDigest } from './digest.js';
 import { DigestMismatchError, ImageNotFoundError, StoreError } from './errors.js';
@@ -160,9 +160,9 @@ export async function loadFile(store: Store, path: string, opts: LoadOptions = {
   }
   try {
     const st = fstatSync(fd);
-    const head = Buffer.alloc(Math.min(4, st.size));
+    const head = Buffer.alloc(Math.min(6, st.size));
     if (st.isFile()) readExactly(fd, head, 0);
-    if (!st.isFile() || compressionOf(head) !== 'none') {
+    if (!st.isFile() || archiveCompressionOf(head) !== 'none') {
       return await load(store, createReadStream(path, { highWaterMark: CHUNK }), opts);
     }
     if (opts.maxBytes !== undefined && st.size > opts.maxBytes) throw tooLarge('the archive', opts.maxBytes);

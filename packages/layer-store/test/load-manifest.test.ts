@@ -81,3 +81,22 @@ test('load reports a tag that named another image (dockerd: "renaming the old on
   const [third] = await load(store, Readable.from([await archive((e) => ({ ...e, RepoTags: ['lsman/x:1', 'lsman/x:2'] }), 'two')]));
   t.deepEqual(third!.moved, [], 'the same image again moves nothing');
 });
+
+test('load takes xz- and bzip2-compressed archives, from a stream and from a file, as docker load does; a truncated one changes nothing', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const { writeFile } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const { loadFile } = await import('../src/index.js');
+  const plain = await archive((e) => e);
+  const dir = await tempDir(t);
+  for (const program of ['xz', 'bzip2']) {
+    const packed = execFileSync(program, ['-c'], { input: plain });
+    const store = await tempStore(t);
+    t.deepEqual((await load(store, Readable.from([packed])))[0]!.tags, ['docker.io/lsman/x:1'], program);
+    const file = join(dir, `a.${program}`);
+    await writeFile(file, packed);
+    const other = await tempStore(t);
+    t.deepEqual((await loadFile(other, file))[0]!.tags, ['docker.io/lsman/x:1'], program);
+    await refused(t, await tempStore(t), packed.subarray(0, packed.length - 40), 'E_ARCHIVE_TRUNCATED', /truncated/);
+  }
+});

@@ -6,7 +6,7 @@ import { openStore } from './image-output.js';
 
 const HELP = `Usage: tsbuild load [OPTIONS]
 
-Load images from a tar archive or STDIN (docker-archive or OCI layout; plain, gzip or zstd).
+Load images from a tar archive or STDIN (docker-archive or OCI layout; plain, gzip, xz, bzip2 or zstd).
 
 Options:
   -i, --input string   Read from tar archive file, instead of STDIN
