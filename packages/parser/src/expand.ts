@@ -280,8 +280,8 @@ class ShellWord {
     } else if (ch === 0x2f /* / */) {
       return this.processReplace(name);
     } else if (!(ch === 0x2b || ch === 0x2d || ch === 0x3f || ch === 0x23 || ch === 0x25)) {
-      if (ch === EOF) throw new ExpansionError("syntax error: missing '}'");
-      throw new ExpansionError(`unsupported modifier (${chs}) in substitution`);
+      // Docker 20.10's lexer: a name followed by anything else, or by the end (${A), is this
+      throw new ExpansionError("missing ':' in substitution");
     }
     const raw = ch === 0x23 || ch === 0x25;
     let word: string;
@@ -315,7 +315,8 @@ class ShellWord {
         return ch === 0x25 ? trimSuffix(word, v, greedy) : trimPrefix(word, v, greedy);
       }
       default:
-        throw new ExpansionError(`unsupported modifier (${chs}) in substitution`);
+        // Docker 20.10 names the character after the ':' (`${A:1}` → "(1)")
+        throw new ExpansionError(`unsupported modifier (${String.fromCodePoint(ch)}) in substitution`);
     }
   }
 
