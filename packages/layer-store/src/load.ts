@@ -28,7 +28,7 @@ import { createGunzip, type ZlibOptions } from 'node:zlib';
 import { promisify } from 'node:util';
 import tar from 'tar-stream';
 import { ArchiveError } from './archive-errors.js';
-import { archiveCompressionOf, contentKindOf, compressionOf, decompressing, linkTarget, safeMemberName, type ContentKind } from './archive-stream.js';
+import { archiveCompressionOf, contentKindOf, compressionOf, decompressing, peek, linkTarget, safeMemberName, type ContentKind } from './archive-stream.js';
 import { indexArchive, readExactly, type IndexedMember } from './archive-tar.js';
 import { hexOf, isDigest } from './digest.js';
 import { DigestMismatchError, ImageNotFoundError, StoreError } from './errors.js';
@@ -160,6 +160,7 @@ export async function loadFile(store: Store, path: string, opts: LoadOptions = {
   }
   try {
     const st = fstatSync(fd);
+    if (st.isFile() && st.size === 0) throw emptyArchive();
     const head = Buffer.alloc(Math.min(6, st.size));
     if (st.isFile()) readExactly(fd, head, 0);
     if (!st.isFile() || archiveCompressionOf(head) !== 'none') {
@@ -372,7 +373,9 @@ async function ingestAt(fd: number, offset: number, size: number, name: string, 
 
 async function spoolArchive(store: Store, input: Readable, dir: string, opts: LoadOptions): Promise<StreamMembers> {
   const members = new StreamMembers(store);
-  const { streams } = await decompressing(input, { maxBytes: opts.maxBytes, what: 'the archive' });
+  const { head, rest } = await peek(input, 1);
+  if (head.length === 0) throw emptyArchive();
+  const { streams } = await decompressing(rest, { maxBytes: opts.maxBytes, what: 'the archive' });
   const extract = tar.extract();
   const feeding = pipeline([...streams, extract], opts.signal ? { signal: opts.signal } : {});
   feeding.catch(() => undefined);
@@ -401,6 +404,13 @@ async function spoolArchive(store: Store, input: Readable, dir: string, opts: Lo
     throw archiveReadError(err, opts.signal);
   }
   return members;
+}
+
+/** An input of no bytes at all (dockerd: it has no manifest.json, nor a legacy repositories file). */
+function emptyArchive(): ArchiveError {
+  return new ArchiveError('E_ARCHIVE', 'not an image archive: the input is empty (0 bytes)', {
+    hint: 'load takes the output of docker save, tsbuild save or skopeo copy docker-archive:/oci-archive:; check the file (was the save interrupted?)',
+  });
 }
 
 /** Turns what reading failed with into our error classes (ours pass through). */

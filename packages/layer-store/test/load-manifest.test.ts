@@ -100,3 +100,16 @@ test('load takes xz- and bzip2-compressed archives, from a stream and from a fil
     await refused(t, await tempStore(t), packed.subarray(0, packed.length - 40), 'E_ARCHIVE_TRUNCATED', /truncated/);
   }
 });
+
+test('load of an empty input says it is empty (not "truncated"), from a stream and a file', async (t) => {
+  const { writeFile } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const { loadFile } = await import('../src/index.js');
+  const store = await tempStore(t);
+  await refused(t, store, Buffer.alloc(0), 'E_ARCHIVE', /input is empty/);
+  const file = join(await tempDir(t), 'empty.tar');
+  await writeFile(file, '');
+  const err = await t.throwsAsync(loadFile(store, file));
+  t.is((err as { code?: string }).code, 'E_ARCHIVE');
+  t.regex(err!.message, /input is empty/);
+});
