@@ -115,3 +115,12 @@ test('an ID prefix several images have: rmi and inspect say "No such image" as d
   const rmi = await run(root, ['rmi', prefix, `sha256:${prefix}`]);
   t.deepEqual(rmi, { code: 1, stdout: '', stderr: `Error: No such image: ${prefix}\nError: No such image: sha256:${prefix}\n` });
 });
+
+test('images -q lists an image once per tag, as dockerd\'s CLI', async (t) => {
+  const root = join(await tempDir(t), 'store');
+  const tar = execFileSync('tar', ['-c', '-C', REPO, 'package.json']);
+  const id = (await run(root, ['import', '-', 'lsq:1'], { stdin: tar, env: { SOURCE_DATE_EPOCH: '0' } })).stdout.trim();
+  t.is((await run(root, ['tag', 'lsq:1', 'lsq:2'])).code, 0);
+  t.is((await run(root, ['images', '-q'])).stdout, `${id.slice(7, 19)}\n${id.slice(7, 19)}\n`);
+  t.is((await run(root, ['images', '-q', '--no-trunc', 'lsq:2'])).stdout, `${id}\n`);
+});

@@ -54,7 +54,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
       });
   const id = (r: ImageRow): string => (noTrunc ? r.id : shortID(r.id));
   if (flagBool(args, 'quiet')) {
-    ctx.stdout.write([...new Set(rows.map(id))].map((s) => `${s}\n`).join(''));
+    // one line per row, as Docker 20.10's CLI: an image with several tags is listed once per tag
+    ctx.stdout.write(rows.map((r) => `${id(r)}\n`).join(''));
     return 0;
   }
   if (format !== undefined) {
