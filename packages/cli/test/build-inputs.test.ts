@@ -59,3 +59,38 @@ test('"Successfully tagged" once per distinct tag, in its familiar form with the
     'Successfully tagged localhost:5000/a:latest',
   ]);
 });
+
+// docker build's flags that scripts pass (checked against `DOCKER_BUILDKIT=0 docker build`, oracle5/cli1)
+const compatRows: Array<[string[], number, string]> = [
+  [['--rm', '--rm=true', '--force-rm', '--compress', '--pull=false', '--disable-content-trust', '--cache-from', 'busybox'], 0, ''],
+  [['--shm-size', '64m', '--ulimit', 'nofile=1024:1024', '-c', '512', '--memory-swap', '-1', '--cgroup-parent', 'x'], 0, ''],
+  [['--cpuset-cpus', '0', '--cpu-period', '100000', '--cpu-quota', '50000', '--isolation', 'default', '--network=bridge'], 0, ''],
+  [['--rm=maybe'], 125, 'invalid argument "maybe" for "--rm" flag: strconv.ParseBool: parsing "maybe": invalid syntax'],
+  [['--shm-size', 'abc'], 125, 'invalid argument "abc" for "--shm-size" flag: invalid size: \'abc\''],
+  [['--ulimit', 'abc'], 125, 'invalid argument "abc" for "--ulimit" flag: invalid ulimit argument: abc'],
+  [['--cpu-shares', 'abc'], 125, 'invalid argument "abc" for "-c, --cpu-shares" flag: strconv.ParseInt: parsing "abc": invalid syntax'],
+  [['--security-opt', 'seccomp=unconfined'], 1, 'The daemon on this platform does not support setting security options on build'],
+  [['--squash'], 1, '"--squash" is only supported on a Docker daemon with experimental features enabled'],
+  [['--platform', 'bogus'], 1, '"bogus": unknown operating system or architecture: invalid argument'],
+];
+for (const [flags, code, message] of compatRows) {
+  test(`docker build flags: ${flags.join(' ')} → ${code}`, async (t) => {
+    const dir = await tempDir(t);
+    await writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\nLABEL a=1\n');
+    const r = await runMain(path.join(dir, 'store'), ['build', ...flags, dir]);
+    t.is(r.code, code, r.stderr);
+    if (message !== '') t.is(r.stderr.split('\n')[0], `error: ${message}`);
+  });
+}
+
+test('docker build --platform: this machine\'s is accepted, another refused', async (t) => {
+  const { hostPlatform, platformString } = await import('@tsbuild/executor');
+  const dir = await tempDir(t);
+  await writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\nLABEL a=1\n');
+  const root = path.join(dir, 'store');
+  t.is((await runMain(root, ['build', '--platform', platformString(hostPlatform()), dir])).code, 0);
+  const other = hostPlatform().architecture === 'amd64' ? 'linux/arm64' : 'linux/amd64';
+  const r = await runMain(root, ['build', '--platform', other, dir]);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /only the build platform/);
+});

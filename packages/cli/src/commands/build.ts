@@ -29,7 +29,51 @@ const FLAGS: FlagSpec[] = [
   { name: 'quiet', short: 'q', type: 'boolean', help: 'Suppress the build output and print image ID on success' },
   { name: 'iidfile', type: 'string', help: 'Write the image ID to the file' },
   { name: 'add-host', type: 'string', multiple: true, help: 'Add a custom host-to-IP mapping (host:ip) to /etc/hosts of RUN steps' },
+  // docker build's other flags, so that scripts written for it run; see COMPAT_FLAGS
+  { name: 'rm', type: 'boolean', help: 'Accepted for docker compatibility (there are no intermediate containers)' },
+  { name: 'force-rm', type: 'boolean', help: 'Accepted for docker compatibility (there are no intermediate containers)' },
+  { name: 'compress', type: 'boolean', help: 'Accepted for docker compatibility (the context is not sent anywhere)' },
+  { name: 'disable-content-trust', type: 'boolean', help: 'Accepted for docker compatibility' },
+  { name: 'pull', type: 'boolean', help: 'Accepted for docker compatibility: base images come from the store (update one with `tsbuild pull`)' },
+  { name: 'platform', type: 'string', help: 'Target platform: only this machine\'s (e.g. linux/amd64)' },
+  { name: 'cache-from', type: 'string', multiple: true, help: 'Accepted for docker compatibility (the store is the cache)' },
+  { name: 'shm-size', type: 'string', help: 'Accepted for docker compatibility (not applied)' },
+  { name: 'memory-swap', type: 'string', help: 'Accepted for docker compatibility (not applied)' },
+  { name: 'cpu-shares', short: 'c', type: 'string', help: 'Accepted for docker compatibility (not applied)' },
+  { name: 'cpu-period', type: 'string', help: 'Accepted for docker compatibility (not applied)' },
+  { name: 'cpu-quota', type: 'string', help: 'Accepted for docker compatibility (not applied)' },
+  { name: 'cpuset-cpus', type: 'string', help: 'Accepted for docker compatibility (not applied)' },
+  { name: 'cpuset-mems', type: 'string', help: 'Accepted for docker compatibility (not applied)' },
+  { name: 'cgroup-parent', type: 'string', help: 'Accepted for docker compatibility (not applied)' },
+  { name: 'ulimit', type: 'string', multiple: true, help: 'Accepted for docker compatibility (not applied)' },
+  { name: 'security-opt', type: 'string', multiple: true, help: 'Refused as dockerd on Linux refuses it' },
+  { name: 'squash', type: 'boolean', help: 'Refused as dockerd without experimental features refuses it' },
 ];
+
+/**
+ * docker build's flags that change nothing here, checked as the docker CLI parses them (exit 125
+ * with its message for a bad value); the two dockerd refuses on Linux fail as it does (exit 1).
+ */
+function checkCompatFlags(args: ReturnType<typeof parseArgs>): void {
+  const bad = (flag: string, v: string, why: string): UsageError => new UsageError(`invalid argument "${v}" for "${flag}" flag: ${why}`);
+  for (const name of ['rm', 'force-rm', 'compress', 'disable-content-trust', 'pull', 'squash']) {
+    const v = flagString(args, name);
+    if (v !== undefined && !/^(1|t|T|TRUE|true|True|0|f|F|FALSE|false|False)$/.test(v)) throw bad(`--${name}`, v, `strconv.ParseBool: parsing ${JSON.stringify(v)}: invalid syntax`);
+  }
+  for (const [name, flag] of [['shm-size', '--shm-size'], ['memory-swap', '--memory-swap']] as const) {
+    const v = flagString(args, name);
+    if (v !== undefined && !(name === 'memory-swap' && v === '-1') && !/^\d+(\.\d+)?\s*([kmgtp]i?)?b?$/i.test(v)) throw bad(flag, v, `invalid size: '${v}'`);
+  }
+  for (const [name, flag] of [['cpu-shares', '-c, --cpu-shares'], ['cpu-period', '--cpu-period'], ['cpu-quota', '--cpu-quota']] as const) {
+    const v = flagString(args, name);
+    if (v !== undefined && !/^[+-]?\d+$/.test(v)) throw bad(flag, v, `strconv.ParseInt: parsing ${JSON.stringify(v)}: invalid syntax`);
+  }
+  for (const v of flagList(args, 'ulimit')) {
+    if (!/^[a-z]+=-?\d+(:-?\d+)?$/.test(v)) throw bad('--ulimit', v, `invalid ulimit argument: ${v}`);
+  }
+  if (flagList(args, 'security-opt').length > 0) throw new BuildInputError('The daemon on this platform does not support setting security options on build');
+  if (flagBool(args, 'squash')) throw new BuildInputError('"--squash" is only supported on a Docker daemon with experimental features enabled');
+}
 
 /**
  * A context or Dockerfile that cannot be used (missing, not found in the archive, stdin asked for
@@ -206,8 +250,23 @@ const command: Command = {
     if (iidfile !== undefined) await rm(iidfile, { force: true });
     // the docker CLI validates flag values as it parses them: before the context or the Dockerfile
     await checkTags(flagList(args, 'tag'));
+    checkCompatFlags(args);
+    const platformFlag = flagString(args, 'platform');
+    if (platformFlag !== undefined && platformFlag !== '') {
+      const { hostPlatform, platformString } = await import('@tsbuild/executor');
+      const host = hostPlatform();
+      const want = platformFlag.toLowerCase().replace(/\/+$/, '');
+      const [os] = want.split('/');
+      if (!['linux', 'windows', 'darwin', 'freebsd', 'netbsd', 'openbsd', 'solaris', 'illumos', 'aix', 'android', 'dragonfly', 'plan9'].includes(os ?? '')) {
+        throw new BuildInputError(`${JSON.stringify(platformFlag)}: unknown operating system or architecture: invalid argument`);
+      }
+      if (![host.os, `${host.os}/${host.architecture}`, platformString(host)].includes(want)) {
+        throw new BuildInputError(`--platform=${platformFlag}: only the build platform ${platformString(host)} is supported`, 'remove --platform or build on a machine of that platform');
+      }
+    }
+    // docker's build network modes: its default is bridge; RUN here has the host's network unless none
     const network = flagString(args, 'network') ?? 'default';
-    if (!['host', 'none', 'default'].includes(network)) throw new UsageError(`invalid --network ${network}`, 'use host, none or default');
+    if (!['host', 'none', 'default', 'bridge'].includes(network)) throw new UsageError(`invalid --network ${network}`, 'use host, none or default');
     const extraHosts = flagList(args, 'add-host').map(parseExtraHost);
     let contextDir = contextArg === '-' ? null : resolve(contextArg);
     let dockerfile: { text: string } | { path: string };
@@ -239,7 +298,9 @@ const command: Command = {
         dockerfileName = found.name;
         dockerfile = { text: await readDockerfile(found.path, found.name, fileFlag, found.inside) };
       }
-      const isolation = flagString(args, 'isolation') ?? 'auto';
+      // docker's --isolation default is our auto
+      const isolationFlag = flagString(args, 'isolation') ?? 'auto';
+      const isolation = isolationFlag === 'default' ? 'auto' : isolationFlag;
       if (!['oci', 'chroot', 'auto'].includes(isolation)) throw new UsageError(`invalid --isolation ${isolation}`, 'use oci or chroot');
       const epochText = flagString(args, 'source-date-epoch') ?? ctx.env.SOURCE_DATE_EPOCH;
       const sourceDateEpoch = epochText === undefined || epochText === '' ? undefined : Number(epochText);
