@@ -68,6 +68,7 @@ const compatRows: Array<[string[], number, string]> = [
   [['--rm=maybe'], 125, 'invalid argument "maybe" for "--rm" flag: strconv.ParseBool: parsing "maybe": invalid syntax'],
   [['--shm-size', 'abc'], 125, 'invalid argument "abc" for "--shm-size" flag: invalid size: \'abc\''],
   [['--ulimit', 'abc'], 125, 'invalid argument "abc" for "--ulimit" flag: invalid ulimit argument: abc'],
+  [['-m', 'abc'], 125, 'invalid argument "abc" for "-m, --memory" flag: invalid size: \'abc\''],
   [['--cpu-shares', 'abc'], 125, 'invalid argument "abc" for "-c, --cpu-shares" flag: strconv.ParseInt: parsing "abc": invalid syntax'],
   [['--security-opt', 'seccomp=unconfined'], 1, 'The daemon on this platform does not support setting security options on build'],
   [['--squash'], 1, '"--squash" is only supported on a Docker daemon with experimental features enabled'],

@@ -136,7 +136,7 @@ function parseExtraHost(value: string): { host: string; ip: string } {
 
 function parseSize(s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([bkmg]?)b?$/i.exec(s.trim());
-  if (!m) throw new UsageError(`invalid size: ${s}`, 'use e.g. 512m or 2g');
+  if (!m) throw new UsageError(`invalid argument "${s}" for "-m, --memory" flag: invalid size: '${s}'`, 'use e.g. 512m or 2g');
   const mult: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
   return Math.floor(Number(m[1]) * (mult[(m[2] ?? '').toLowerCase()] as number));
 }
