@@ -35,7 +35,8 @@ interface SavedImage {
  * Writes the images named by `refs` (references, image IDs or ID prefixes) as one tar to `out`,
  * and ends `out`. Blobs stream from the store into the tar; the tar's bytes depend only on the
  * images and tags (entries sorted, mtime 0, uid/gid 0). An image named by a reference is saved
- * with that tag; one named by ID is saved untagged, as Docker does.
+ * with that tag; one named by ID is saved untagged, as Docker does; a repository name without a
+ * tag (`app`) saves every tag of that repository, as Docker 20.10 does.
  * @throws ImageNotFoundError / AmbiguousImageError before anything is written; BlobNotFoundError
  * or stream errors while writing (then `out` is destroyed with the error).
  */
@@ -47,14 +48,47 @@ export async function save(store: Store, refs: readonly string[], out: Writable,
 
 async function resolveAll(store: Store, refs: readonly string[]): Promise<SavedImage[]> {
   const byManifest = new Map<string, SavedImage>();
-  for (const input of refs) {
-    const image = await store.resolveImage(input);
+  const add = (image: ResolvedImage, tag: Reference | undefined): void => {
     const saved = byManifest.get(image.manifestDescriptor.digest) ?? { image, tags: [] };
     byManifest.set(image.manifestDescriptor.digest, saved);
-    const tag = tagNamed(input, image);
     if (tag && !saved.tags.some((t) => t.full() === tag.full())) saved.tags.push(tag);
+  };
+  for (const input of refs) {
+    // as Docker 20.10: a repository name without a tag saves every tag of that repository (an ID
+    // prefix when the repository has none)
+    const tags = await repositoryTags(store, input);
+    if (tags.length > 0) {
+      for (const t of tags) add(await store.resolveImage(t.full()), t);
+      continue;
+    }
+    const image = await store.resolveImage(input);
+    add(image, tagNamed(input, image));
   }
   return [...byManifest.values()];
+}
+
+/** The tags of repository `input` when it is a name without tag or digest (`app`), sorted; else none. */
+async function repositoryTags(store: Store, input: string): Promise<Reference[]> {
+  let ref: Reference;
+  try {
+    ref = parseReference(input);
+  } catch {
+    return [];
+  }
+  if (ref.digest !== undefined || input.lastIndexOf(':') > input.lastIndexOf('/')) return [];
+  const out = new Map<string, Reference>();
+  for (const m of (await store.readIndex()).manifests) {
+    const stored = m.annotations?.[REF_NAME_ANNOTATION];
+    if (stored === undefined) continue;
+    let r: Reference;
+    try {
+      r = parseReference(stored);
+    } catch {
+      continue;
+    }
+    if (r.name === ref.name && r.tag !== undefined && r.digest === undefined) out.set(r.full(), r);
+  }
+  return [...out.values()].sort((a, b) => (a.full() < b.full() ? -1 : 1));
 }
 
 /** The tag `input` names, if it is a reference the image carries (not an ID or digest). */
