@@ -95,3 +95,20 @@ test('docker build --platform: this machine\'s is accepted, another refused', as
   t.is(r.code, 1);
   t.regex(r.stderr, /only the build platform/);
 });
+
+test('a context given as a symlink is the directory it leads to (the docker CLI evaluates it): COPY . copies that directory\'s files', async (t) => {
+  const { mkdir: mk, symlink: ln } = await import('node:fs/promises');
+  const dir = await tempDir(t);
+  await mk(path.join(dir, 'real'));
+  await writeFile(path.join(dir, 'real', 'Dockerfile'), 'FROM scratch\nCOPY . /c/\n');
+  await writeFile(path.join(dir, 'real', 'f'), 'x');
+  await ln('real', path.join(dir, 'link'));
+  const root = path.join(dir, 'store');
+  const r = await runMain(root, ['build', '-t', 'viasymlink', path.join(dir, 'link')]);
+  t.is(r.code, 0, r.stderr);
+  const out = path.join(dir, 'out.tar');
+  t.is((await runMain(root, ['export', '-o', out, 'viasymlink'])).code, 0);
+  const { execFileSync } = await import('node:child_process');
+  const names = execFileSync('tar', ['-tf', out], { encoding: 'utf8' }).split('\n').filter((n) => n !== '').sort();
+  t.deepEqual(names.filter((n) => n.replace(/^\.?\//, '').startsWith('c')).map((n) => n.replace(/^\.?\//, '').replace(/\/$/, '')), ['c', 'c/Dockerfile', 'c/f']);
+});

@@ -241,3 +241,10 @@ test('selectSources: a name that is not valid UTF-8 fails naming it (not a bare 
   const [d] = await selectSources(root, ['d'], { ignore: compileIgnore(['d/bad*']) });
   t.deepEqual(entriesOf(d!), [':dir']);
 });
+
+test('readDockerignore: a .dockerignore that cannot be read fails in the docker CLI\'s words', async (t) => {
+  const { readDockerignore } = await import('../src/context/index.js');
+  const root = await tempDir(t);
+  await mkdir(path.join(root, '.dockerignore'));
+  await t.throwsAsync(readDockerignore(root), { code: 'E_DOCKERIGNORE_READ', message: `Error reading .dockerignore: read ${root}/.dockerignore: is a directory` } as never);
+});

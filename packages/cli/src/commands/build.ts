@@ -295,6 +295,9 @@ const command: Command = {
       } else if (fileFlag === '-') dockerfile = { text: await readStream(ctx.stdin) };
       else {
         const found = await locateDockerfile(contextArg, contextDir as string, fileFlag);
+        // the docker CLI sends the directory the context path leads to (EvalSymlinks): a context
+        // given as a symlink is that directory, not the link
+        contextDir = await realpath(contextDir as string);
         dockerfileName = found.name;
         dockerfile = { text: await readDockerfile(found.path, found.name, fileFlag, found.inside) };
       }

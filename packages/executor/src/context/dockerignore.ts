@@ -190,7 +190,10 @@ export async function readDockerignore(contextRoot: string, dockerfilePath?: str
       text = await readFile(file, 'utf8');
     } catch (cause) {
       if ((cause as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw new ContextError('E_DOCKERIGNORE_READ', `reading ${file}`, { cause });
+      // the docker CLI's words: "Error reading .dockerignore: read /ctx/.dockerignore: is a directory"
+      const code = (cause as NodeJS.ErrnoException).code;
+      const why = code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : (cause as Error).message;
+      throw new ContextError('E_DOCKERIGNORE_READ', `Error reading ${path.basename(file)}: read ${file}: ${why}`, { cause, hint: 'make it a readable file of patterns, or remove it' });
     }
     return parseDockerignore(text);
   }
