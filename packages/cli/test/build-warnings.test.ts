@@ -36,3 +36,12 @@ test('empty continuation lines: Docker\'s warnings on stdout before Step 1 (one 
   t.regex(q.stdout, /^sha256:[0-9a-f]{64}\n$/);
   t.is(q.stderr, '');
 });
+
+test('-q: a failing build prints the build output it kept on stderr before the error, as docker (dockerd sends it on failure)', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\nLABEL a=1\nCOPY nope /x\n');
+  const r = await runMain(path.join(dir, 'store'), ['build', '-q', dir]);
+  t.is(r.code, 1);
+  t.is(r.stdout, '');
+  t.regex(r.stderr, /^Step 1\/3 : FROM scratch\n(.*\n)*Step 3\/3 : COPY nope \/x\nerror: Dockerfile:3: COPY nope \/x: COPY failed: /);
+});

@@ -315,7 +315,10 @@ const command: Command = {
       const progress = flagString(args, 'progress') ?? 'plain';
       if (!['plain', 'auto', 'json'].includes(progress)) throw new UsageError(`invalid --progress ${progress}`, 'use plain or json');
       const json = progress === 'json';
-      const out = ctx.stdout;
+      // with -q, dockerd keeps the build output and sends it only when the build fails (the
+      // docker CLI then prints it to stderr before the error): `out` is that buffer
+      const quietLog: Buffer[] = [];
+      const out = quiet ? { write: (b: string | Uint8Array): boolean => quietLog.push(Buffer.from(b)) > 0 } : ctx.stdout;
       const result = await build({
         store: ctx.root,
         contextDir,
@@ -340,14 +343,13 @@ const command: Command = {
           // dockerd writes these warnings into the build output, which -q drops
           const dockerWarning = e.type === 'warning' && (e.code === 'W_UNUSED_BUILD_ARG' || e.code === 'W_EMPTY_CONTINUATION');
           if (e.type === 'warning' && dockerWarning && !json) {
-            if (!quiet) out.write(e.code === 'W_UNUSED_BUILD_ARG' ? `[Warning] ${e.message}\n` : `[WARNING]: ${e.message}\n`);
+            out.write(e.code === 'W_UNUSED_BUILD_ARG' ? `[Warning] ${e.message}\n` : `[WARNING]: ${e.message}\n`);
             return;
           }
           if (e.type === 'warning' && !dockerWarning) {
             ctx.stderr.write(`[WARNING]: ${e.line !== undefined ? `line ${e.line}: ` : ''}${e.message}\n`);
             return;
           }
-          if (quiet) return;
           if (json) {
             // one event a line; a log chunk's bytes as text (invalid UTF-8 replaced)
             out.write(`${JSON.stringify(e.type === 'step-log' ? { ...e, bytes: undefined, text: Buffer.from(e.bytes).toString('utf8') } : e)}\n`);
@@ -360,11 +362,12 @@ const command: Command = {
           else if (e.type === 'step-done' && e.id !== '') out.write(` ---> ${e.id.replace(/^sha256:/, '').slice(0, 12)}${e.cached || e.index === 0 ? '' : ` in ${(e.durationMs / 1000).toFixed(2)}s`}\n`);
         },
       }).catch((err: unknown) => {
+        if (quiet && !json) ctx.stderr.write(Buffer.concat(quietLog));
         if (ctx.signal.aborted) throw new InterruptedError(ctx.signal.reason, err);
         throw err;
       });
       if (iidfile !== undefined) await writeFile(iidfile, result.id);
-      if (quiet) out.write(`${result.id}\n`);
+      if (quiet) ctx.stdout.write(`${result.id}\n`);
       else if (json) out.write(`${JSON.stringify({ type: 'build-done', id: result.id, tags: flagList(args, 'tag') })}\n`);
       else {
         out.write(`Successfully built ${result.id.replace(/^sha256:/, '').slice(0, 12)}\n`);
