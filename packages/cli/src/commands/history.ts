@@ -2,7 +2,7 @@
 import { imageHistory, type HistoryRow } from '@tsbuild/layer-store';
 import { flagBool, flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
-import { createdAt, formatRows, humanSize, openStore, rfc3339, shortID, since, table } from './image-output.js';
+import { formatRows, GO_ZERO_TIME, humanSize, openStore, rfc3339, shortID, since, table } from './image-output.js';
 
 const HELP = `Usage: tsbuild history [OPTIONS] IMAGE
 
@@ -35,7 +35,9 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     return noTrunc || [...s].length <= 45 ? s : `${[...s].slice(0, 44).join('')}…`;
   };
   // Docker without -H: the time as RFC 3339 in local time, whole seconds, under CREATED AT
-  const created = (r: HistoryRow): string => (human ? since(r.created, now) : rfc3339(r.created));
+  // an entry without a time is Go's zero time in Docker's API: "292 years ago", 0001-01-01T00:00:00Z
+  const when = (r: HistoryRow): string => r.created ?? GO_ZERO_TIME;
+  const created = (r: HistoryRow): string => (human ? since(when(r), now) : rfc3339(when(r)));
   const size = (r: HistoryRow): string => (human ? humanSize(r.size) : String(r.size));
   if (flagBool(args, 'quiet')) {
     ctx.stdout.write(rows.map((r) => `${id(r)}\n`).join(''));
@@ -43,7 +45,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   }
   const format = flagString(args, 'format');
   if (format !== undefined) {
-    const objects = rows.map((r) => ({ Comment: r.comment, CreatedAt: createdAt(r.created), CreatedBy: createdBy(r), CreatedSince: since(r.created, now), ID: id(r), Size: size(r) }));
+    const objects = rows.map((r) => ({ Comment: r.comment, CreatedAt: rfc3339(when(r)), CreatedBy: createdBy(r), CreatedSince: since(when(r), now), ID: id(r), Size: size(r) }));
     ctx.stdout.write(formatRows(format, objects, { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' }));
     return 0;
   }

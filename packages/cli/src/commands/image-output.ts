@@ -53,7 +53,19 @@ export function since(created: string | undefined, now: Date): string {
   if (!created) return 'N/A';
   const t = Date.parse(created);
   if (Number.isNaN(t)) return 'N/A';
-  return `${humanDuration(now.getTime() - t)} ago`;
+  // Go's time.Sub saturates at the largest Duration (~292 years): the zero time is "292 years ago"
+  return `${humanDuration(Math.min(now.getTime() - t, MAX_GO_DURATION_MS))} ago`;
+}
+
+/** Go's largest time.Duration (2^63-1 ns) in milliseconds. */
+const MAX_GO_DURATION_MS = 9_223_372_036_854;
+
+/** Go's zero time.Time, which Docker's API gives for an image or history entry without `created`. */
+export const GO_ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/** Whether `created` is absent or Go's zero time (Docker's `time.IsZero`). */
+export function isZeroTime(created: string | undefined): boolean {
+  return !created || Date.parse(created) === Date.parse(GO_ZERO_TIME);
 }
 
 /**

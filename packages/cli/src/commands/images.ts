@@ -2,7 +2,7 @@
 import { listImages, type ImageRow, type Store } from '@tsbuild/layer-store';
 import { flagBool, flagList, flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
-import { createdAt, formatRows, humanSize, openStore, shortID, since, table } from './image-output.js';
+import { createdAt, formatRows, GO_ZERO_TIME, humanSize, isZeroTime, openStore, shortID, since, table } from './image-output.js';
 
 const HELP = `Usage: tsbuild images [OPTIONS] [REPOSITORY[:TAG]]
 
@@ -61,8 +61,10 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   if (format !== undefined) {
     const objects = rows.map((r) => ({
           Containers: 'N/A',
-          CreatedAt: createdAt(r.created),
-          CreatedSince: since(r.created, now),
+          // Docker's API gives Go's zero time for a config without `created`; its CLI's
+          // CreatedSince is "" for it (the table shows N/A), CreatedAt the zero time
+          CreatedAt: createdAt(r.created ?? GO_ZERO_TIME),
+          CreatedSince: isZeroTime(r.created) ? '' : since(r.created, now),
           Digest: digests ? r.digest : '',
           ID: id(r),
           Repository: r.repository,
@@ -76,7 +78,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     return 0;
   }
   const header = ['REPOSITORY', 'TAG', ...(digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
-  const body = rows.map((r) => [r.repository, r.tag, ...(digests ? [r.digest] : []), id(r), since(r.created, now), humanSize(r.size)]);
+  const body = rows.map((r) => [r.repository, r.tag, ...(digests ? [r.digest] : []), id(r), isZeroTime(r.created) ? 'N/A' : since(r.created, now), humanSize(r.size)]);
   ctx.stdout.write(table([header, ...body]));
   return 0;
 }
