@@ -45,3 +45,25 @@ test('-q: a failing build prints the build output it kept on stderr before the e
   t.is(r.stdout, '');
   t.regex(r.stderr, /^Step 1\/3 : FROM scratch\n(.*\n)*Step 3\/3 : COPY nope \/x\nerror: Dockerfile:3: COPY nope \/x: COPY failed: /);
 });
+
+// dockerd 20.10 (oracle5/steps1): steps are numbered across the Dockerfile up to the target (meta
+// ARGs, every stage, --label steps); a base image's ONBUILD triggers run inside FROM, unnumbered
+test('Step N/M numbered as docker across stages; ONBUILD triggers as "# Executing 2 build triggers"', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(path.join(dir, 'Dockerfile'), 'ARG X=1\nFROM scratch AS p\nONBUILD LABEL t1=1\nONBUILD LABEL t2=2\nFROM scratch AS other\nLABEL o=1\nFROM p AS final\nLABEL done=1\nFROM scratch AS after\n');
+  const r = await runMain(path.join(dir, 'store'), ['build', '--target', 'final', '--label', 'z=1', dir]);
+  t.is(r.code, 0, r.stderr);
+  const lines = r.stdout.split('\n').filter((l) => !l.startsWith(' ---> ') && l !== '' && !l.startsWith('Successfully'));
+  t.deepEqual(lines, [
+    'Step 1/9 : ARG X=1',
+    'Step 2/9 : FROM scratch AS p',
+    'Step 3/9 : ONBUILD LABEL t1=1',
+    'Step 4/9 : ONBUILD LABEL t2=2',
+    'Step 7/9 : FROM p AS final',
+    '# Executing 2 build triggers',
+    'Step 8/9 : LABEL done=1',
+    'Step 9/9 : LABEL z=1',
+  ]);
+  // FROM p's ID line comes once, after the triggers
+  t.regex(r.stdout, /Step 7\/9 : FROM p AS final\n# Executing 2 build triggers\n ---> [0-9a-f]{12}[^\n]*\nStep 8\/9/);
+});

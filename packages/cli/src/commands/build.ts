@@ -318,6 +318,7 @@ const command: Command = {
       // with -q, dockerd keeps the build output and sends it only when the build fails (the
       // docker CLI then prints it to stderr before the error): `out` is that buffer
       const quietLog: Buffer[] = [];
+      const pendingTriggers = new Map<number, number>();
       const out = quiet ? { write: (b: string | Uint8Array): boolean => quietLog.push(Buffer.from(b)) > 0 } : ctx.stdout;
       const result = await build({
         store: ctx.root,
@@ -355,8 +356,16 @@ const command: Command = {
             out.write(`${JSON.stringify(e.type === 'step-log' ? { ...e, bytes: undefined, text: Buffer.from(e.bytes).toString('utf8') } : e)}\n`);
             return;
           }
-          if (e.type === 'step-start') out.write(`Step ${e.index + 1}/${e.total} : ${e.instruction}\n`);
-          else if (e.type === 'step-cached') out.write(' ---> Using cache\n');
+          if (e.type === 'step-start') {
+            // Docker's numbering across the Dockerfile; a base image's ONBUILD triggers run
+            // unnumbered inside FROM, whose ID line comes after them
+            if (e.triggers !== undefined) pendingTriggers.set(e.stage, e.triggers);
+            if (e.trigger === true) {
+              if (e.index === 1) out.write(`# Executing ${pendingTriggers.get(e.stage) ?? 0} build trigger${pendingTriggers.get(e.stage) === 1 ? '' : 's'}\n`);
+            } else out.write(`Step ${e.step ?? e.index + 1}/${e.steps ?? e.total} : ${e.instruction}\n`);
+          } else if (e.type === 'step-done' && (pendingTriggers.get(e.stage) ?? 0) > 0 && e.index < (pendingTriggers.get(e.stage) ?? 0)) {
+            // FROM and every trigger but the last: no ID line yet
+          } else if (e.type === 'step-cached') out.write(' ---> Using cache\n');
           else if (e.type === 'step-cache-miss' && explain) out.write(` ---> Cache miss: ${e.reason}\n`);
           else if (e.type === 'step-log') out.write(e.bytes);
           else if (e.type === 'step-done' && e.id !== '') out.write(` ---> ${e.id.replace(/^sha256:/, '').slice(0, 12)}${e.cached || e.index === 0 ? '' : ` in ${(e.durationMs / 1000).toFixed(2)}s`}\n`);

@@ -174,6 +174,10 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     holdContent: async () => void (await (lease ??= store.lease(options.signal ? { signal: options.signal } : {}))),
     cache: new BuildCache(store, { project: JSON.stringify([options.contextDir, 'path' in options.dockerfile ? options.dockerfile.path : file]), noCache: options.noCache === true, noCacheFilter: options.noCacheFilter ?? [], now: options.now ?? (() => new Date()), contextDir: options.contextDir }),
   };
+  // Docker prints a step for each meta ARG before the first FROM
+  for (const [k, a] of df.metaArgs.entries()) {
+    emit({ type: 'step-start', stage: -1, index: k, total: df.metaArgs.length, instruction: instructionText(a), line: a.range.start.line, step: k + 1, steps: dockerStepCount(ctx) });
+  }
   try {
     const limit = pLimit(Math.max(1, availableParallelism()));
     for (const p of plan.stages) {
@@ -323,6 +327,18 @@ async function baseState(ctx: BuildContext, p: PlannedStage): Promise<ImageState
   return s;
 }
 
+/** Docker 20.10's step count before stage `index`: the meta ARGs and each earlier stage's FROM and instructions. */
+function dockerStepOffset(ctx: BuildContext, index: number): number {
+  let n = ctx.df.metaArgs.length;
+  for (const s of ctx.df.stages) if (s.index < index) n += 1 + s.instructions.length;
+  return n;
+}
+
+/** Docker 20.10's total: everything up to the target stage (it builds them all) and the --label steps. */
+function dockerStepCount(ctx: BuildContext): number {
+  return dockerStepOffset(ctx, ctx.plan.target.index + 1) + Object.keys(ctx.options.labels ?? {}).length;
+}
+
 function instructionText(instr: Instruction): string {
   return instr.raw;
 }
@@ -378,7 +394,11 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
   const fixedSteps = new Map<Instruction, ExpandedStep>(labelSteps);
   instructions = [...instructions, ...labelSteps.map(([instr]) => instr)];
   const total = instructions.length + 1;
-  ctx.emit({ type: 'step-start', stage: stage.index, index: 0, total, instruction: stage.from.raw, line: stage.from.range.start.line });
+  // Docker's numbering: meta ARGs, then every stage before this one (FROM + its instructions)
+  const first = dockerStepOffset(ctx, stage.index) + 1;
+  const steps = dockerStepCount(ctx);
+  const triggerCount = instructions.length - stage.instructions.length - labelSteps.length;
+  ctx.emit({ type: 'step-start', stage: stage.index, index: 0, total, instruction: stage.from.raw, line: stage.from.range.start.line, step: first, steps, ...(triggerCount > 0 ? { triggers: triggerCount } : {}) });
   // Docker prints the base image's own ID after FROM
   const fromId = p.base.kind === 'image' ? (await ctx.cache.resolveImage(p.base.ref)).id : stateId(state, ctx.encodedHistory);
   ctx.emit({ type: 'step-done', stage: stage.index, index: 0, durationMs: fromMs, cached: false, id: fromId });
@@ -386,7 +406,8 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
     ctx.options.signal?.throwIfAborted();
     const index = i + 1;
     const line = instr.range.start.line;
-    ctx.emit({ type: 'step-start', stage: stage.index, index, total, instruction: instructionText(instr), line });
+    const trigger = i < triggerCount;
+    ctx.emit({ type: 'step-start', stage: stage.index, index, total, instruction: instructionText(instr), line, ...(trigger ? { trigger } : { step: first + index - triggerCount, steps }) });
     const started = performance.now();
     const layersBefore = state.layers.length;
     let cached = false;

@@ -1,7 +1,14 @@
 /** Typed progress events of a build; the CLI renders them, the library never prints. */
 
 export type BuildEvent =
-  | { type: 'step-start'; stage: number; index: number; total: number; instruction: string; line: number }
+  /**
+   * `index`/`total` count the steps of the stage (0 = FROM); `step`/`steps` number it as Docker
+   * 20.10's classic builder does, across the whole Dockerfile up to the target (meta ARGs, every
+   * stage's FROM and instructions, --label steps); a base image's ONBUILD trigger has `trigger`
+   * (Docker runs them inside FROM, unnumbered) and FROM tells how many there are (`triggers`).
+   * A meta ARG (before the first FROM) has `stage` -1.
+   */
+  | { type: 'step-start'; stage: number; index: number; total: number; instruction: string; line: number; step?: number; steps?: number; trigger?: boolean; triggers?: number }
   | { type: 'step-log'; stage: number; index: number; stream: 'stdout' | 'stderr'; bytes: Uint8Array }
   | { type: 'step-cached'; stage: number; index: number }
   /** a cache miss and why (which input changed against the nearest previous record) */
