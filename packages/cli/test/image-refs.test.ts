@@ -124,3 +124,12 @@ test('images -q lists an image once per tag, as dockerd\'s CLI', async (t) => {
   t.is((await run(root, ['images', '-q'])).stdout, `${id.slice(7, 19)}\n${id.slice(7, 19)}\n`);
   t.is((await run(root, ['images', '-q', '--no-trunc', 'lsq:2'])).stdout, `${id}\n`);
 });
+
+test('tag checks the source\'s syntax before the target\'s, as docker tag', async (t) => {
+  const { root } = await withImage(t, 'lstag:1');
+  const lower = 'invalid reference format: repository name must be lowercase';
+  t.deepEqual(await run(root, ['tag', 'Foo/x', 'Bar/y']), { code: 1, stdout: '', stderr: `Error parsing reference: "Foo/x" is not a valid repository/tag: ${lower}\n` });
+  t.deepEqual(await run(root, ['tag', 'lstag:1', 'Bar/y']), { code: 1, stdout: '', stderr: `Error parsing reference: "Bar/y" is not a valid repository/tag: ${lower}\n` });
+  t.deepEqual(await run(root, ['tag', 'nosuch:1', 'Bar/y']), { code: 1, stdout: '', stderr: `Error parsing reference: "Bar/y" is not a valid repository/tag: ${lower}\n` });
+  t.deepEqual(await run(root, ['tag', 'nosuch:1', 'ok:1']), { code: 1, stdout: '', stderr: 'Error response: No such image: nosuch:1\n' });
+});

@@ -9,15 +9,25 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   if (args.flags.has('help')) return void ctx.stdout.write('Usage: tsbuild tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]\n\nCreate a tag TARGET_IMAGE that refers to SOURCE_IMAGE\n'), 0;
   if (args.positionals.length !== 2) throw new UsageError('"tag" requires exactly 2 arguments.', 'Usage: tsbuild tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]');
   const [source, target] = args.positionals as [string, string];
-  // Docker's CLI checks the target before asking for the source, with its own wording
+  let opened: Awaited<ReturnType<typeof openStore>> | undefined;
+  const store = async (): Promise<Awaited<ReturnType<typeof openStore>>> => (opened ??= await openStore(ctx));
+  const sourceError = (err: unknown): string | undefined => {
+    const bad = referenceReason(err);
+    return bad === undefined ? undefined : `Error parsing reference: ${JSON.stringify(source)} is not a valid repository/tag: ${bad}`;
+  };
+  // Docker's CLI checks the source's syntax, then the target's, before asking for the source (a
+  // source the parser refuses may still be a name an older version stored: looked up first)
+  if (!isValidSource(source)) {
+    const problem = await (await store()).resolveImage(source).then(() => undefined, (err: unknown) => sourceError(err));
+    if (problem !== undefined) return void ctx.stderr.write(`${problem}\n`), 1;
+  }
   const problem = targetProblem(target);
   if (problem !== undefined) {
     ctx.stderr.write(`${problem}\n`);
     return 1;
   }
-  const store = await openStore(ctx);
   try {
-    await tagImage(store, source, target);
+    await tagImage(await store(), source, target);
   } catch (err) {
     if ((err as { code?: string }).code !== 'E_IMAGE_NOT_FOUND') throw err;
     // Docker's CLI refuses a source that is no valid reference (a name an older version stored is
@@ -27,6 +37,18 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     return 1;
   }
   return 0;
+}
+
+/** Whether Docker's CLI takes `source` (a reference, or an image ID / prefix). */
+function isValidSource(source: string): boolean {
+  if (/^(?:sha256:)?[a-f0-9]{1,64}$/.test(source)) return true;
+  try {
+    parseReference(source);
+    return true;
+  } catch (err) {
+    if (err instanceof ReferenceError) return false;
+    throw err;
+  }
 }
 
 /**
