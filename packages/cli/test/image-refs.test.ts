@@ -88,7 +88,9 @@ test('an image named by digest only is dangling: images -f dangling=true lists i
 
   const pruned = await run(root, ['prune', '-f']);
   t.is(pruned.code, 0, pruned.stderr);
-  t.true(pruned.stdout.startsWith(`Deleted Images:\nuntagged: ${canonical}\ndeleted: ${id}\n\n`), pruned.stdout);
+  // then the layers no other image has, by chain ID (one layer: its diffID), as dockerd; no other lines
+  const layer = JSON.parse((await run(kept.root, ['inspect', '-f', '{{json .RootFS.Layers}}', 'lsdig:kept'])).stdout) as string[];
+  t.regex(pruned.stdout, new RegExp(`^Deleted Images:\nuntagged: ${canonical}\ndeleted: ${id}\ndeleted: ${layer[0]}\n\nTotal reclaimed space: .*\n$`));
   t.is((await run(root, ['images', '-q'])).stdout, '');
   t.deepEqual(await readdir(join(root, 'blobs/sha256')), []);
 

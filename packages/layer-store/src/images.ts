@@ -482,6 +482,11 @@ export interface PrunedImage {
   untagged: string[];
   /** The image ID. */
   deleted: Digest;
+  /**
+   * Chain IDs of the image's layers no image in the index has any more, top first (Docker's
+   * `deleted: sha256:<chain ID>` lines after the image's); each listed once per prune.
+   */
+  layers: string[];
 }
 
 /** What `prune` removed: the images, then what garbage collection freed. */
@@ -510,6 +515,9 @@ export async function prune(store: Store, opts: GcOptions = {}): Promise<ImagePr
     return { ...index, manifests: index.manifests.filter((m) => tagged.has(m.digest)) };
   });
   const recorded = await readRepoDigests(store);
+  // the layer chains images still in the index have
+  const liveChains = new Set<string>();
+  for (const m of (await store.readIndex()).manifests) for (const c of await chainsOf(store, m)) liveChains.add(c);
   const images: PrunedImage[] = [];
   for (const { desc, refs } of dangling) {
     let id: Digest;
@@ -519,10 +527,23 @@ export async function prune(store: Store, opts: GcOptions = {}): Promise<ImagePr
       id = desc.digest;
     }
     const untagged = [...new Set([...refs, ...repoDigestsOf(recorded, id)])].sort().map(familiarCanonical);
-    images.push({ untagged, deleted: id });
+    const layers = (await chainsOf(store, desc)).reverse().filter((c) => !liveChains.has(c));
+    for (const c of layers) liveChains.add(c);
+    images.push({ untagged, deleted: id, layers });
   }
   const report = await collectGarbage(store, opts);
   return { ...report, imagesDeleted: images.map((i) => i.deleted), images };
+}
+
+/** The chain IDs of an image manifest's layers, bottom first ([] when it cannot be read). */
+async function chainsOf(store: Store, desc: Descriptor): Promise<string[]> {
+  try {
+    const manifest = await store.readJSONBlob<Manifest>(desc.digest);
+    const diffIDs = (await store.readJSONBlob<ImageConfig>(manifest.config.digest)).rootfs?.diff_ids ?? [];
+    return diffIDs.length === 0 ? [] : chainIDsOf(diffIDs);
+  } catch {
+    return [];
+  }
 }
 
 /** Options of {@link pruneCache}. */

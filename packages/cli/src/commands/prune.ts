@@ -68,12 +68,10 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   await reapStaleWork(store);
   const report = await prune(store, { onWait: waitingForBuilds(ctx) });
   if (report.images.length > 0) {
-    // as dockerd: each image's digest references (untagged:), then the image (deleted:)
-    const lines = report.images.map((i) => [...i.untagged.map((u) => `untagged: ${u}\n`), `deleted: ${i.deleted}\n`].join(''));
+    // as dockerd: each image's digest references (untagged:), the image, then its layers no
+    // other image has (deleted:, by chain ID)
+    const lines = report.images.map((i) => [...i.untagged.map((u) => `untagged: ${u}\n`), ...[i.deleted, ...i.layers].map((d) => `deleted: ${d}\n`)].join(''));
     ctx.stdout.write(`Deleted Images:\n${lines.join('')}\n`);
-  }
-  if (report.blobsDeleted.length + report.snapshotsDeleted.length > 0) {
-    ctx.stdout.write(`Deleted ${report.blobsDeleted.length} blobs and ${report.snapshotsDeleted.length} snapshots\n\n`);
   }
   ctx.stdout.write(`Total reclaimed space: ${humanSize(report.reclaimed)}\n`);
   return 0;
