@@ -87,6 +87,11 @@ export interface ApplyLayerOptions extends Cancellable {
    * ("duplicates of file paths not supported"). Off: the last entry wins.
    */
   uniqueNames?: boolean;
+  /**
+   * Take a tar that ends after an entry without its end-of-archive blocks, and an empty input
+   * (Go's archive/tar does, so `docker import` does). Off: such a tar is refused as truncated.
+   */
+  trailerOptional?: boolean;
 }
 
 const MAX_SYMLINKS = 40;
@@ -294,7 +299,7 @@ export async function applyLayer(tar: Readable, targetDir: string, opts: ApplyLa
   }
   try {
     const slices = new TimeSlices(opts.signal, SLICE_MS);
-    for await (const { header, body, data } of readTar(input)) {
+    for await (const { header, body, data } of readTar(input, { trailerOptional: opts.trailerOptional === true })) {
       // Lets pipeline callbacks run (the next compressed chunk is read and inflated meanwhile).
       if (slices.due()) await slices.yield();
       opts.signal?.throwIfAborted();

@@ -63,6 +63,7 @@ export async function importRootfs(store: Store, input: Readable, opts: ImportOp
       // as Docker 20.10's import (overlay2 ApplyDiff: the untar chrooted into the layer's dir)
       paths: 'chroot',
       uniqueNames: true,
+      trailerOptional: true,
       ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });

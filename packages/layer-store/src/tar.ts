@@ -326,9 +326,11 @@ const TYPES: Record<string, EntryType> = { '0': 'file', '\0': 'file', '7': 'file
 /**
  * Decodes a tar stream entry by entry (ustar, PAX, GNU long names). Unknown entry types are
  * skipped. Each entry's body must be consumed or abandoned before asking for the next.
+ * `trailerOptional`: the input may end after an entry without the end-of-archive marker (Go's
+ * archive/tar takes that, so `docker import` does, and an empty input is an empty tar).
  * @throws CorruptLayerError on a truncated archive or bad header checksum.
  */
-export async function* readTar(src: AsyncIterable<Buffer | Uint8Array | string>): AsyncGenerator<TarEntry> {
+export async function* readTar(src: AsyncIterable<Buffer | Uint8Array | string>, { trailerOptional = false }: { trailerOptional?: boolean } = {}): AsyncGenerator<TarEntry> {
   const r = new ByteReader(src);
   let pax = new Map<string, Buffer>();
   let globalPax = new Map<string, Buffer>();
@@ -336,6 +338,7 @@ export async function* readTar(src: AsyncIterable<Buffer | Uint8Array | string>)
   let longLink: string | undefined;
   for (;;) {
     const block = await r.read(BLOCK);
+    if (block.length === 0 && trailerOptional && pax.size === 0 && longName === undefined && longLink === undefined) return;
     if (block.length === 0) throw new CorruptLayerError('layer tar is truncated: no end-of-archive marker');
     if (block.length < BLOCK) throw new CorruptLayerError('layer tar is truncated inside a header');
     if (block.equals(ZERO_BLOCK)) {

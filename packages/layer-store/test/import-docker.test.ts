@@ -65,3 +65,21 @@ test('import of a tar whose hard link comes before its target fails naming both,
   t.regex(err!.message, /"h" is a hard link to missing "t"/);
   t.regex((err as { hint?: string }).hint ?? '', /tarball/);
 });
+
+test('import takes an empty input and a tar without its end-of-archive blocks, as dockerd (Go\'s tar reader); a tar cut inside an entry is refused', async (t) => {
+  const store = await tempStore(t);
+  await importRootfs(store, Readable.from([Buffer.alloc(0)]), { ref: 'lsimp:empty', sourceDateEpoch: 0 });
+  const empty = collector();
+  await exportImage(store, 'lsimp:empty', empty);
+  t.deepEqual(await listing(empty.bytes()), []);
+  const whole = await makeTar([{ name: 'f', data: 'hi\n' }]);
+  const noTrailer = whole.subarray(0, 1024); // header + one data block, no zero blocks
+  await importRootfs(store, Readable.from([noTrailer]), { ref: 'lsimp:notrailer', sourceDateEpoch: 0 });
+  const out = collector();
+  await exportImage(store, 'lsimp:notrailer', out);
+  t.deepEqual(await listing(out.bytes()), ['f file 644 0:0']);
+  const before = await storeState(store);
+  const err = await t.throwsAsync(importRootfs(store, Readable.from([whole.subarray(0, 700)]), { ref: 'lsimp:cut' }));
+  t.is((err as { code?: string }).code, 'E_CORRUPT_LAYER');
+  t.deepEqual(await storeState(store), before);
+});
