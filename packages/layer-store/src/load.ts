@@ -156,10 +156,11 @@ export async function loadFile(store: Store, path: string, opts: LoadOptions = {
   try {
     fd = openSync(path, 'r');
   } catch (err) {
-    throw new StoreError(`opening archive ${path}`, { cause: err, hint: 'check the path given to load -i' });
+    throw new StoreError(`open ${path}: ${errnoReason(err)}`, { cause: err, hint: 'check the path given to load -i' });
   }
   try {
     const st = fstatSync(fd);
+    if (st.isDirectory()) throw new StoreError(`read ${path}: is a directory`, { hint: 'give load -i the archive file, not a directory' });
     if (st.isFile() && st.size === 0) throw emptyArchive();
     const head = Buffer.alloc(Math.min(6, st.size));
     if (st.isFile()) readExactly(fd, head, 0);
@@ -404,6 +405,12 @@ async function spoolArchive(store: Store, input: Readable, dir: string, opts: Lo
     throw archiveReadError(err, opts.signal);
   }
   return members;
+}
+
+/** What an fs error says, without Node's code and syscall (`no such file or directory`), as Go prints it. */
+function errnoReason(err: unknown): string {
+  const m = /^E[A-Z]+: ([^,]+)/.exec(err instanceof Error ? err.message : String(err));
+  return m ? m[1]! : String(err);
 }
 
 /** An input of no bytes at all (dockerd: it has no manifest.json, nor a legacy repositories file). */

@@ -7,7 +7,7 @@ import { rename, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { canonicalJSON, Store } from '@tsbuild/layer-store';
+import { canonicalJSON, Store, StoreError } from '@tsbuild/layer-store';
 import { UsageError } from '../args.js';
 import { Template, TemplateError } from '../template.js';
 import type { CliContext } from '../context.js';
@@ -172,7 +172,12 @@ export async function writeFileAtomically(path: string, write: (out: Writable) =
     }
     return;
   }
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  // dockerd's CLI checks the directory first, with this wording
+  const dir = dirname(path);
+  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) {
+    throw new StoreError(`invalid output path: directory "${dir}" does not exist`, { code: 'E_OUTPUT', hint: 'create the directory first, or give another -o path' });
+  }
+  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   const out = createWriteStream(tmp, { flags: 'wx' });
   const closed = new Promise<void>((resolve) => out.once('close', () => resolve()));
   try {

@@ -1,6 +1,7 @@
 /** `tsbuild import FILE|- [REF] [-c CHANGE]... [-m MESSAGE]`: a rootfs tarball as a one-layer image. */
-import { createReadStream } from 'node:fs';
-import { importRootfs } from '@tsbuild/layer-store';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { importRootfs, StoreError } from '@tsbuild/layer-store';
 import { flagList, flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
 import { openStore } from './image-output.js';
@@ -27,8 +28,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const epoch = ctx.env.SOURCE_DATE_EPOCH;
   if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new UsageError(`invalid SOURCE_DATE_EPOCH "${epoch}"`, 'it is a whole number of seconds since 1970');
   const message = flagString(args, 'message');
+  const input = file === '-' ? ctx.stdin : await openInput(file);
   const store = await openStore(ctx);
-  const input = file === '-' ? ctx.stdin : createReadStream(file);
   const { id } = await importRootfs(store, input, {
     ...(ref !== undefined ? { ref } : {}),
     changes: flagList(args, 'change'),
@@ -38,4 +39,24 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   });
   ctx.stdout.write(`${id}\n`);
   return 0;
+}
+
+/**
+ * The tarball at `file`, opened before anything else is done, with Go's wording for what fails
+ * (dockerd's CLI: `open x: no such file or directory`, `read x: is a directory`).
+ * @throws StoreError (E_INPUT)
+ */
+async function openInput(file: string): Promise<Readable> {
+  const reason = (err: unknown): string => /^E[A-Z]+: ([^,]+)/.exec((err as Error).message)?.[1] ?? String(err);
+  let fh: FileHandle;
+  try {
+    fh = await open(file, 'r');
+  } catch (err) {
+    throw new StoreError(`open ${file}: ${reason(err)}`, { code: 'E_INPUT', cause: err, hint: 'check the path of the tarball given to import (or - for stdin)' });
+  }
+  if ((await fh.stat()).isDirectory()) {
+    await fh.close();
+    throw new StoreError(`read ${file}: is a directory`, { code: 'E_INPUT', hint: 'import takes a tarball of a root filesystem; make one with tar -C DIR -c .' });
+  }
+  return fh.createReadStream();
 }
