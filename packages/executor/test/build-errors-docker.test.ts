@@ -32,3 +32,19 @@ for (const [name, text, message] of rows) {
     await t.throwsAsync(build({ store: path.join(dir, 'store'), contextDir: null, dockerfile: { text } }), { message } as never);
   });
 }
+
+// Docker 20.10's classic builder builds every stage up to the target, used or not (checked:
+// `FROM busybox AS broken / RUN … exit 3 / FROM busybox / RUN echo ok` fails with code 3)
+test('a stage the target does not read is built, and its failing RUN fails the build with its code', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'build-errors-docker-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const { busyboxStore } = await import('./cache-helpers.js');
+  const store = await busyboxStore(dir);
+  const text = 'FROM busybox AS broken\nRUN echo broken-stage-ran && exit 3\nFROM busybox\nRUN echo ok\n';
+  const err = await t.throwsAsync(build({ store, contextDir: null, dockerfile: { text } }));
+  t.is((err as { exitCode?: number }).exitCode, 3);
+  t.regex(err!.message, /returned a non-zero code: 3/);
+  // with --target the stages after it are not built
+  const ok = await build({ store, contextDir: null, dockerfile: { text: 'FROM busybox AS a\nRUN echo a > /a\nFROM busybox AS b\nRUN exit 4\n' }, target: 'a' });
+  t.truthy(ok.id);
+});

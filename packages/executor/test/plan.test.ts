@@ -11,12 +11,13 @@ function planOf(text: string, target?: string): Array<[number, number[]]> {
   return plan.stages.map((p) => [p.stage.index, p.deps]);
 }
 
-test('planBuild: only the stages the target reaches, each with the stages it reads', (t) => {
+test('planBuild: every stage up to the target (as Docker 20.10\'s classic builder), each with the stages it reads', (t) => {
   const rows: Array<[string, string, string | undefined, Array<[number, number[]]>]> = [
-    ['FROM chain', 'FROM busybox AS a\nFROM a AS b\nFROM busybox AS unused\nFROM b\n', undefined, [[0, []], [1, [0]], [3, [1]]]],
+    ['FROM chain, an unused stage built too', 'FROM busybox AS a\nFROM a AS b\nFROM busybox AS unused\nFROM b\n', undefined, [[0, []], [1, [0]], [2, []], [3, [1]]]],
     ['COPY --from by name and index', 'FROM busybox AS a\nFROM busybox\nFROM busybox\nCOPY --from=A /x /\nCOPY --from=1 /y /\n', undefined, [[0, []], [1, []], [2, [0, 1]]]],
     ['--target stops early', 'FROM busybox AS a\nFROM a AS b\nFROM b\n', 'b', [[0, []], [1, [0]]]],
-    ['COPY --from an image is no dep', 'FROM busybox AS a\nFROM busybox\nCOPY --from=alpine /x /\n', undefined, [[1, []]]],
+    ['--target: the stages after it are not built', 'FROM busybox AS a\nFROM busybox AS b\nFROM busybox AS c\n', 'a', [[0, []]]],
+    ['COPY --from an image is no dep', 'FROM busybox AS a\nFROM busybox\nCOPY --from=alpine /x /\n', undefined, [[0, []], [1, []]]],
     // a variable can name any earlier stage once expanded with the stage's ARGs: all are built
     ['COPY --from=${VAR}', 'FROM busybox AS builder\nFROM busybox AS other\nFROM busybox\nARG SRC=builder\nCOPY --from=${SRC} /b /\n', undefined, [[0, []], [1, []], [2, [0, 1]]]],
   ];

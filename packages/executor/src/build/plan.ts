@@ -161,14 +161,11 @@ export function planBuild(df: Dockerfile, opts: PlanOptions): BuildPlan {
     }
     return { stage, base, deps: [...deps].sort((a, b) => a - b) };
   });
-  const needed = new Set<number>();
-  const visit = (i: number): void => {
-    if (needed.has(i)) return;
-    needed.add(i);
-    for (const d of (planned[i] as PlannedStage).deps) visit(d);
-  };
-  visit(target.index);
-  // dependencies always point to earlier stages, so index order is a topological order
-  const stages = planned.filter((p) => needed.has(p.stage.index));
+  // Docker 20.10's classic builder builds every stage up to the target, in order, whether the
+  // target reads it or not (dispatchDockerfileWithCancellation truncates the stages at the target
+  // only): an unused stage that fails fails the build (checked against dockerd). Dependencies
+  // always point to earlier stages, so index order is a topological order; `deps` lets independent
+  // stages run side by side.
+  const stages = planned.slice(0, target.index + 1);
   return { stages, target, metaArgs };
 }
