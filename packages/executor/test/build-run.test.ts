@@ -250,6 +250,14 @@ test('COPY --chown with an unknown user name fails with the line', async (t) => 
   t.regex(err?.message ?? '', /can't find uid for user nobodyhere: no such user: nobodyhere/);
 });
 
+test('COPY --chown=name in an image without /etc/passwd fails as dockerd 20.10 (the open fails); numeric ids need no file', async (t) => {
+  const { tmp, opts } = await setup(t, 'chown-scratch');
+  await writeFile(path.join(tmp, 'a'), 'a');
+  const err = await t.throwsAsync(build(opts('FROM scratch\nCOPY --chown=app a /a\n')), { instanceOf: BuildError });
+  t.is(err?.message, "Dockerfile:2: COPY --chown=app a /a: unable to convert uid/gid chown string to host mapping: can't find uid for user app: open /etc/passwd: no such file or directory");
+  await t.notThrowsAsync(build(opts('FROM scratch\nCOPY --chown=1:2 a /a\n')));
+});
+
 test('COPY --chown resolves as Docker 20.10 parseChownFlag: group defaults to the user string, numbers as is, empty parts and unknown names fail with its message', async (t) => {
   const { store } = await shared.get();
   const { tmp, opts } = await setup(t, 'chown-forms');

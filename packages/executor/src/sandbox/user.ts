@@ -77,7 +77,9 @@ export async function resolveUser(rootfs: string, user: string): Promise<Resolve
  * number as is, else a name looked up in the rootfs's /etc/passwd resp. /etc/group (an empty part
  * is a name that never matches). Unlike USER, a missing name fails with Docker's message.
  * @throws SandboxError "unable to convert uid/gid chown string to host mapping: can't find uid for
- * user ghost: no such user: ghost" (resp. gid/group), or "invalid chown string format: a:b:c".
+ * user ghost: no such user: ghost" (resp. gid/group), "… user ghost: open /etc/passwd: no such file
+ * or directory" when a name is looked up in an image without the file, or "invalid chown string
+ * format: a:b:c".
  */
 export async function resolveChown(rootfs: string, chown: string): Promise<{ uid: number; gid: number }> {
   const parts = chown.split(':');
@@ -88,16 +90,19 @@ export async function resolveChown(rootfs: string, chown: string): Promise<{ uid
     new SandboxError(`unable to convert uid/gid chown string to host mapping: ${what}: ${why}`, {
       hint: 'add the user or group to the image before this step, or give numeric ids',
     });
-  const lookup = async (name: string, file: '/etc/passwd' | '/etc/group'): Promise<number | undefined> => {
+  const lookup = async (name: string, file: '/etc/passwd' | '/etc/group', what: string): Promise<number | undefined> => {
     const text = await readRootFile(rootfs, file, true);
-    if (text === undefined) return undefined;
+    // Docker 20.10 fails on the open (its message names the file by its path on the host)
+    if (text === undefined) throw fail(what, `open ${file}: no such file or directory`);
     const entries = file === '/etc/passwd' ? parsePasswd(text).map((u) => ({ name: u.name, id: u.uid })) : parseGroup(text).map((g) => ({ name: g.name, id: g.gid }));
     return entries.find((e) => e.name === name)?.id;
   };
-  const uid = parseId(userStr) ?? (await lookup(userStr, '/etc/passwd'));
-  if (uid === undefined) throw fail(`can't find uid for user ${userStr}`, `no such user: ${userStr}`);
-  const gid = parseId(grpStr) ?? (await lookup(grpStr, '/etc/group'));
-  if (gid === undefined) throw fail(`can't find gid for group ${grpStr}`, `no such group: ${grpStr}`);
+  const uidWhat = `can't find uid for user ${userStr}`;
+  const uid = parseId(userStr) ?? (await lookup(userStr, '/etc/passwd', uidWhat));
+  if (uid === undefined) throw fail(uidWhat, `no such user: ${userStr}`);
+  const gidWhat = `can't find gid for group ${grpStr}`;
+  const gid = parseId(grpStr) ?? (await lookup(grpStr, '/etc/group', gidWhat));
+  if (gid === undefined) throw fail(gidWhat, `no such group: ${grpStr}`);
   return { uid, gid };
 }
 
