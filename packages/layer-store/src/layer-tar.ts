@@ -3,7 +3,7 @@
  */
 import { closeSync, constants as fsc, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { open, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Readable, type Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, constants as zlibConstants } from 'node:zlib';
@@ -191,7 +191,7 @@ function* walk(root: string, opts: LayerTarOptions): Generator<Item> {
     for (const name of names) {
       const childRel = rel === '' ? name : `${rel}/${name}`;
       const childAbs = join(root, childRel);
-      const st = lstatSync(childAbs, { bigint: true }) as BigIntStats;
+      const st = lstatEntry(childAbs, childRel);
       const item = itemOf(w, childRel, childAbs, st);
       if (item === undefined) continue;
       yield item;
@@ -199,6 +199,26 @@ function* walk(root: string, opts: LayerTarOptions): Generator<Item> {
     }
   }
   yield* visit('');
+}
+
+/**
+ * lstat of a walked entry. A name that is not valid UTF-8 comes out of readdir with U+FFFD in it
+ * and names nothing: that fails with a clear error, not ENOENT (Docker keeps such names byte for
+ * byte; we cannot yet).
+ */
+function lstatEntry(abs: string, rel: string): BigIntStats {
+  try {
+    return lstatSync(abs, { bigint: true }) as BigIntStats;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && basename(abs).includes('\ufffd')) {
+      throw new StoreError(`file name is not valid UTF-8: ${rel}`, {
+        code: 'E_NAME_ENCODING',
+        hint: 'tsbuild stores UTF-8 file names only: rename the file (a RUN step: in its command)',
+        cause: err,
+      });
+    }
+    throw err;
+  }
 }
 
 /**
@@ -225,7 +245,9 @@ function* mergedWalk(roots: readonly string[], opts: LayerTarOptions): Generator
       let i = 0;
       let st: BigIntStats | undefined;
       for (; i < dirs.length && st === undefined; i++) st = stat(join(dirs[i]!, name));
-      if (st === undefined || whiteout(st)) continue;
+      // a name readdir listed names nothing when it is not valid UTF-8: lstatEntry says so
+      if (st === undefined) st = lstatEntry(join(dirs[0]!, name), childRel);
+      if (whiteout(st)) continue;
       const abs = join(dirs[i - 1]!, name);
       if (!st.isDirectory()) {
         const item = itemOf(w, childRel, abs, st);
