@@ -219,3 +219,28 @@ test('a tar context on stdin (plain or gzip; `docker build - < ctx.tar`) is the 
   t.regex(twice.stderr, /can't use stdin for both build context and dockerfile/);
   t.deepEqual(await readdir(path.join(root, 'tmp')).then((l) => l.filter((n) => n.startsWith('stdin-context-'))), [], 'the unpacked context is removed');
 });
+
+test('independent stages run side by side, but their output comes in stage order, as Docker prints it', async (t) => {
+  const { dir, root } = await setup(t);
+  const ctx = path.join(dir, 'ctx');
+  await mkdir(ctx);
+  // the first stage ends last: its output must still come first
+  await writeFile(
+    path.join(ctx, 'Dockerfile'),
+    'FROM busybox AS slow\nRUN sleep 2 && echo slow-done\nFROM busybox AS fast\nRUN echo fast-done\nFROM busybox\nCOPY --from=slow /etc/passwd /s\nCOPY --from=fast /etc/passwd /f\n',
+  );
+  const r = await tsbuild(root, ['build', ctx]);
+  t.is(r.code, 0, r.stderr);
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('Step ') || l.endsWith('-done'));
+  t.deepEqual(lines, [
+    'Step 1/7 : FROM busybox AS slow',
+    'Step 2/7 : RUN sleep 2 && echo slow-done',
+    'slow-done',
+    'Step 3/7 : FROM busybox AS fast',
+    'Step 4/7 : RUN echo fast-done',
+    'fast-done',
+    'Step 5/7 : FROM busybox',
+    'Step 6/7 : COPY --from=slow /etc/passwd /s',
+    'Step 7/7 : COPY --from=fast /etc/passwd /f',
+  ]);
+});

@@ -59,6 +59,9 @@ test('Step N/M numbered as docker across stages; ONBUILD triggers as "# Executin
     'Step 2/9 : FROM scratch AS p',
     'Step 3/9 : ONBUILD LABEL t1=1',
     'Step 4/9 : ONBUILD LABEL t2=2',
+    // a stage the target does not read is built too, as Docker does
+    'Step 5/9 : FROM scratch AS other',
+    'Step 6/9 : LABEL o=1',
     'Step 7/9 : FROM p AS final',
     '# Executing 2 build triggers',
     'Step 8/9 : LABEL done=1',

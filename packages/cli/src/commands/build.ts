@@ -319,7 +319,12 @@ const command: Command = {
       // docker CLI then prints it to stderr before the error): `out` is that buffer
       const quietLog: Buffer[] = [];
       const pendingTriggers = new Map<number, number>();
-      const out = quiet ? { write: (b: string | Uint8Array): boolean => quietLog.push(Buffer.from(b)) > 0 } : ctx.stdout;
+      const sink = quiet ? { write: (b: string | Uint8Array): boolean => quietLog.push(Buffer.from(b)) > 0 } : ctx.stdout;
+      // Docker's classic builder runs stages one after the other; we run independent ones side by
+      // side, and print each stage's output once the stages before it are done, in Docker's order
+      const ordered = new StageOrderedOutput(sink);
+      let stage = -1;
+      const out = { write: (b: string | Uint8Array): boolean => ordered.write(stage, b) };
       const result = await build({
         store: ctx.root,
         contextDir,
@@ -349,6 +354,11 @@ const command: Command = {
           }
           if (e.type === 'warning' && !dockerWarning) {
             ctx.stderr.write(`[WARNING]: ${e.line !== undefined ? `line ${e.line}: ` : ''}${e.message}\n`);
+            return;
+          }
+          if ('stage' in e) stage = e.stage;
+          if (e.type === 'stage-done' && !json) {
+            ordered.done(e.stage);
             return;
           }
           if (json) {
@@ -398,3 +408,32 @@ const command: Command = {
 };
 export default command;
 export const run = command.run;
+
+/**
+ * Writes each stage's output in stage order: a stage's chunks go out at once while every stage
+ * before it is done (meta ARGs, stage -1, always), else they wait until those are.
+ */
+class StageOrderedOutput {
+  #next = 0;
+  readonly #done = new Set<number>();
+  readonly #waiting = new Map<number, Array<string | Uint8Array>>();
+  constructor(private readonly sink: { write(b: string | Uint8Array): boolean }) {}
+
+  write(stage: number, chunk: string | Uint8Array): boolean {
+    if (stage <= this.#next) return this.sink.write(chunk);
+    let list = this.#waiting.get(stage);
+    if (list === undefined) this.#waiting.set(stage, (list = []));
+    list.push(chunk);
+    return true;
+  }
+
+  /** `stage` finished: the stages after it that waited for it write what they have. */
+  done(stage: number): void {
+    this.#done.add(stage);
+    while (this.#done.has(this.#next)) {
+      this.#next++;
+      for (const chunk of this.#waiting.get(this.#next) ?? []) this.sink.write(chunk);
+      this.#waiting.delete(this.#next);
+    }
+  }
+}

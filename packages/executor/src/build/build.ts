@@ -185,7 +185,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
         p.stage.index,
         (async () => {
           await Promise.all(p.deps.map((d) => ctx.stages.get(d)));
-          return limit(() => buildStage(ctx, p));
+          const state = await limit(() => buildStage(ctx, p));
+          emit({ type: 'stage-done', stage: p.stage.index });
+          return state;
         })(),
       );
     }

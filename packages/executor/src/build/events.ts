@@ -15,6 +15,8 @@ export type BuildEvent =
   | { type: 'step-cache-miss'; stage: number; index: number; key: string; reason: string }
   | { type: 'step-done'; stage: number; index: number; durationMs: number; cached: boolean; layer?: string; id: string }
   | { type: 'step-error'; stage: number; index: number; message: string }
+  /** every step of the stage is done (independent stages are built side by side: this orders their output) */
+  | { type: 'stage-done'; stage: number }
   /**
    * `code` W_UNUSED_BUILD_ARG: build args no stage declared (Docker prints `[Warning] One or more
    * build-args [A B] were not consumed` in the build output); others: the Dockerfile's warnings
