@@ -52,6 +52,11 @@ export type ImportedConfig = ImageConfig & { comment?: string };
  * ReferenceError for a bad `ref`.
  */
 export async function importRootfs(store: Store, input: Readable, opts: ImportOptions = {}): Promise<{ id: Digest; manifest: Descriptor }> {
+  // the layer and its snapshot are written before the index names them: no garbage collection meanwhile
+  return store.withLease(() => importTarball(store, input, opts), opts);
+}
+
+async function importTarball(store: Store, input: Readable, opts: ImportOptions): Promise<{ id: Digest; manifest: Descriptor }> {
   const container = applyChanges({}, opts.changes ?? []);
   const created = (opts.sourceDateEpoch !== undefined ? new Date(opts.sourceDateEpoch * 1000) : (opts.now ?? new Date(0))).toISOString().replace('.000Z', 'Z');
   const comment = opts.message ?? 'Imported from -';

@@ -134,6 +134,11 @@ interface Plan {
  * ReferenceError (a bad tag). After a throw the store's index is as it was.
  */
 export async function load(store: Store, input: Readable, opts: LoadOptions = {}): Promise<LoadedImage[]> {
+  // blobs written before the index names them: no garbage collection meanwhile
+  return store.withLease(() => loadStream(store, input, opts), opts);
+}
+
+async function loadStream(store: Store, input: Readable, opts: LoadOptions): Promise<LoadedImage[]> {
   const dir = await store.makeTempDir('load');
   try {
     const members = await spoolArchive(store, input, dir, opts);
@@ -152,6 +157,10 @@ export async function load(store: Store, input: Readable, opts: LoadOptions = {}
  * @throws as `load`; StoreError when the file cannot be opened.
  */
 export async function loadFile(store: Store, path: string, opts: LoadOptions = {}): Promise<LoadedImage[]> {
+  return store.withLease(() => loadPath(store, path, opts), opts);
+}
+
+async function loadPath(store: Store, path: string, opts: LoadOptions): Promise<LoadedImage[]> {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -165,7 +174,7 @@ export async function loadFile(store: Store, path: string, opts: LoadOptions = {
     const head = Buffer.alloc(Math.min(6, st.size));
     if (st.isFile()) readExactly(fd, head, 0);
     if (!st.isFile() || archiveCompressionOf(head) !== 'none') {
-      return await load(store, createReadStream(path, { highWaterMark: CHUNK }), opts);
+      return await loadStream(store, createReadStream(path, { highWaterMark: CHUNK }), opts);
     }
     if (opts.maxBytes !== undefined && st.size > opts.maxBytes) throw tooLarge('the archive', opts.maxBytes);
     const dir = await store.makeTempDir('load');

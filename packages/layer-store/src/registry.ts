@@ -131,6 +131,11 @@ export function selectPlatformManifest(index: Index, platform: Platform): Descri
  * registry served bytes that are not what their digest promises.
  */
 export async function pull(store: Store, ref: string, opts: PullOptions = {}): Promise<PullResult> {
+  // blobs written before the index names them: no garbage collection meanwhile
+  return store.withLease(() => pullImage(store, ref, opts), opts);
+}
+
+async function pullImage(store: Store, ref: string, opts: PullOptions): Promise<PullResult> {
   const r = parseReference(ref);
   const client = new RegistryClient(r.domain, `repository:${r.path}:pull`, opts);
   const top = await fetchManifest(client, r, r.digest ?? (r.tag as string));

@@ -327,6 +327,16 @@ export class Store {
     };
   }
 
+  /** Runs `fn` holding a content lease (see `lease`): what it writes is not collected under it. */
+  async withLease<T>(fn: () => Promise<T>, opts: Cancellable = {}): Promise<T> {
+    const lease = await this.lease(opts);
+    try {
+      return await fn();
+    } finally {
+      await lease.release();
+    }
+  }
+
   /**
    * Runs `fn` with the content lock exclusive: after every running build's lease is released, and
    * with none taken meanwhile (see `lease`). `onWait` is called if it has to wait. Do not call it

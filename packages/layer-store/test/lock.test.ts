@@ -3,7 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { acquireLock, Store } from '../src/index.js';
+import { PassThrough } from 'node:stream';
+import { acquireLock, load, Store } from '../src/index.js';
 
 async function lockFile(t: { teardown(f: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'ls-lock-'));
@@ -84,4 +85,17 @@ test('Store.lease: one shared lock for all holders of a Store, gone with the las
   await y.release();
   await y.release(); // idempotent
   t.true(freeForOthers(store.contentLockPath));
+});
+
+test('load holds a content lease while it runs (garbage collection waits), and releases it when it fails', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ls-lease-load-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const store = await Store.open(join(dir, 'store'));
+  const input = new PassThrough();
+  const loading = load(store, input);
+  for (let i = 0; i < 500 && freeForOthers(store.contentLockPath); i++) await new Promise((r) => setTimeout(r, 10));
+  t.false(freeForOthers(store.contentLockPath), 'held while the archive is read');
+  input.end();
+  await t.throwsAsync(loading, { message: /empty/ });
+  t.true(freeForOthers(store.contentLockPath), 'released');
 });
