@@ -11,7 +11,7 @@ export {
   BlobNotFoundError,
   LockError,
 } from './errors.js';
-export { parseReference, ReferenceError, storedName, type Reference, type StoredName } from './reference.js';
+export { parseReference, referenceProblem, ReferenceError, storedName, type Reference, type StoredName } from './reference.js';
 export { canonicalJSON, EncodedJSON } from './json.js';
 export { TimeSlices } from './slices.js';
 export { writeLayer, layerTarStream, DEFAULT_GZIP_LEVEL, type LayerTarOptions, type WriteLayerOptions, type WrittenLayer } from './layer-tar.js';

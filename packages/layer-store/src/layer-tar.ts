@@ -401,16 +401,18 @@ export function layerTarStream(dir: string, opts: LayerTarOptions): Readable {
  */
 export function mergedTarStream(roots: readonly string[], opts: Cancellable = {}): Readable {
   const o: LayerTarOptions = { kind: 'rootfs', ...(opts.signal ? { signal: opts.signal } : {}) };
-  function* nonEmpty(): Generator<Buffer> {
-    for (const b of tarBlocks(mergedWalk(roots, o), o, CHUNK, () => Buffer.allocUnsafe(CHUNK))) if (b.length > 0) yield b;
-  }
-  return Readable.from(nonEmpty(), { objectMode: false, highWaterMark: CHUNK });
+  return tarStream(mergedWalk(roots, o), o);
 }
 
 /** `layerTarStream`, adding each entry's content size to `sizes`. */
 function countedTarStream(dir: string, opts: LayerTarOptions, sizes?: ContentSizeCounter): Readable {
+  return tarStream(walk(dir, opts), opts, sizes);
+}
+
+/** The tar of the walk `items` as a stream of fresh CHUNK-sized blocks (no empty one). */
+function tarStream(items: Iterable<Item>, opts: LayerTarOptions, sizes?: ContentSizeCounter): Readable {
   function* nonEmpty(): Generator<Buffer> {
-    for (const b of tarBlocks(walk(dir, opts), opts, CHUNK, () => Buffer.allocUnsafe(CHUNK), sizes)) if (b.length > 0) yield b;
+    for (const b of tarBlocks(items, opts, CHUNK, () => Buffer.allocUnsafe(CHUNK), sizes)) if (b.length > 0) yield b;
   }
   return Readable.from(nonEmpty(), { objectMode: false, highWaterMark: CHUNK });
 }

@@ -55,6 +55,20 @@ const SHA256_RE = /^sha256:[0-9a-f]{64}$/;
 const HEX64_RE = /^[a-f0-9]{64}$/;
 const NAME_TOTAL_LENGTH_MAX = 255;
 
+/** `name[:tag][@digest]` split as written, nothing checked (a `:` before the last `/` is a port). */
+function splitTagDigest(input: string): { name: string; tag?: string; digest?: string } {
+  let name = input;
+  let digest: string | undefined;
+  const at = name.indexOf('@');
+  if (at >= 0) {
+    digest = name.slice(at + 1);
+    name = name.slice(0, at);
+  }
+  const colon = name.lastIndexOf(':');
+  if (colon <= name.lastIndexOf('/')) return { name, ...(digest !== undefined ? { digest } : {}) };
+  return { name: name.slice(0, colon), tag: name.slice(colon + 1), ...(digest !== undefined ? { digest } : {}) };
+}
+
 /**
  * Parses and normalises an image reference like `docker pull` does. A reference without tag or
  * digest gets the tag `latest`.
@@ -66,23 +80,14 @@ export function parseReference(input: string): Reference {
   if (HEX64_RE.test(input)) {
     throw new ReferenceError(input, 'cannot specify 64-byte hexadecimal strings as a repository name', 'to name an image by ID, use sha256:<id>');
   }
-  let rest = input;
-  let digest: Digest | undefined;
-  const at = rest.indexOf('@');
-  if (at >= 0) {
-    const d = rest.slice(at + 1);
-    if (!DIGEST_RE.test(d)) throw new ReferenceError(input, `invalid digest "${d}"`);
-    if (!SHA256_RE.test(d)) throw new ReferenceError(input, `unsupported digest "${d}"`, 'only sha256 digests (sha256:<64 hex>) are supported');
-    digest = d as Digest;
-    rest = rest.slice(0, at);
-  }
-  let tag: string | undefined;
-  const colon = rest.lastIndexOf(':');
-  if (colon > rest.lastIndexOf('/')) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-    if (!TAG_RE.test(tag)) throw new ReferenceError(input, `invalid tag "${tag}"`, 'a tag is up to 128 letters, digits, _, . and -, not starting with . or -');
-  }
+  const split = splitTagDigest(input);
+  const rest = split.name;
+  const d = split.digest;
+  if (d !== undefined && !DIGEST_RE.test(d)) throw new ReferenceError(input, `invalid digest "${d}"`);
+  if (d !== undefined && !SHA256_RE.test(d)) throw new ReferenceError(input, `unsupported digest "${d}"`, 'only sha256 digests (sha256:<64 hex>) are supported');
+  const digest = d as Digest | undefined;
+  const tag = split.tag;
+  if (tag !== undefined && !TAG_RE.test(tag)) throw new ReferenceError(input, `invalid tag "${tag}"`, 'a tag is up to 128 letters, digits, _, . and -, not starting with . or -');
   let domain: string;
   let path: string;
   const slash = rest.indexOf('/');
@@ -106,8 +111,7 @@ export function parseReference(input: string): Reference {
   if (!PATH_RE.test(path)) throw new ReferenceError(input, 'invalid reference format');
   const name = `${domain}/${path}`;
   if (name.length > NAME_TOTAL_LENGTH_MAX) throw new ReferenceError(input, `repository name must not be more than ${NAME_TOTAL_LENGTH_MAX} characters`);
-  if (tag === undefined && digest === undefined) tag = 'latest';
-  return makeReference(domain, path, tag, digest);
+  return makeReference(domain, path, tag === undefined && digest === undefined ? 'latest' : tag, digest);
 }
 
 function makeReference(domain: string, path: string, tag: string | undefined, digest: Digest | undefined): Reference {
@@ -161,20 +165,8 @@ export function storedName(stored: string): StoredName {
     if (!(err instanceof ReferenceError)) throw err;
   }
   const hub = stored.startsWith(`${DEFAULT_DOMAIN}/`) ? stored.slice(DEFAULT_DOMAIN.length + 1) : undefined;
-  let rest = hub === undefined ? stored : hub.replace(/^library\/(?=[^/@:]+(?:[:@]|$))/, '');
-  let digest: Digest | undefined;
-  const at = rest.indexOf('@');
-  if (at >= 0) {
-    const d = rest.slice(at + 1);
-    if (SHA256_RE.test(d)) digest = d as Digest;
-    rest = rest.slice(0, at);
-  }
-  let tag: string | undefined;
-  const colon = rest.lastIndexOf(':');
-  if (colon > rest.lastIndexOf('/')) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-  }
+  const { name: rest, tag, digest: d } = splitTagDigest(hub === undefined ? stored : hub.replace(/^library\/(?=[^/@:]+(?:[:@]|$))/, ''));
+  const digest = d !== undefined && SHA256_RE.test(d) ? (d as Digest) : undefined;
   const familiar = `${rest}${tag !== undefined ? `:${tag}` : ''}${digest !== undefined ? `@${digest}` : ''}`;
   return { repository: rest, name: rest, tag, digest, familiar, legacy: true };
 }
@@ -188,4 +180,16 @@ export function namesLegacyReference(stored: string, input: string): boolean {
   if (!s.legacy) return false;
   if (input === stored || input === s.familiar) return true;
   return s.tag === 'latest' && s.digest === undefined && input === s.repository;
+}
+
+/** Why `input` is neither a reference nor an image ID (prefix), or undefined when it is one. */
+export function referenceProblem(input: string): ReferenceError | undefined {
+  if (/^(?:sha256:)?[a-f0-9]{1,64}$/.test(input)) return undefined;
+  try {
+    parseReference(input);
+    return undefined;
+  } catch (err) {
+    if (err instanceof ReferenceError) return err;
+    throw err;
+  }
 }

@@ -19,7 +19,7 @@ import { fileSink, fsyncDir, OWNER_TAG, tempName, writeFileAtomic } from './fsut
 import { canonicalJSON, shapeForMediaType } from './json.js';
 import { acquireLock, type HeldLock } from './lock.js';
 import { adoptSnapshot, prepareSnapshots } from './snapshots.js';
-import { namesLegacyReference, parseReference, ReferenceError, storedName, type Reference } from './reference.js';
+import { namesLegacyReference, parseReference, referenceProblem, ReferenceError, storedName, type Reference } from './reference.js';
 import {
   MediaTypes,
   type Cancellable,
@@ -638,14 +638,3 @@ function setTag(index: Index, ref: Reference, desc: Descriptor): Index {
   return { ...index, manifests };
 }
 
-/** Why `input` is neither a reference nor an image ID (prefix), or undefined when it is one. */
-function referenceProblem(input: string): ReferenceError | undefined {
-  if (/^(?:sha256:)?[a-f0-9]{1,64}$/.test(input)) return undefined;
-  try {
-    parseReference(input);
-    return undefined;
-  } catch (err) {
-    if (err instanceof ReferenceError) return err;
-    throw err;
-  }
-}

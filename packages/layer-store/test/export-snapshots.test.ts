@@ -6,37 +6,15 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, unlink, writeFile } from 'node:fs/promises';
+import { unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { applyLayer, exportImage, layerTarStream, load, type Store } from '../src/index.js';
-import { encodeHeader, padding, trailer, type TarHeader } from '../src/tar.js';
+import { Readable } from 'node:stream';
+import { load, type Store } from '../src/index.js';
+import type { TarHeader } from '../src/tar.js';
 import { tempDir, tempStore } from './archive-fixtures.js';
+import { exported, rawTar, unpackAndWalk, type RawEntry } from './export-fixtures.js';
 
-type Entry = Partial<TarHeader> & { name: string; content?: string };
-
-function collector(): Writable & { bytes(): Buffer } {
-  const chunks: Buffer[] = [];
-  const w = new Writable({
-    write(c: Buffer, _e, cb) {
-      chunks.push(c);
-      cb();
-    },
-  });
-  return Object.assign(w, { bytes: () => Buffer.concat(chunks) });
-}
-
-function tarOf(entries: Entry[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const { content, ...e } of entries) {
-    const body = Buffer.from(content ?? '');
-    parts.push(encodeHeader({ type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1_000_000_000, ...e, size: body.length }), body, padding(body.length));
-  }
-  return Buffer.concat([...parts, trailer()]);
-}
-
-const dir = (name: string, extra: Partial<TarHeader> = {}): Entry => ({ name, type: 'directory', mode: 0o755, ...extra });
+const dir = (name: string, extra: Partial<TarHeader> = {}): RawEntry => ({ name, type: 'directory', mode: 0o755, ...extra });
 
 /** Loads the layers as one image `ref` (a docker archive with exactly these layer tars). */
 async function loadImage(t: Parameters<typeof tempDir>[0], store: Store, ref: string, layers: Buffer[]): Promise<void> {
@@ -49,23 +27,7 @@ async function loadImage(t: Parameters<typeof tempDir>[0], store: Store, ref: st
   await load(store, Readable.from([execFileSync('tar', ['-C', work, '-cf', '-', 'manifest.json', 'c.json', ...names])]));
 }
 
-/** The definition of export: every layer applied (plain) onto one dir, that dir tarred by the walk. */
-async function reference(t: Parameters<typeof tempDir>[0], store: Store, ref: string): Promise<Buffer> {
-  const d = await tempDir(t);
-  await chmod(d, 0o755);
-  for (const l of (await store.resolveImage(ref)).manifest.layers) await applyLayer(store.openBlob(l.digest), d, { format: 'plain' });
-  const out = collector();
-  await pipeline(layerTarStream(d, { kind: 'rootfs' }), out);
-  return out.bytes();
-}
-
-async function exported(store: Store, ref: string): Promise<Buffer> {
-  const out = collector();
-  await exportImage(store, ref, out);
-  return out.bytes();
-}
-
-const L1 = tarOf([
+const L1 = rawTar([
   dir('d'),
   { name: 'd/a', content: 'a' },
   { name: 'd/b', content: 'b' },
@@ -84,7 +46,7 @@ const L1 = tarOf([
   dir('x', { xattrs: new Map([['user.a', Buffer.from('1')]]), mtime: 1_100_000_000 }),
   { name: 'x/f', content: 'f', uid: 1000, gid: 50, mode: 0o4755 },
 ]);
-const L2 = tarOf([
+const L2 = rawTar([
   dir('d', { mode: 0o700, mtime: 1_200_000_000 }),
   { name: 'd/.wh.a' },
   { name: 'd/c', content: 'c' },
@@ -101,7 +63,7 @@ const L2 = tarOf([
   dir('s'),
   { name: 's/in', content: 'in' },
 ]);
-const L3 = tarOf([
+const L3 = rawTar([
   dir('d'),
   { name: 'd/b', content: 'b3' },
   { name: '.wh.o' },
@@ -116,7 +78,7 @@ const L3 = tarOf([
 test('export through the snapshots of every layer equals unpack-and-walk byte for byte (whiteouts, opaque dirs, replaced types, hard links)', async (t) => {
   const store = await tempStore(t);
   await loadImage(t, store, 'lsmerge:three', [L1, L2, L3]);
-  const want = await reference(t, store, 'lsmerge:three');
+  const want = await unpackAndWalk(t, store, 'lsmerge:three');
   t.true((await exported(store, 'lsmerge:three')).equals(want), 'without snapshots (unpacked)');
 
   const image = await store.resolveImage('lsmerge:three');
@@ -134,7 +96,7 @@ test('export through the snapshots of every layer equals unpack-and-walk byte fo
 test('export through snapshots: one layer of an imported tree, as unpack-and-walk gives it', async (t) => {
   const store = await tempStore(t);
   await loadImage(t, store, 'lsmerge:one', [L1]);
-  const want = await reference(t, store, 'lsmerge:one');
+  const want = await unpackAndWalk(t, store, 'lsmerge:one');
   const image = await store.resolveImage('lsmerge:one');
   await store.prepareSnapshots([{ digest: image.manifest.layers[0]!.digest, diffID: image.config.rootfs.diff_ids[0]! }]);
   t.true((await exported(store, 'lsmerge:one')).equals(want));

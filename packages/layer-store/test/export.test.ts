@@ -2,45 +2,12 @@ import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { link, mkdir, symlink, writeFile, chmod, chown, utimes, lutimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setAttribute } from 'fs-xattr';
-import { applyLayer, exportImage, importRootfs, layerTarStream, type Store } from '../src/index.js';
-import { encodeHeader, padding, trailer, type TarHeader } from '../src/tar.js';
-import { tempDir, tempStore } from './archive-fixtures.js';
-
-function collector(): Writable & { bytes(): Buffer } {
-  const chunks: Buffer[] = [];
-  const w = new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }) as Writable & { bytes(): Buffer };
-  w.bytes = () => Buffer.concat(chunks);
-  return w;
-}
-
-/** The definition of export: every layer applied (plain) onto one dir, that dir tarred by the walk. */
-async function reference(t: Parameters<typeof tempDir>[0], store: Store, ref: string): Promise<Buffer> {
-  const dir = await tempDir(t);
-  await chmod(dir, 0o755);
-  const image = await store.resolveImage(ref);
-  for (const l of image.manifest.layers) await applyLayer(store.openBlob(l.digest), dir, { format: 'plain' });
-  const out = collector();
-  await pipeline(layerTarStream(dir, { kind: 'rootfs' }), out);
-  return out.bytes();
-}
-
-async function exported(store: Store, ref: string): Promise<Buffer> {
-  const out = collector();
-  await exportImage(store, ref, out);
-  return out.bytes();
-}
-
-function tarOf(entries: Array<Partial<TarHeader> & { name: string; content?: string }>): Buffer {
-  const parts: Buffer[] = [];
-  for (const { content, ...e } of entries) {
-    const body = Buffer.from(content ?? '');
-    parts.push(encodeHeader({ type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1_000_000_000, ...e, size: body.length }), body, padding(body.length));
-  }
-  return Buffer.concat([...parts, trailer()]);
-}
+import { importRootfs, layerTarStream } from '../src/index.js';
+import { collector, tempDir, tempStore } from './archive-fixtures.js';
+import { exported, rawTar, unpackAndWalk } from './export-fixtures.js';
 
 test('export of an imported tree (links, xattrs, devices, setuid, long names) equals unpack-and-walk, byte for byte', async (t) => {
   const store = await tempStore(t);
@@ -64,7 +31,7 @@ test('export of an imported tree (links, xattrs, devices, setuid, long names) eq
   await pipeline(layerTarStream(src, { kind: 'rootfs' }), tar);
   await importRootfs(store, Readable.from([tar.bytes()]), { ref: 'lsexport:tree', sourceDateEpoch: 0 });
   const ours = await exported(store, 'lsexport:tree');
-  t.true(ours.equals(await reference(t, store, 'lsexport:tree')));
+  t.true(ours.equals(await unpackAndWalk(t, store, 'lsexport:tree')));
   const names = execFileSync('tar', ['-tvf', '-'], { input: ours }).toString();
   t.regex(names, /b\/hard link to a\/f/);
 });
@@ -72,12 +39,12 @@ test('export of an imported tree (links, xattrs, devices, setuid, long names) eq
 test('export of a layer not in walk form (unordered, parent through a symlink, whiteout, root entry, link metadata) equals unpack-and-walk', async (t) => {
   const store = await tempStore(t);
   const cases: Array<[string, Buffer]> = [
-    ['unordered', tarOf([{ name: 'z', content: 'z' }, { name: 'a', content: 'a' }])],
+    ['unordered', rawTar([{ name: 'z', content: 'z' }, { name: 'a', content: 'a' }])],
     // (a missing parent would be made with mtime "now": not comparable across two unpackings)
-    ['through-symlink', tarOf([{ name: 'd', type: 'directory', mode: 0o755 }, { name: 'l', type: 'symlink', linkname: 'd' }, { name: 'l/f', content: 'f' }])],
-    ['whiteout', tarOf([{ name: 'x', content: 'x' }, { name: '.wh.y' }])],
-    ['root-and-dot', tarOf([{ name: './', type: 'directory', mode: 0o700 }, { name: './p', content: 'p' }, { name: 'q', type: 'link', linkname: './p' }])],
-    ['link-to-later', tarOf([{ name: 'a', content: 'a' }, { name: 'b', type: 'link', linkname: 'a', mode: 0o600, uid: 9 }])],
+    ['through-symlink', rawTar([{ name: 'd', type: 'directory', mode: 0o755 }, { name: 'l', type: 'symlink', linkname: 'd' }, { name: 'l/f', content: 'f' }])],
+    ['whiteout', rawTar([{ name: 'x', content: 'x' }, { name: '.wh.y' }])],
+    ['root-and-dot', rawTar([{ name: './', type: 'directory', mode: 0o700 }, { name: './p', content: 'p' }, { name: 'q', type: 'link', linkname: './p' }])],
+    ['link-to-later', rawTar([{ name: 'a', content: 'a' }, { name: 'b', type: 'link', linkname: 'a', mode: 0o600, uid: 9 }])],
   ];
   for (const [name, layer] of cases) {
     const dir = await tempDir(t);
@@ -92,6 +59,6 @@ test('export of a layer not in walk form (unordered, parent through a symlink, w
     const archive = execFileSync('tar', ['-C', dir, '-cf', '-', 'manifest.json', 'c.json', 'layer.tar']);
     const { load } = await import('../src/index.js');
     await load(store, Readable.from([archive]));
-    t.true((await exported(store, `lsexport:${name}`)).equals(await reference(t, store, `lsexport:${name}`)), name);
+    t.true((await exported(store, `lsexport:${name}`)).equals(await unpackAndWalk(t, store, `lsexport:${name}`)), name);
   }
 });

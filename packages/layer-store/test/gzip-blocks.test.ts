@@ -3,11 +3,11 @@
  * (gzip-blocks.ts): the output must be byte for byte what a fresh compression gives, whatever
  * the index says.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { collectGarbage, Store, writeLayer, type Digest, type WriteLayerOptions } from '../src/index.js';
+import { collectGarbage, Store, writeLayer, type Digest, type WriteLayerOptions, type WrittenLayer } from '../src/index.js';
 import { hexOf } from '../src/digest.js';
 import { GZIP_BLOCKS_DIR } from '../src/gzip-blocks.js';
 import { tempDir } from './helpers.js';
@@ -37,14 +37,18 @@ async function tree(dir: string, z: string, aSize = 700_000): Promise<void> {
 
 const rootfs: WriteLayerOptions = { kind: 'rootfs' };
 
-test('a layer written again with reuseBlocksOf takes its unchanged blocks and is byte for byte a fresh write', async (t) => {
+/** A store with the tree's first layer written (indexed), and an empty store for fresh writes to compare with. */
+async function firstLayer(t: ExecutionContext): Promise<{ dir: string; store: Store; fresh: Store; first: WrittenLayer }> {
   const base = await tempDir(t, 'gzblocks-');
   const dir = join(base, 'tree');
   const store = await Store.open(join(base, 'store'));
   const fresh = await Store.open(join(base, 'fresh'));
-
   await tree(dir, 'z version 1\n');
-  const first = await writeLayer(store, dir, { ...rootfs, indexBlocks: true });
+  return { dir, store, fresh, first: await writeLayer(store, dir, { ...rootfs, indexBlocks: true }) };
+}
+
+test('a layer written again with reuseBlocksOf takes its unchanged blocks and is byte for byte a fresh write', async (t) => {
+  const { dir, store, fresh, first } = await firstLayer(t);
   t.truthy(first.gzipBlocks);
   t.true(first.gzipBlocks!.total >= 4, `${first.gzipBlocks!.total} blocks`);
   t.is(first.gzipBlocks!.reused, 0);
@@ -70,12 +74,7 @@ test('a layer written again with reuseBlocksOf takes its unchanged blocks and is
 });
 
 test('a block index that does not fit (another level, damaged, not the blob it names) is ignored', async (t) => {
-  const base = await tempDir(t, 'gzblocks-bad-');
-  const dir = join(base, 'tree');
-  const store = await Store.open(join(base, 'store'));
-  const fresh = await Store.open(join(base, 'fresh'));
-  await tree(dir, 'z version 1\n');
-  const first = await writeLayer(store, dir, { ...rootfs, indexBlocks: true });
+  const { dir, store, fresh, first } = await firstLayer(t);
   await tree(dir, 'z version 2\n');
   const reference = await writeLayer(fresh, dir, rootfs);
   const indexFile = join(store.root, GZIP_BLOCKS_DIR, hexOf(first.digest));

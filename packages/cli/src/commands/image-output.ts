@@ -206,3 +206,8 @@ export async function writeOutput(ctx: CliContext, output: string | undefined, w
   }
   await write(ctx.stdout);
 }
+
+/** What garbage collection (prune, rmi) says on stderr when running builds hold the store's content. */
+export function waitingForBuilds(ctx: CliContext): () => void {
+  return () => void ctx.stderr.write('waiting for running builds to finish (they use the content garbage collection would remove)\n');
+}

@@ -3,7 +3,7 @@ import { prune, pruneCache } from '@tsbuild/layer-store';
 import { flagString } from '../args.js';
 import { flagBool, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
-import { humanSize, openStore } from './image-output.js';
+import { humanSize, openStore, waitingForBuilds } from './image-output.js';
 
 /** Reads one line from stdin (the answer to a prompt); '' at end of input. */
 async function readLine(ctx: CliContext): Promise<string> {
@@ -75,9 +75,4 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   }
   ctx.stdout.write(`Total reclaimed space: ${humanSize(report.reclaimed)}\n`);
   return 0;
-}
-
-/** What garbage collection says on stderr when running builds hold the store's content. */
-export function waitingForBuilds(ctx: CliContext): () => void {
-  return () => void ctx.stderr.write('waiting for running builds to finish (they use the content garbage collection would remove)\n');
 }

@@ -1,9 +1,8 @@
 /** `tsbuild rmi [-f] IMAGE...`: remove tags and images; content goes when nothing refers to it. */
 import { collectGarbage, removeImage } from '@tsbuild/layer-store';
-import { waitingForBuilds } from './prune.js';
 import { flagBool, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
-import { openStore } from './image-output.js';
+import { openStore, waitingForBuilds } from './image-output.js';
 import { referenceReason } from './tag.js';
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {

@@ -1,5 +1,5 @@
 /** `tsbuild tag SOURCE TARGET`: a new reference to an image. */
-import { parseReference, ReferenceError, tagImage } from '@tsbuild/layer-store';
+import { parseReference, referenceProblem, ReferenceError, tagImage } from '@tsbuild/layer-store';
 import { parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
 import { openStore } from './image-output.js';
@@ -17,7 +17,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   };
   // Docker's CLI checks the source's syntax, then the target's, before asking for the source (a
   // source the parser refuses may still be a name an older version stored: looked up first)
-  if (!isValidSource(source)) {
+  // Docker's CLI takes a reference, or an image ID / prefix
+  if (referenceProblem(source) !== undefined) {
     const problem = await (await store()).resolveImage(source).then(() => undefined, (err: unknown) => sourceError(err));
     if (problem !== undefined) return void ctx.stderr.write(`${problem}\n`), 1;
   }
@@ -37,18 +38,6 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     return 1;
   }
   return 0;
-}
-
-/** Whether Docker's CLI takes `source` (a reference, or an image ID / prefix). */
-function isValidSource(source: string): boolean {
-  if (/^(?:sha256:)?[a-f0-9]{1,64}$/.test(source)) return true;
-  try {
-    parseReference(source);
-    return true;
-  } catch (err) {
-    if (err instanceof ReferenceError) return false;
-    throw err;
-  }
 }
 
 /**
