@@ -31,7 +31,7 @@ export interface ImportOptions extends Cancellable {
   ref?: string;
   /** Dockerfile lines applied to the empty config, in order (`docker import -c`). */
   changes?: readonly string[];
-  /** History comment and the config's `comment`; default `Imported from -`, as Docker's. */
+  /** History comment and the config's `comment`; when absent or empty `Imported from -`, as Docker's. */
   message?: string;
   /** Creation time (seconds since the epoch) and mtime clamp; makes the image reproducible. */
   sourceDateEpoch?: number;
@@ -59,7 +59,8 @@ export async function importRootfs(store: Store, input: Readable, opts: ImportOp
 async function importTarball(store: Store, input: Readable, opts: ImportOptions): Promise<{ id: Digest; manifest: Descriptor }> {
   const container = applyChanges({}, opts.changes ?? []);
   const created = (opts.sourceDateEpoch !== undefined ? new Date(opts.sourceDateEpoch * 1000) : (opts.now ?? new Date(0))).toISOString().replace('.000Z', 'Z');
-  const comment = opts.message ?? 'Imported from -';
+  // dockerd's ImportImage: `if len(msg) == 0 { msg = "Imported from " + src }`, so -m '' is the default too
+  const comment = opts.message || 'Imported from -';
   const dir = await store.makeTempDir('import');
   try {
     await chmod(dir, 0o755);

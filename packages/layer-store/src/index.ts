@@ -31,6 +31,7 @@ export { load, loadFile, type LoadOptions, type LoadedImage } from './load.js';
 export { exportImage } from './export.js';
 export * from './registry.js';
 export { importRootfs, applyChanges, ChangeError, type ImportOptions, type ImportedConfig } from './import.js';
+export { isImportURL, openTarballURL } from './import-url.js';
 export { layerContentSize } from './layer-size.js';
 export { reapStaleTemps, mountsUnder, type ReapOptions } from './temps.js';
 export { readRepoDigests, REPO_DIGESTS_FILE, type RepoDigestMap } from './repo-digests.js';

@@ -1,14 +1,15 @@
 /** `tsbuild import FILE|- [REF] [-c CHANGE]... [-m MESSAGE]`: a rootfs tarball as a one-layer image. */
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { importRootfs, StoreError } from '@tsbuild/layer-store';
+import { importRootfs, isImportURL, openTarballURL, StoreError } from '@tsbuild/layer-store';
 import { flagList, flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
 import { openStore } from './image-output.js';
 
-const HELP = `Usage: tsbuild import [OPTIONS] file|- [REPOSITORY[:TAG]]
+const HELP = `Usage: tsbuild import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]
 
-Import the contents from a tarball (plain, gzip or zstd) to create a filesystem image.
+Import the contents from a tarball (plain, gzip, zstd, xz or bzip2; a file, an http:// or https://
+URL, or - for stdin) to create a filesystem image.
 
 Options:
   -c, --change list      Apply Dockerfile instruction to the created image
@@ -24,11 +25,20 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   ]);
   if (args.flags.has('help')) return void ctx.stdout.write(HELP), 0;
   const [file, ref, ...extra] = args.positionals;
-  if (file === undefined || extra.length > 0) throw new UsageError('"import" requires 1 or 2 arguments.', 'Usage: tsbuild import [OPTIONS] file|- [REPOSITORY[:TAG]]');
+  if (file === undefined || extra.length > 0) throw new UsageError('"import" requires 1 or 2 arguments.', 'Usage: tsbuild import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]');
   const epoch = ctx.env.SOURCE_DATE_EPOCH;
   if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new UsageError(`invalid SOURCE_DATE_EPOCH "${epoch}"`, 'it is a whole number of seconds since 1970');
-  const message = flagString(args, 'message');
-  const input = file === '-' ? ctx.stdin : await openInput(file);
+  const url = isImportURL(file);
+  // dockerd: an empty -m is the default message, which names the source ('-' for a file or stdin)
+  const message = flagString(args, 'message') || (url ? `Imported from ${file}` : undefined);
+  let input: Readable;
+  if (url) {
+    // as dockerd: the download starts (and may fail) before anything is printed
+    input = await openTarballURL(file, { signal: ctx.signal });
+    ctx.stdout.write(`Downloading from ${file}\n`);
+  } else {
+    input = file === '-' ? ctx.stdin : await openInput(file);
+  }
   const store = await openStore(ctx);
   const { id } = await importRootfs(store, input, {
     ...(ref !== undefined ? { ref } : {}),
