@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { applyLayer } from '@tsbuild/layer-store';
 import { copyInto, type CopyOptions } from './copy.js';
+import { downloadTarsum } from './docker-hash.js';
 import { ContextError } from './errors.js';
 import { cleanPath, resolveInRoot } from './paths.js';
 import type { Source, SourceEntry } from './select.js';
@@ -30,6 +31,12 @@ export interface AddOptions extends CopyOptions {
    * with an error instead of filling the disk (Docker 20.10 has no limit and writes until ENOSPC).
    */
   maxArchiveBytes?: number;
+}
+
+/** What {@link addInto} reports besides the files it wrote. */
+export interface AddResult {
+  /** Docker's history hash of each URL source, in order (see downloadTarsum). */
+  urlHashes: string[];
 }
 
 function compressionOf(head: Buffer): Exclude<ArchiveFormat, 'tar'> | 'none' {
@@ -123,10 +130,92 @@ class Sha256Counter extends Transform {
   }
 }
 
-/** The file name Docker gives a URL source: the last segment of its path. */
-function urlFileName(url: URL): string {
-  const segs = url.pathname.split('/');
-  return decodeURIComponent(segs[segs.length - 1] ?? '');
+/** Go's filepath.Base of a slash path that does not end in "/": its last element ("" stays ""). */
+function baseName(p: string): string {
+  if (p === '') return '';
+  const trimmed = p.replace(/\/+$/, '');
+  if (trimmed === '') return '/';
+  return trimmed.slice(trimmed.lastIndexOf('/') + 1);
+}
+
+/**
+ * The `filename` parameter of a Content-Disposition value as Go's mime.ParseMediaType gives it
+ * (tokens and quoted strings, RFC 2231 `filename*=utf-8''…`); undefined when there is none or the
+ * value does not parse (Docker then ignores the header).
+ */
+export function contentDispositionFilename(value: string): string | undefined {
+  const token = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+/;
+  let rest = value.trimStart();
+  const type = token.exec(rest);
+  if (type === null) return undefined;
+  rest = rest.slice(type[0].length);
+  if (rest.startsWith('/')) {
+    const sub = token.exec(rest.slice(1));
+    if (sub === null) return undefined;
+    rest = rest.slice(1 + sub[0].length);
+  }
+  const params = new Map<string, string>();
+  for (;;) {
+    rest = rest.trimStart();
+    if (rest === '') break;
+    if (!rest.startsWith(';')) return undefined;
+    rest = rest.slice(1).trimStart();
+    if (rest === '') break; // a trailing ";" is allowed
+    const key = token.exec(rest);
+    if (key === null) return undefined;
+    rest = rest.slice(key[0].length).trimStart();
+    if (!rest.startsWith('=')) return undefined;
+    rest = rest.slice(1).trimStart();
+    let val: string;
+    if (rest.startsWith('"')) {
+      let i = 1;
+      val = '';
+      for (; i < rest.length && rest[i] !== '"'; i++) val += rest[i] === '\\' && i + 1 < rest.length ? rest[++i] : rest[i];
+      if (i >= rest.length) return undefined;
+      rest = rest.slice(i + 1);
+    } else {
+      const v = token.exec(rest);
+      if (v === null) return undefined;
+      val = v[0];
+      rest = rest.slice(v[0].length);
+    }
+    const name = key[0].toLowerCase();
+    if (params.has(name)) return undefined; // Go: duplicate parameter name
+    params.set(name, val);
+  }
+  const encoded = params.get('filename*');
+  if (encoded !== undefined) {
+    const m = /^(utf-8|us-ascii)'[^']*'(.*)$/i.exec(encoded);
+    if (m !== null) {
+      try {
+        return decodeURIComponent(m[2]!);
+      } catch {
+        // malformed escape: Go drops the parameter
+      }
+    }
+  }
+  return params.get('filename');
+}
+
+/**
+ * The file name Docker 20.10 gives a downloaded URL source (getFilenameForDownload): the last
+ * element of the URL's (decoded) path unless the path is empty or ends in "/", else the
+ * Content-Disposition `filename`, else "".
+ */
+function downloadFileName(url: URL, contentDisposition: string | null): string {
+  let p = url.pathname;
+  try {
+    p = decodeURIComponent(p);
+  } catch {
+    // kept as written
+  }
+  if (p !== '' && !p.endsWith('/')) {
+    const name = baseName(p);
+    if (name !== '') return name;
+  }
+  const fromHeader = contentDisposition === null ? undefined : contentDispositionFilename(contentDisposition);
+  if (fromHeader !== undefined && fromHeader !== '' && !fromHeader.endsWith('/')) return baseName(fromHeader);
+  return '';
 }
 
 async function download(
@@ -134,7 +223,7 @@ async function download(
   dir: string,
   checksum: string | undefined,
   signal?: AbortSignal,
-): Promise<{ file: string; mtimeNs: bigint }> {
+): Promise<{ file: string; name: string; mtimeNs: bigint }> {
   let res: Response;
   try {
     res = await fetch(url, { signal, redirect: 'follow' });
@@ -146,7 +235,9 @@ async function download(
       hint: 'check the URL',
     });
   }
-  const file = path.join(dir, 'download');
+  // staged under its own name, as Docker's tarsum of it (history) names it
+  const name = downloadFileName(new URL(url), res.headers.get('content-disposition'));
+  const file = path.join(dir, name === '' || name === '.' || name === '..' ? '__unnamed__' : name);
   const counter = new Sha256Counter();
   await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), counter, createWriteStream(file, { mode: 0o600 }), {
     signal,
@@ -162,10 +253,10 @@ async function download(
   // Docker: mtime from Last-Modified when it parses, else the Unix epoch.
   const lastModified = Date.parse(res.headers.get('last-modified') ?? '');
   const mtimeNs = Number.isNaN(lastModified) ? 0n : BigInt(lastModified) * 1_000_000n;
-  return { file, mtimeNs };
+  return { file, name, mtimeNs };
 }
 
-async function urlSource(url: string, mtimeNs: bigint, file: string): Promise<Source> {
+async function urlSource(name: string, mtimeNs: bigint, file: string): Promise<Source> {
   const st = await lstat(file, { bigint: true });
   const entry: SourceEntry = {
     rel: '',
@@ -181,7 +272,7 @@ async function urlSource(url: string, mtimeNs: bigint, file: string): Promise<So
     mtimeNs,
     ctimeNs: st.ctimeNs,
   };
-  return { root: path.dirname(file), rel: urlFileName(new URL(url)), entries: [entry] };
+  return { root: path.dirname(file), rel: name, entries: [entry] };
 }
 
 /**
@@ -195,7 +286,8 @@ async function urlSource(url: string, mtimeNs: bigint, file: string): Promise<So
  * @throws ContextError E_ADD_URL (request failed, HTTP error, no file name for a directory
  *   destination), E_ADD_CHECKSUM, E_ADD_EXTRACT, and those of copyInto.
  */
-export async function addInto(opts: AddOptions): Promise<void> {
+export async function addInto(opts: AddOptions): Promise<AddResult> {
+  const urlHashes: string[] = [];
   const urls = opts.urls ?? [];
   const destIsDir = (opts.destIsDir ?? false) || opts.dest.endsWith('/') || opts.sources.length + urls.length > 1;
   if (opts.sources.length + urls.length > 1 && !(opts.destIsDir || opts.dest.endsWith('/'))) {
@@ -234,8 +326,9 @@ export async function addInto(opts: AddOptions): Promise<void> {
       for (const [i, url] of urls.entries()) {
         const dir = path.join(staging, String(i));
         await mkdir(dir);
-        const { file, mtimeNs } = await download(url, dir, opts.checksum, opts.signal);
-        const src = await urlSource(url, mtimeNs, file);
+        const { file, name, mtimeNs } = await download(url, dir, opts.checksum, opts.signal);
+        urlHashes.push(downloadTarsum(file, path.basename(file)));
+        const src = await urlSource(name, mtimeNs, file);
         if (destIsDir && src.rel === '') {
           throw new ContextError('E_ADD_URL', `ADD failed: cannot determine filename for source ${url}`, {
             hint: 'give the destination a file name (no trailing /)',
@@ -247,6 +340,7 @@ export async function addInto(opts: AddOptions): Promise<void> {
       await rm(staging, { recursive: true, force: true });
     }
   }
+  return { urlHashes };
 }
 
 /** 90% of the bytes an unprivileged write may still use on the file system holding `dir`. */

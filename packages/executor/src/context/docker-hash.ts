@@ -19,7 +19,7 @@
  * Not modelled: file capabilities (security.capability) add a header field; rare in a context.
  */
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, type BigIntStats } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readSync, type BigIntStats } from 'node:fs';
 import * as path from 'node:path';
 import { TimeSlices } from '@tsbuild/layer-store';
 import type { IgnoreMatcher } from './dockerignore.js';
@@ -171,6 +171,31 @@ async function hashOfPath(ctx: DockerHashContext, rel: string, isSymlink: boolea
   const st = lstatSync(path.join(ctx.root, target), { bigint: true, throwIfNoEntry: false });
   if (st === undefined || st.isSymbolicLink()) return rel;
   return tarsumOf(ctx, target, statOf(st));
+}
+
+/**
+ * The hash Docker 20.10 writes in ADD history for a URL source: the tarsum its lazy source gives
+ * the downloaded file (no `file:` prefix), a file named `name` (Docker's file name for the
+ * download, `__unnamed__` when it has none), mode 0600, owned by the daemon (root: uid/gid 0 with
+ * the host's names for them), then its content. Reads `file` in 1 MiB slices.
+ * @throws ContextError E_CONTEXT_READ when the file cannot be read.
+ */
+export function downloadTarsum(file: string, name: string): string {
+  const names = hostNames();
+  const hash = createHash('sha256');
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const size = fstatSync(fd).size;
+    hash.update(`name${name}mode${0o100600}uid0gid0size${size}typeflag0linknameuname${names.users.get(0) ?? ''}gname${names.groups.get(0) ?? ''}devmajor0devminor0`);
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) hash.update(buf.subarray(0, n));
+  } catch (cause) {
+    throw new ContextError('E_CONTEXT_READ', `reading ${file}`, { cause });
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  return hash.digest('hex');
 }
 
 /** The host's user and group names by id (what Go's os/user finds in /etc/passwd and /etc/group). */

@@ -4,6 +4,6 @@ export { goMatch, hasWildcards, validatePattern, BadPatternError } from './match
 export { parseDockerignore, compileIgnore, readDockerignore, type IgnoreMatcher } from './dockerignore.js';
 export { selectSources, type Source, type SourceEntry, type EntryType, type SelectOptions } from './select.js';
 export { hashSources, hashSourcesDetailed, StatIndex, type HashOptions, type HashResult } from './hash.js';
-export { dockerSourceHash, type DockerHashContext } from './docker-hash.js';
+export { dockerSourceHash, downloadTarsum, type DockerHashContext } from './docker-hash.js';
 export { copyInto, writeHeredoc, type CopyOptions, type HeredocOptions, type Owner } from './copy.js';
-export { addInto, detectArchive, extractContextArchive, type AddOptions, type ArchiveFormat } from './add.js';
+export { addInto, detectArchive, extractContextArchive, type AddOptions, type AddResult, type ArchiveFormat } from './add.js';

@@ -141,10 +141,11 @@ const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
 /**
  * The `<kind>:<hex>` Docker writes in COPY/ADD history: `file:`/`dir:` for one source, `multi:`
  * for several. With `context` (sources from the build context or a stage's rootfs), Docker 20.10's
- * own tarsum-based hash (see docker-hash.ts); otherwise (heredocs, URLs, and without a stat index)
- * the sha256 of our source digest (content, mode, owner, size, link target; no mtimes).
+ * own tarsum-based hash (see docker-hash.ts); otherwise (heredocs, and without a stat index)
+ * the sha256 of our source digest (content, mode, owner, size, link target; no mtimes). `urlParts`:
+ * the parts of the URL sources as they are (addInto's urlHashes: Docker's tarsum of each download).
  */
-async function sourceHash(sources: readonly Source[], heredocs: CopyStep['heredocs'], urls: readonly string[], signal?: AbortSignal, statIndex?: StatIndex, context?: DockerHashContext): Promise<string> {
+async function sourceHash(sources: readonly Source[], heredocs: CopyStep['heredocs'], urlParts: readonly string[], signal?: AbortSignal, statIndex?: StatIndex, context?: DockerHashContext): Promise<string> {
   const parts: string[] = [];
   for (const s of sources) {
     if (context !== undefined) {
@@ -156,7 +157,7 @@ async function sourceHash(sources: readonly Source[], heredocs: CopyStep['heredo
     parts.push(`${s.entries[0]?.type === 'dir' ? 'dir' : 'file'}:${d.slice('sha256:'.length)}`);
   }
   for (const h of heredocs) parts.push(`file:${createHash('sha256').update(h.content).digest('hex')}`);
-  for (const u of urls) parts.push(`file:${createHash('sha256').update(u).digest('hex')}`);
+  parts.push(...urlParts);
   if (parts.length === 1) return parts[0] as string;
   return `multi:${createHash('sha256').update(parts.join(',')).digest('hex')}`;
 }
@@ -180,7 +181,9 @@ export async function copyFromSourceHash(ctx: BuildContext, step: CopyStep, stag
     const sources = await selectSources(src.path, local, { allowEmptyWildcard: true, from: step.from, ...(signal ? { signal } : {}) });
     if (sources.length === 0) return undefined;
     const context: DockerHashContext = { root: src.path, index: StatIndex.inMemory(), kind: 'rootfs', ...(signal ? { signal } : {}) };
-    return await sourceHash(sources, step.heredocs, urls, signal, undefined, context);
+    // (the URLs are not fetched for this key: their URL text stands in)
+    const urlParts = urls.map((u) => `file:${createHash('sha256').update(u).digest('hex')}`);
+    return await sourceHash(sources, step.heredocs, urlParts, signal, undefined, context);
   } catch (err) {
     if (signal?.aborted === true) throw err;
     return undefined; // the step runs and says what is wrong
@@ -268,9 +271,9 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
     } else if (src !== undefined) {
       context = { root: src.path, index: StatIndex.inMemory(), kind: 'rootfs', ...(signal ? { signal } : {}) };
     }
-    const hash = await sourceHash(sources, step.heredocs, urls, signal, statIndex, context);
     const dest = await mountState(ctx, state, tmp, 'rootfs');
     const reuse = reuseOf(ctx, state, step, prior, statIndex, dest.upperdir);
+    let urlHashes: string[] = [];
     try {
       const owner = step.chown !== undefined && step.chown !== '' ? await chownOwner(dest.path, step.chown) : undefined;
       const mode = step.chmod !== undefined && step.chmod !== '' ? chmodMode(step.chmod) : undefined;
@@ -286,7 +289,7 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
       const preserveOwnership = step.from !== undefined && owner === undefined;
       const common = { rootfs: dest.path, dest: step.dest, workdir, destIsDir: count > 1, preserveOwnership, ...(owner ? { chown: owner } : {}), ...(mode !== undefined ? { chmod: mode } : {}), ...(signal ? { signal } : {}) };
       if (step.kind === 'ADD') {
-        await addInto({ ...common, sources, urls, ...(step.checksum !== undefined ? { checksum: step.checksum } : {}), tmpDir: tmp });
+        ({ urlHashes } = await addInto({ ...common, sources, urls, ...(step.checksum !== undefined ? { checksum: step.checksum } : {}), tmpDir: tmp }));
       } else if (sources.length > 0) {
         await copyInto({ ...common, sources, ...(reuse ? { reuse } : {}) });
       }
@@ -297,6 +300,7 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
       await dest.unmount();
     }
     if (reuse !== undefined && reuse.deferred.size > 0) await linkReused(reuse, signal);
+    const hash = await sourceHash(sources, step.heredocs, urlHashes, signal, statIndex, context);
     const chownComment = step.chown !== undefined && step.chown !== '' ? `--chown=${step.chown}` : '';
     // Docker's format string is "%s %s%s in %s " (no space after --chown=…, a trailing space).
     // with the stage's SHELL in front, as for every other `#(nop)` entry
