@@ -31,6 +31,11 @@ export interface ImportOptions extends Cancellable {
   ref?: string;
   /** Dockerfile lines applied to the empty config, in order (`docker import -c`). */
   changes?: readonly string[];
+  /**
+   * The container config to use as it is, when the caller read the changes itself (the CLI reads
+   * them with the Dockerfile parser, as dockerd does); `changes` is then ignored.
+   */
+  config?: ContainerConfig;
   /** History comment and the config's `comment`; when absent or empty `Imported from -`, as Docker's. */
   message?: string;
   /** Creation time (seconds since the epoch) and mtime clamp; makes the image reproducible. */
@@ -57,7 +62,7 @@ export async function importRootfs(store: Store, input: Readable, opts: ImportOp
 }
 
 async function importTarball(store: Store, input: Readable, opts: ImportOptions): Promise<{ id: Digest; manifest: Descriptor }> {
-  const container = applyChanges({}, opts.changes ?? []);
+  const container = opts.config !== undefined ? structuredClone(opts.config) : applyChanges({}, opts.changes ?? []);
   const created = (opts.sourceDateEpoch !== undefined ? new Date(opts.sourceDateEpoch * 1000) : (opts.now ?? new Date(0))).toISOString().replace('.000Z', 'Z');
   // dockerd's ImportImage: `if len(msg) == 0 { msg = "Imported from " + src }`, so -m '' is the default too
   const comment = opts.message || 'Imported from -';

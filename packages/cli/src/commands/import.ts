@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { importRootfs, isImportURL, openTarballURL, StoreError } from '@tsbuild/layer-store';
 import { flagList, flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
+import { configFromChanges } from './import-changes.js';
 import { openStore } from './image-output.js';
 
 const HELP = `Usage: tsbuild import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]
@@ -31,18 +32,27 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const url = isImportURL(file);
   // dockerd: an empty -m is the default message, which names the source ('-' for a file or stdin)
   const message = flagString(args, 'message') || (url ? `Imported from ${file}` : undefined);
+  // docker's CLI opens a file first; the daemon reads the changes, then starts a download (which
+  // may fail before anything is printed)
+  const local = url || file === '-' ? undefined : await openInput(file);
+  let config;
+  try {
+    config = configFromChanges(flagList(args, 'change'));
+  } catch (err) {
+    local?.destroy();
+    throw err;
+  }
   let input: Readable;
   if (url) {
-    // as dockerd: the download starts (and may fail) before anything is printed
     input = await openTarballURL(file, { signal: ctx.signal });
     ctx.stdout.write(`Downloading from ${file}\n`);
   } else {
-    input = file === '-' ? ctx.stdin : await openInput(file);
+    input = local ?? ctx.stdin;
   }
   const store = await openStore(ctx);
   const { id } = await importRootfs(store, input, {
     ...(ref !== undefined ? { ref } : {}),
-    changes: flagList(args, 'change'),
+    config,
     ...(message !== undefined ? { message } : {}),
     ...(epoch !== undefined ? { sourceDateEpoch: Number(epoch) } : { now: new Date() }),
     signal: ctx.signal,
