@@ -24,6 +24,7 @@ import { chainIDsOf, hashing } from './digest.js';
 import { CorruptLayerError, DigestMismatchError } from './errors.js';
 import { layerTarStream, mergedTarStream } from './layer-tar.js';
 import { openLayerBlob } from './snapshots.js';
+import { compareUtf8 } from './order.js';
 import type { Store } from './store.js';
 import { encodeHeader, padding, readTar, trailer, type TarHeader, type TarEntry } from './tar.js';
 import type { Cancellable, Digest } from './types.js';
@@ -86,7 +87,7 @@ async function* layerEntries(store: Store, digest: Digest, signal?: AbortSignal)
 /** `a` before `b` in the walk order: component by component in byte order, a parent before its children. */
 function walkOrderBefore(a: readonly string[], b: readonly string[]): boolean {
   for (let i = 0; i < Math.min(a.length, b.length); i++) {
-    const c = Buffer.compare(Buffer.from(a[i]!), Buffer.from(b[i]!));
+    const c = compareUtf8(a[i]!, b[i]!);
     if (c !== 0) return c < 0;
   }
   return a.length < b.length;
@@ -116,7 +117,7 @@ class WalkFormCheck {
     if (!walkOrderBefore(this.#prev, parts) || !this.#dirs.has(parts.slice(0, -1).join('/'))) return undefined;
     this.#prev = parts;
     const base = { name, uid: h.uid, gid: h.gid, mtime: h.mtime, size: 0 };
-    const xattrs = h.xattrs ? new Map([...h.xattrs].filter(([k]) => k === 'security.capability' || k.startsWith('user.')).sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)))) : undefined;
+    const xattrs = h.xattrs ? new Map([...h.xattrs].filter(([k]) => k === 'security.capability' || k.startsWith('user.')).sort(([a], [b]) => compareUtf8(a, b))) : undefined;
     const withX = (x: TarHeader): TarHeader => (xattrs && xattrs.size > 0 ? { ...x, xattrs } : x);
     switch (h.type) {
       case 'directory':

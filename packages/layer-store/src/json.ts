@@ -10,6 +10,7 @@
  *   except `\n`, `\r`, `\t`; no whitespace, no trailing newline.
  * Keys whose value is `undefined` are omitted (Go's `omitempty` on an unset field).
  */
+import { compareUtf8 } from './order.js';
 
 /** How to order an object's keys. */
 type Shape =
@@ -108,16 +109,6 @@ export function shapeForMediaType(mediaType: string): Shape {
   return Shapes.any;
 }
 
-const SURROGATE = /[\ud800-\udfff]/;
-
-/**
- * Byte order of the UTF-8 encodings. That is code point order, which JavaScript's comparison of
- * UTF-16 code units matches unless a surrogate pair is involved (then compare the bytes).
- */
-function byteOrder(a: string, b: string): number {
-  if (SURROGATE.test(a) || SURROGATE.test(b)) return Buffer.compare(Buffer.from(a), Buffer.from(b));
-  return a < b ? -1 : a > b ? 1 : 0;
-}
 
 /** The field names of each struct shape, computed once. */
 const knownFields = new WeakMap<Shape, ReadonlySet<string>>();
@@ -160,11 +151,11 @@ function encode(value: unknown, shape: Shape): string {
       const known = fieldsOf(shape);
       ordered = [
         ...shape.fields.filter(([k]) => obj[k] !== undefined),
-        ...keys.filter((k) => !known.has(k)).sort(byteOrder).map((k) => [k, any] as const),
+        ...keys.filter((k) => !known.has(k)).sort(compareUtf8).map((k) => [k, any] as const),
       ];
     } else {
       const vs = shape.kind === 'map' ? shape.value : any;
-      ordered = keys.sort(byteOrder).map((k) => [k, vs] as const);
+      ordered = keys.sort(compareUtf8).map((k) => [k, vs] as const);
     }
     return `{${ordered.map(([k, s]) => `${encodeString(k)}:${encode(obj[k], s)}`).join(',')}}`;
   }

@@ -24,6 +24,7 @@ import { OVERLAY_OPAQUE_XATTR, OVERLAY_WHITEOUT_XATTR, upperToLayerEntries } fro
 import { TimeSlices } from './slices.js';
 import { ContentSizeCounter, recordContentSize } from './layer-size.js';
 import { openBlockSource, recordBlockIndex, type BlockSource } from './gzip-blocks.js';
+import { sortUtf8 } from './order.js';
 
 /** Options of `layerTarStream` / `writeLayer`. */
 export interface LayerTarOptions extends Cancellable {
@@ -75,10 +76,6 @@ export interface WriteLayerOptions extends LayerTarOptions {
  */
 export const DEFAULT_GZIP_LEVEL = 6;
 
-function byteOrder(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
-}
-
 function major(rdev: bigint): number {
   return Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
 }
@@ -102,7 +99,7 @@ function readXattrs(path: string, kind: 'rootfs' | 'upper'): Map<string, Buffer>
   }
   if (names.length === 0) return undefined;
   const out = new Map<string, Buffer>();
-  for (const n of names.filter((x) => keepXattr(x, kind)).sort(byteOrder)) out.set(n, getAttributeSync(path, n));
+  for (const n of sortUtf8(names.filter((x) => keepXattr(x, kind)))) out.set(n, getAttributeSync(path, n));
   return out.size > 0 ? out : undefined;
 }
 
@@ -149,16 +146,19 @@ function itemOf(w: WalkState, rel: string, abs: string, st: BigIntStats, xattrs?
     const read = readXattrs(abs, opts.kind);
     if (read) header.xattrs = read;
   }
-  const key = `${st.dev}:${st.ino}`;
   // Overlay whiteouts may share one inode (the kernel links them to a common whiteout): never links.
-  const linkable = !st.isDirectory() && st.nlink > 1n && !(opts.kind === 'upper' && st.isCharacterDevice() && st.rdev === 0n);
-  if (linkable && !st.isSymbolicLink() && links.has(key)) {
-    header.type = 'link';
-    header.linkname = links.get(key)!;
-    delete header.xattrs;
-    return { header };
+  const linkable = st.nlink > 1n && !st.isDirectory() && !(opts.kind === 'upper' && st.isCharacterDevice() && st.rdev === 0n);
+  if (linkable) {
+    const key = `${st.dev}:${st.ino}`;
+    const first = st.isSymbolicLink() ? undefined : links.get(key);
+    if (first !== undefined) {
+      header.type = 'link';
+      header.linkname = first;
+      delete header.xattrs;
+      return { header };
+    }
+    links.set(key, rel);
   }
-  if (linkable) links.set(key, rel);
   if (st.isFile()) {
     header.size = Number(st.size);
     return { header, content: abs };
@@ -185,12 +185,14 @@ function itemOf(w: WalkState, rel: string, abs: string, st: BigIntStats, xattrs?
  */
 function* walk(root: string, opts: LayerTarOptions): Generator<Item> {
   const w = walkState(opts);
+  // readdir names hold no '/' and are never '.' or '..': plain concatenation is the join
+  const base = root.endsWith('/') ? root : `${root}/`;
   function* visit(rel: string): Generator<Item> {
     opts.signal?.throwIfAborted();
-    const names = readdirSync(join(root, rel)).sort(byteOrder);
+    const names = sortUtf8(readdirSync(rel === '' ? root : base + rel));
     for (const name of names) {
       const childRel = rel === '' ? name : `${rel}/${name}`;
-      const childAbs = join(root, childRel);
+      const childAbs = base + childRel;
       const st = lstatEntry(childAbs, childRel);
       const item = itemOf(w, childRel, childAbs, st);
       if (item === undefined) continue;
@@ -240,7 +242,7 @@ function* mergedWalk(roots: readonly string[], opts: LayerTarOptions): Generator
     opts.signal?.throwIfAborted();
     const names = new Set<string>();
     for (const d of dirs) for (const n of readdirSync(d)) names.add(n);
-    for (const name of [...names].sort(byteOrder)) {
+    for (const name of sortUtf8([...names])) {
       const childRel = rel === '' ? name : `${rel}/${name}`;
       let i = 0;
       let st: BigIntStats | undefined;
@@ -281,7 +283,7 @@ function dirXattrs(path: string): { kept?: Map<string, Buffer>; opaque: boolean 
     throw err;
   }
   const opaque = names.includes(OVERLAY_OPAQUE_XATTR) && getAttributeSync(path, OVERLAY_OPAQUE_XATTR).toString() === 'y';
-  const keep = names.filter((n) => keepXattr(n, 'rootfs')).sort(byteOrder);
+  const keep = sortUtf8(names.filter((n) => keepXattr(n, 'rootfs')));
   if (keep.length === 0) return { opaque };
   return { kept: new Map(keep.map((n) => [n, getAttributeSync(path, n)])), opaque };
 }

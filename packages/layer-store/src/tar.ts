@@ -33,10 +33,18 @@ function isASCII(s: string): boolean {
   return /^[\x00-\x7f]*$/.test(s);
 }
 
+/**
+ * Writes `value` (a non-negative integer) as `len - 1` zero-padded octal digits and a NUL at
+ * `buf[off…off+len]`; false (nothing written) when it needs more digits. Digit by digit, no string:
+ * a layer of small files writes seven of these per entry.
+ */
 function octal(buf: Buffer, off: number, len: number, value: number): boolean {
-  const s = value.toString(8);
-  if (s.length > len - 1) return false;
-  buf.write(s.padStart(len - 1, '0'), off, len - 1, 'ascii');
+  if (value >= 8 ** (len - 1)) return false;
+  let v = value;
+  for (let i = off + len - 2; i >= off; i--) {
+    buf[i] = 0x30 + (v % 8);
+    v = Math.floor(v / 8);
+  }
   buf[off + len - 1] = 0;
   return true;
 }
@@ -61,24 +69,28 @@ interface RawFields {
   devminor: number;
 }
 
+/** ustar magic and version, at offset 257 of every header. */
+const USTAR = Buffer.from('ustar\x0000', 'latin1');
+
 /** Writes a ustar header block at `b[off…off+512]`, which must be zeros. */
 function writeRawHeader(b: Buffer, off: number, h: RawFields): void {
-  b.write(h.name, off, 100, 'utf8');
+  // names that need no PAX are ASCII (latin1 writes them as they are, and faster than utf8)
+  b.write(h.name, off, 100, isASCII(h.name) ? 'latin1' : 'utf8');
   octal(b, off + 100, 8, h.mode);
   octal(b, off + 108, 8, h.uid);
   octal(b, off + 116, 8, h.gid);
   octal(b, off + 124, 12, h.size);
   octal(b, off + 136, 12, h.mtime);
-  b.write(h.typeflag, off + 156, 1, 'ascii');
-  if (h.linkname !== '') b.write(h.linkname, off + 157, 100, 'utf8');
-  b.write('ustar\x0000', off + 257, 8, 'ascii');
+  b[off + 156] = h.typeflag.charCodeAt(0);
+  if (h.linkname !== '') b.write(h.linkname, off + 157, 100, isASCII(h.linkname) ? 'latin1' : 'utf8');
+  USTAR.copy(b, off + 257);
   octal(b, off + 329, 8, h.devmajor);
   octal(b, off + 337, 8, h.devminor);
-  b.fill(0x20, off + 148, off + 156);
-  let sum = 0;
-  for (let i = off; i < off + BLOCK; i++) sum += b[i]!;
-  b.write(sum.toString(8).padStart(6, '0'), off + 148, 6, 'ascii');
-  b[off + 154] = 0;
+  // the checksum counts its own field as eight spaces
+  let sum = 8 * 0x20;
+  for (let i = off; i < off + 148; i++) sum += b[i]!;
+  for (let i = off + 156; i < off + BLOCK; i++) sum += b[i]!;
+  octal(b, off + 148, 7, sum);
   b[off + 155] = 0x20;
 }
 
@@ -102,7 +114,8 @@ export function encodeHeaderInto(h: TarHeader, buf: Buffer, off: number): number
   const name = h.type === 'directory' ? `${h.name}/` : h.name;
   const linkname = h.linkname ?? '';
   if (!fitsField(name) || !fitsField(linkname)) return 0;
-  buf.fill(0, off, off + BLOCK);
+  // TypedArray's own fill: Buffer#fill's argument checks cost more than zeroing 512 bytes
+  Uint8Array.prototype.fill.call(buf, 0, off, off + BLOCK);
   writeRawHeader(buf, off, {
     name,
     typeflag: TYPEFLAGS[h.type],
