@@ -3,6 +3,9 @@ now() { date +%s.%N; }
 # timed CMD...: runs CMD quietly, prints elapsed seconds; fails loudly when CMD fails
 timed() {
   local t0 t1 out
+  # Start every measurement from a quiet disk: without this, the tool before pays for flushing
+  # what the previous one wrote (a 150 MB context or image goes on being written for seconds).
+  sync
   t0=$(now)
   if ! out=$("$@" 2>&1); then echo "command failed: $*" >&2; echo "$out" | tail -20 >&2; return 1; fi
   t1=$(now)
