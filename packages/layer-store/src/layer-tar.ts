@@ -41,6 +41,13 @@ export interface LayerTarOptions extends Cancellable {
    * dearest calls per file, is skipped. Directories are still read (overlay's opaque marker).
    */
   noFileXattrs?: boolean;
+  /**
+   * The lstat of entries the caller already knows, by path relative to the directory (a COPY's
+   * upper dir holds hard links to the earlier snapshot's files it stat'ed): the walk does not
+   * stat them again. Only for entries that cannot change meanwhile (snapshot inodes); a link
+   * count or ctime that differs from the entry's own changes nothing in the tar.
+   */
+  knownStats?: ReadonlyMap<string, BigIntStats>;
 }
 
 export interface WriteLayerOptions extends LayerTarOptions {
@@ -193,7 +200,7 @@ function* walk(root: string, opts: LayerTarOptions): Generator<Item> {
     for (const name of names) {
       const childRel = rel === '' ? name : `${rel}/${name}`;
       const childAbs = base + childRel;
-      const st = lstatEntry(childAbs, childRel);
+      const st = opts.knownStats?.get(childRel) ?? lstatEntry(childAbs, childRel);
       const item = itemOf(w, childRel, childAbs, st);
       if (item === undefined) continue;
       yield item;

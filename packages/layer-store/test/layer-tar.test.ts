@@ -2,6 +2,7 @@ import test from 'ava';
 import { chmod, cp, link, lchown, mkdir, readFile, rm, symlink, utimes, writeFile, chown } from 'node:fs/promises';
 
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { setAttribute } from 'fs-xattr';
 import { applyLayer, hashing, layerTarStream, MediaTypes, sha256Of, Store, writeLayer } from '../src/index.js';
@@ -218,4 +219,36 @@ test('chunk boundaries: files around 1 MiB, a 2.5 MB file with an xattr and 300 
   const want = await describeTree(src);
   t.deepEqual(await describeTree(ours), want);
   t.deepEqual(await describeTree(gnu), want);
+});
+
+test('knownStats: entries the caller stat\'ed are not stat\'ed again, and a snapshot link gives the bytes a fresh walk gives', async (t) => {
+  const root = await tempDir(t, 'known-stats');
+  const snapshot = join(root, 'snapshot');
+  const upper = join(root, 'upper');
+  await mkdir(join(snapshot, 'app'), { recursive: true });
+  await mkdir(join(upper, 'app'), { recursive: true });
+  await writeFile(join(snapshot, 'app/a.txt'), 'earlier copy\n');
+  await chmod(join(snapshot, 'app/a.txt'), 0o640);
+  const { lstatSync } = await import('node:fs');
+  // what a rebuilt COPY does: stat the earlier snapshot's file, then link it into the new upper dir
+  const before = lstatSync(join(snapshot, 'app/a.txt'), { bigint: true });
+  await link(join(snapshot, 'app/a.txt'), join(upper, 'app/a.txt'));
+  await writeFile(join(upper, 'app/b.txt'), 'new\n');
+  const tarOf = async (known?: Map<string, import('node:fs').BigIntStats>): Promise<Buffer> => {
+    const chunks: Buffer[] = [];
+    for await (const c of layerTarStream(upper, { kind: 'upper', ...(known ? { knownStats: known } : {}) })) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  };
+  const fresh = await tarOf();
+  t.deepEqual(await tarOf(new Map([['app/a.txt', before]])), fresh, 'the link count and ctime the link changed make no difference');
+  // the option is used: stats that say otherwise (mode 0600) show in the tar, though the file is 0640
+  const other = { ...before, mode: (before.mode & ~0o777n) | 0o600n, isFile: () => true, isDirectory: () => false, isSymbolicLink: () => false, isCharacterDevice: () => false, isBlockDevice: () => false, isFIFO: () => false };
+  const told = await tarOf(new Map([['app/a.txt', other as unknown as import('node:fs').BigIntStats]]));
+  const modes = new Map<string, number>();
+  for await (const e of readTar(Readable.from([told]))) {
+    modes.set(e.header.name, e.header.mode);
+    for await (const _ of e.body) void _;
+  }
+  t.is(modes.get('app/a.txt'), 0o600);
+  t.is(modes.get('app/b.txt'), 0o644 & ~process.umask());
 });
