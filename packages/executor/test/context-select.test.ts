@@ -248,3 +248,33 @@ test('readDockerignore: a .dockerignore that cannot be read fails in the docker 
   await mkdir(path.join(root, '.dockerignore'));
   await t.throwsAsync(readDockerignore(root), { code: 'E_DOCKERIGNORE_READ', message: `Error reading .dockerignore: read ${root}/.dockerignore: is a directory` } as never);
 });
+
+// Checked against dockerd 20.10 (h2/w1..w12): copyWithWildcards matches the source after trimming
+// one leading "/" and one "./" against the walk's clean paths, before any outside-context check.
+test('selectSources: wildcard patterns that are not clean match nothing, as Docker', async (t) => {
+  const root = await tempDir(t);
+  await tree(root, ctxSpec);
+  const rels = async (p: string): Promise<string[]> => (await selectSources(root, [p], { allowEmptyWildcard: true })).map((s) => s.rel);
+  const rows: Array<[string, string[]]> = [
+    ['d*', ['dir']],
+    ['./d*', ['dir']],
+    ['/d*', ['dir']],
+    ['dir/s*', ['dir/sub']],
+    ['/./dir/f?', ['dir/f1']],
+    ['d*/', []],
+    ['./dir/../d*', []],
+    ['././d*', []],
+    ['//d*', []],
+    ['dir//*', []],
+    ['dir/./f*', []],
+    ['other/../dir/*', []],
+    ['../d*', []],
+    ['d*/..', []],
+  ];
+  for (const [pattern, want] of rows) t.deepEqual(await rels(pattern), want, pattern);
+  await t.throwsAsync(selectSources(root, ['d*/']), { message: 'COPY failed: no source files were specified' });
+  // the outside-context message names the path as Docker's copier holds it
+  await t.throwsAsync(selectSources(root, ['//../a.txt']), { message: 'COPY failed: forbidden path outside the build context: /../a.txt ()' });
+  await t.throwsAsync(selectSources(root, ['./../a.txt']), { message: 'COPY failed: forbidden path outside the build context: ../a.txt ()' });
+  await t.throwsAsync(selectSources(root, ['/../../a.txt']), { message: 'COPY failed: forbidden path outside the build context: ../../a.txt ()' });
+});

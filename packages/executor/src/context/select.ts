@@ -232,13 +232,29 @@ async function expandWildcard(root: string, pattern: string, ignore: IgnoreMatch
   return current.sort(byteOrder);
 }
 
+/** The source path Docker 20.10's copier works with: one leading "/", then one leading "./", trimmed. */
+function dockerOrigPath(pattern: string): string {
+  const p = pattern.startsWith('/') ? pattern.slice(1) : pattern;
+  return p.startsWith('./') ? p.slice(2) : p;
+}
+
+/** True when no element of the slash pattern is (once unescaped) "", "." or "..". */
+function isCleanPattern(pattern: string): boolean {
+  return pattern.split('/').every((seg) => {
+    const name = seg.replace(/\\(.)/gs, '$1');
+    return name !== '' && name !== '.' && name !== '..';
+  });
+}
+
 /**
  * Selects the sources of a COPY/ADD from `root` (the build context, or a stage's rootfs for
  * `--from`). Each pattern is relative to `root` (a leading `/` is `root` too) and may hold Go
  * `filepath.Match` wildcards; a symlink named by a source is followed inside `root`, symlinks below
  * a directory source are kept as symlinks. Ignored paths (.dockerignore) are never selected.
  * @returns one Source per matched path, in pattern order (matches of one wildcard sorted).
- * @throws ContextError E_OUTSIDE_CONTEXT for `../…`, E_SOURCE_NOT_FOUND for a missing or ignored
+ * A wildcard pattern is matched as Docker 20.10 does, after trimming one leading `/` and one `./`,
+ * against clean paths: one with `.`/`..`/empty elements or a trailing `/` matches nothing.
+ * @throws ContextError E_OUTSIDE_CONTEXT for `../…` (no wildcard), E_SOURCE_NOT_FOUND for a missing or ignored
  *   path, E_NO_SOURCE_FILES for a wildcard matching nothing (a malformed one matches nothing).
  */
 export async function selectSources(root: string, patterns: readonly string[], opts: SelectOptions = {}): Promise<Source[]> {
@@ -246,14 +262,16 @@ export async function selectSources(root: string, patterns: readonly string[], o
   const out: Source[] = [];
   for (const pattern of patterns) {
     opts.signal?.throwIfAborted();
-    const lexical = cleanPath(pattern.replace(/^\/+/, ''));
-    if (lexical === '..' || lexical.startsWith('../')) {
-      throw new ContextError('E_OUTSIDE_CONTEXT', `${opts.instruction ?? 'COPY'} failed: forbidden path outside the build context: ${pattern} ()`, {
-        hint: 'sources must be inside the build context; move the file into it or use a larger context',
-      });
-    }
+    // Docker 20.10's origPath: one leading "/" and then one leading "./" trimmed, nothing cleaned
+    const orig = dockerOrigPath(pattern);
     const rel = cleanPath(`/${pattern}`).slice(1) || '.';
-    if (!hasWildcards(rel)) {
+    if (!hasWildcards(orig)) {
+      const lexical = cleanPath(pattern.replace(/^\/+/, ''));
+      if (lexical === '..' || lexical.startsWith('../')) {
+        throw new ContextError('E_OUTSIDE_CONTEXT', `${opts.instruction ?? 'COPY'} failed: forbidden path outside the build context: ${orig} ()`, {
+          hint: 'sources must be inside the build context; move the file into it or use a larger context',
+        });
+      }
       out.push(await selectOne(rootAbs, rel, opts, pattern));
       continue;
     }
@@ -261,12 +279,16 @@ export async function selectSources(root: string, patterns: readonly string[], o
     // ErrBadPattern (checked against dockerd: `COPY [a /x` fails "no source files were specified").
     let bad: BadPatternError | undefined;
     try {
-      validatePattern(rel);
+      validatePattern(orig);
     } catch (cause) {
       if (!(cause instanceof BadPatternError)) throw cause;
       bad = cause;
     }
-    const matches = bad === undefined ? await expandWildcard(rootAbs, rel, opts.ignore) : [];
+    // Docker matches origPath against the walk's clean relative paths (copyWithWildcards): a
+    // pattern with "", "." or ".." elements or a trailing "/" matches nothing (checked against
+    // dockerd: 'd*/', './sub/../d*', '././d*', '//d*', 'd1//*' and '../d*' all fail "no source
+    // files were specified"; before the walk, so '../d*' is not "outside the build context")
+    const matches = bad === undefined && isCleanPattern(orig) ? await expandWildcard(rootAbs, orig, opts.ignore) : [];
     if (matches.length === 0 && !opts.allowEmptyWildcard) {
       throw new ContextError('E_NO_SOURCE_FILES', `${opts.instruction ?? 'COPY'} failed: no source files were specified`, {
         hint:
