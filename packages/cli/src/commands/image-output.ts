@@ -19,15 +19,30 @@ export function openStore(ctx: CliContext): Promise<Store> {
 
 const SIZE_UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
 
-/** Docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units, 3 significant digits (1.98MB). */
-export function humanSize(bytes: number): string {
+/**
+ * Docker's `units.HumanSizeWithPrecision(size, precision)`: decimal units and Go's `%.*g` (3
+ * significant digits: 1.98MB, what images SIZE and history SIZE print). `units.HumanSize`, which
+ * system df, prune's "Total reclaimed space" and images' VirtualSize use, is precision 4 (1.984MB).
+ * Go's %g switches to an exponent at 10^precision, so 999.95kB is "1e+03kB" in Docker too.
+ */
+export function humanSize(bytes: number, precision = 3): string {
   let size = bytes;
   let i = 0;
   while (size >= 1000 && i < SIZE_UNITS.length - 1) {
     size /= 1000;
     i++;
   }
-  return `${Number(size.toPrecision(3))}${SIZE_UNITS[i]}`;
+  return `${goG(size, precision)}${SIZE_UNITS[i]}`;
+}
+
+/** Go's `fmt.Sprintf("%.*g", precision, x)` for x >= 0: shortest of fixed/exponent, no trailing zeros. */
+function goG(x: number, precision: number): string {
+  const s = x.toPrecision(precision);
+  const e = s.indexOf('e');
+  const trim = (m: string): string => (m.includes('.') ? m.replace(/0+$/, '').replace(/\.$/, '') : m);
+  if (e < 0) return trim(s);
+  const exp = Number(s.slice(e + 1));
+  return `${trim(s.slice(0, e))}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
 }
 
 /** Docker's `units.HumanDuration` (go-units): "Less than a second", "About a minute", "3 weeks"… */

@@ -72,7 +72,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
           Size: humanSize(r.size),
           Tag: r.tag,
           UniqueSize: 'N/A',
-          VirtualSize: humanSize(r.size),
+          // the docker CLI's VirtualSize is units.HumanSize: 4 significant digits (Size has 3)
+          VirtualSize: humanSize(r.size, 4),
     }));
     ctx.stdout.write(formatRows(format, objects, IMAGE_HEADERS));
     return 0;

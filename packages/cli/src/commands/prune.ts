@@ -42,7 +42,7 @@ async function pruneBuildCache(ctx: CliContext, filter: string | undefined, keep
     ...(usedBefore ? { usedBefore } : {}),
     ...(keep !== undefined ? { keepStorage: parseBytes(keep) } : {}),
   });
-  ctx.stdout.write(`Deleted ${report.recordsDeleted} build cache records, ${report.blobsDeleted.length} blobs\nTotal reclaimed space: ${humanSize(report.reclaimed)}\n`);
+  ctx.stdout.write(`Deleted ${report.recordsDeleted} build cache records, ${report.blobsDeleted.length} blobs\nTotal reclaimed space: ${humanSize(report.reclaimed, 4)}\n`);
   return 0;
 }
 
@@ -73,6 +73,6 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     const lines = report.images.map((i) => [...i.untagged.map((u) => `untagged: ${u}\n`), ...[i.deleted, ...i.layers].map((d) => `deleted: ${d}\n`)].join(''));
     ctx.stdout.write(`Deleted Images:\n${lines.join('')}\n`);
   }
-  ctx.stdout.write(`Total reclaimed space: ${humanSize(report.reclaimed)}\n`);
+  ctx.stdout.write(`Total reclaimed space: ${humanSize(report.reclaimed, 4)}\n`);
   return 0;
 }

@@ -22,11 +22,14 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const args = parseArgs(rest, []);
   if (args.positionals.length > 0) throw new UsageError('"system df" accepts no arguments.');
   const rows = await systemDf(await openStore(ctx));
-  const pct = (part: number, whole: number): string => (whole === 0 ? '0%' : `${Math.trunc((part * 100) / whole)}%`);
+  // as the docker CLI's disk usage formatter: units.HumanSize (4 significant digits), the share only
+  // when the total is not 0, and never for the build cache
+  const reclaimable = (r: (typeof rows)[number]): string =>
+    r.size > 0 && r.type !== 'Build Cache' ? `${humanSize(r.reclaimable, 4)} (${Math.trunc((r.reclaimable * 100) / r.size)}%)` : humanSize(r.reclaimable, 4);
   ctx.stdout.write(
     table([
       ['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'],
-      ...rows.map((r) => [r.type, String(r.total), String(r.active), humanSize(r.size), `${humanSize(r.reclaimable)} (${pct(r.reclaimable, r.size)})`]),
+      ...rows.map((r) => [r.type, String(r.total), String(r.active), humanSize(r.size, 4), reclaimable(r)]),
     ]),
   );
   return 0;
