@@ -80,6 +80,24 @@ test('COPY relative dest resolves against workdir', async (t) => {
   t.is(await readFile(path.join(rootfs, 'app/b.txt'), 'utf8'), 'b\n');
 });
 
+// Checked against dockerd 20.10 (h2/c7, c8): only a trailing "/" (or an existing directory) makes
+// the destination a directory for a file; "/x3/." and "sub/." are cleaned to a file name.
+test('COPY file to a destination ending in "/." writes a file of that name unless it is a directory', async (t) => {
+  const { ctx, rootfs } = await setup(t);
+  const a = await selectSources(ctx, ['a.txt']);
+  await copyInto({ rootfs, sources: a, dest: '/x3/.' });
+  t.is(await info(path.join(rootfs, 'x3')), 'f 751 0:0 6');
+  await copyInto({ rootfs, sources: a, dest: 'sub/.', workdir: '/w2' });
+  t.is(await readFile(path.join(rootfs, 'w2/sub'), 'utf8'), 'hello\n');
+  await copyInto({ rootfs, sources: a, dest: 'sub2/./', workdir: '/w2' });
+  t.is(await readFile(path.join(rootfs, 'w2/sub2/a.txt'), 'utf8'), 'hello\n');
+  await copyInto({ rootfs, sources: a, dest: '/existdir/.' });
+  t.is(await readFile(path.join(rootfs, 'existdir/a.txt'), 'utf8'), 'hello\n');
+  // a WORKDIR a RUN removed: "." is that path, written as a file
+  await copyInto({ rootfs, sources: a, dest: '.', workdir: '/gone' });
+  t.is(await readFile(path.join(rootfs, 'gone'), 'utf8'), 'hello\n');
+});
+
 test('COPY directory copies its contents, keeps modes, symlinks and hard links, owner 0:0', async (t) => {
   const { ctx, rootfs } = await setup(t);
   await copyInto({ rootfs, sources: await selectSources(ctx, ['dir']), dest: '/d' });

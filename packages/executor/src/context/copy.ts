@@ -525,7 +525,9 @@ async function copyFileSource(rootfs: string, src: Source, destImage: string, de
  */
 export async function copyInto(opts: CopyOptions): Promise<void> {
   const rootfs = path.resolve(opts.rootfs);
-  const destIsDir = (opts.destIsDir ?? false) || opts.dest.endsWith('/') || opts.dest === '.' || opts.dest.endsWith('/.');
+  // Docker 20.10 (performCopyForInfo): a file goes into the destination when it ends in "/" or is
+  // a directory already; "/x/." and "." are cleaned to "/x" and the WORKDIR (a file when missing)
+  const destIsDir = (opts.destIsDir ?? false) || opts.dest.endsWith('/');
   if (opts.sources.length > 1 && !destIsDir) {
     throw new ContextError(
       'E_COPY_DEST_NOT_DIR',
