@@ -2,7 +2,7 @@
 import { imageHistory, type HistoryRow } from '@tsbuild/layer-store';
 import { flagBool, flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
-import { formatRows, GO_ZERO_TIME, humanSize, openStore, rfc3339, shortID, since, table } from './image-output.js';
+import { formatRows, GO_ZERO_TIME, humanSize, isPlainNotFound, notFoundName, openStore, rfc3339, shortID, since, table } from './image-output.js';
 
 const HELP = `Usage: tsbuild history [OPTIONS] IMAGE
 
@@ -27,7 +27,15 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   if (args.positionals.length !== 1) throw new UsageError('"history" requires exactly 1 argument.', 'Usage: tsbuild history [OPTIONS] IMAGE');
   const noTrunc = flagBool(args, 'no-trunc');
   const human = !args.flags.has('human') || flagBool(args, 'human');
-  const rows = await imageHistory(await openStore(ctx), args.positionals[0]!);
+  let rows: HistoryRow[];
+  try {
+    rows = await imageHistory(await openStore(ctx), args.positionals[0]!);
+  } catch (err) {
+    if (!isPlainNotFound(err)) throw err;
+    // dockerd: 'No such image: nosuch:latest' (the name as a tagged reference)
+    ctx.stderr.write(`Error response: No such image: ${notFoundName(args.positionals[0]!)}\n`);
+    return 1;
+  }
   const now = new Date();
   const id = (r: HistoryRow): string => (r.id === undefined ? '<missing>' : noTrunc ? r.id : shortID(r.id));
   const createdBy = (r: HistoryRow): string => {

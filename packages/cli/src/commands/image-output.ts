@@ -7,10 +7,32 @@ import { rename, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { canonicalJSON, Store, StoreError } from '@tsbuild/layer-store';
+import { canonicalJSON, parseReference, Store, StoreError } from '@tsbuild/layer-store';
 import { UsageError } from '../args.js';
 import { Template, TemplateError } from '../template.js';
 import type { CliContext } from '../context.js';
+
+/**
+ * How dockerd names an image it looked up by reference and did not find (history, tag's source,
+ * images --filter before=/since=): the familiar name with its tag, `latest` added (`nosuch` is
+ * `No such image: nosuch:latest`, `docker.io/library/a:1` is `a:1`); an image ID or a digest
+ * reference as given. rmi, image inspect and save name it as given instead.
+ */
+export function notFoundName(name: string): string {
+  if (/^sha256:[0-9a-f]{64}$/.test(name)) return name;
+  try {
+    const ref = parseReference(name);
+    return ref.digest !== undefined ? name : ref.familiar();
+  } catch {
+    return name;
+  }
+}
+
+/** Whether `err` is the store's "no such image" for a name that is a valid reference (not a bad name). */
+export function isPlainNotFound(err: unknown): boolean {
+  const e = err as { code?: string; cause?: { reason?: unknown } } | undefined;
+  return e?.code === 'E_IMAGE_NOT_FOUND' && typeof e.cause?.reason !== 'string';
+}
 
 /** Opens the store at the context's root. */
 export function openStore(ctx: CliContext): Promise<Store> {

@@ -1,8 +1,8 @@
 /** `tsbuild images [-q] [--digests] [--no-trunc] [--format json] [REPOSITORY[:TAG]]`. */
-import { listImages, type ImageRow, type Store } from '@tsbuild/layer-store';
+import { listImages, StoreError, type ImageRow, type Store } from '@tsbuild/layer-store';
 import { flagBool, flagList, flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
-import { createdAt, formatRows, GO_ZERO_TIME, humanSize, isZeroTime, openStore, shortID, since, table } from './image-output.js';
+import { createdAt, formatRows, GO_ZERO_TIME, humanSize, isPlainNotFound, isZeroTime, notFoundName, openStore, shortID, since, table } from './image-output.js';
 
 const HELP = `Usage: tsbuild images [OPTIONS] [REPOSITORY[:TAG]]
 
@@ -43,7 +43,15 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const format = flagString(args, 'format');
   // as Docker's CLI: a format that uses .Digest shows digests
   const digests = flagBool(args, 'digests') || (format !== undefined && /\{\{[^}]*\.Digest\b/.test(format));
-  const listed = await applyFilters(store, await listImages(store), filters);
+  let listed: ImageRow[];
+  try {
+    listed = await applyFilters(store, await listImages(store), filters);
+  } catch (err) {
+    if (!isPlainNotFound(err)) throw err;
+    // dockerd, for a before=/since= image that is not here: 'No such image: nosuch:latest'
+    ctx.stderr.write(`Error response: No such image: ${notFoundName((err as { ref: string }).ref)}\n`);
+    return 1;
+  }
   // without digests, a repository that has only digests is one `<none>` row, a tag one row
   const seen = new Set<string>();
   const rows = digests
@@ -91,7 +99,8 @@ const FILTER_KEYS = new Set(['dangling', 'reference', 'label', 'before', 'since'
 
 /**
  * Parses `--filter key=value` flags as Docker 20.10's `images` takes them.
- * @throws UsageError with Docker's "Invalid filter" wording for an unknown key or a bad dangling value.
+ * @throws StoreError E_FILTER with dockerd's "Invalid filter" wording for an unknown key or a bad dangling
+ * value (`Invalid filter 'dangling=[maybe]'`); UsageError for a flag that is not name=value.
  */
 export function parseFilters(flags: readonly string[]): ImageFilters {
   const out: ImageFilters = {};
@@ -100,8 +109,9 @@ export function parseFilters(flags: readonly string[]): ImageFilters {
     if (eq < 0) throw new UsageError(`bad format of filter (expected name=value)`);
     const key = f.slice(0, eq).toLowerCase();
     const value = f.slice(eq + 1);
-    if (!FILTER_KEYS.has(key)) throw new UsageError(`Invalid filter '${key}'`, 'images takes dangling, reference, label, before and since filters');
-    if (key === 'dangling' && !['true', 'false', '1', '0'].includes(value.toLowerCase())) throw new UsageError(`Invalid filter 'dangling=${value}'`);
+    // dockerd checks the keys and values (the CLI only the name=value form): exit 1, not a usage error
+    if (!FILTER_KEYS.has(key)) throw new StoreError(`Invalid filter '${key}'`, { code: 'E_FILTER', hint: 'images takes dangling, reference, label, before and since filters' });
+    if (key === 'dangling' && !['true', 'false', '1', '0'].includes(value.toLowerCase())) throw new StoreError(`Invalid filter 'dangling=[${value}]'`, { code: 'E_FILTER', hint: 'dangling=true or dangling=false' });
     (out[key as keyof ImageFilters] ??= []).push(value);
   }
   if (new Set((out.dangling ?? []).map((v) => ['true', '1'].includes(v.toLowerCase()))).size > 1) throw new UsageError(`Invalid filter 'dangling'`, 'give dangling=true or dangling=false, not both');

@@ -2,7 +2,7 @@
 import { parseReference, referenceProblem, ReferenceError, tagImage } from '@tsbuild/layer-store';
 import { parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
-import { openStore } from './image-output.js';
+import { notFoundName, openStore } from './image-output.js';
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const args = parseArgs(argv, [{ name: 'help', type: 'boolean' }]);
@@ -34,7 +34,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     // Docker's CLI refuses a source that is no valid reference (a name an older version stored is
     // found above, by its stored text)
     const bad = referenceReason(err);
-    ctx.stderr.write(bad !== undefined ? `Error parsing reference: ${JSON.stringify(source)} is not a valid repository/tag: ${bad}\n` : `Error response: No such image: ${source}\n`);
+    ctx.stderr.write(bad !== undefined ? `Error parsing reference: ${JSON.stringify(source)} is not a valid repository/tag: ${bad}\n` : `Error response: No such image: ${notFoundName(source)}\n`);
     return 1;
   }
   return 0;
