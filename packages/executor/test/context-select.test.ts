@@ -277,4 +277,8 @@ test('selectSources: wildcard patterns that are not clean match nothing, as Dock
   await t.throwsAsync(selectSources(root, ['//../a.txt']), { message: 'COPY failed: forbidden path outside the build context: /../a.txt ()' });
   await t.throwsAsync(selectSources(root, ['./../a.txt']), { message: 'COPY failed: forbidden path outside the build context: ../a.txt ()' });
   await t.throwsAsync(selectSources(root, ['/../../a.txt']), { message: 'COPY failed: forbidden path outside the build context: ../../a.txt ()' });
+  // so does the not-found message (dockerd: 'COPY /s/d/ /ex2/' -> 'stat s/d/: file does not exist')
+  const notFound = (p: string): string => `COPY failed: file not found in build context or excluded by .dockerignore: stat ${p}: file does not exist`;
+  await t.throwsAsync(selectSources(root, ['/nope/d/']), { message: notFound('nope/d/') });
+  await t.throwsAsync(selectSources(root, ['./nope']), { message: notFound('nope') });
 });

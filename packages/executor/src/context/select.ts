@@ -272,7 +272,7 @@ export async function selectSources(root: string, patterns: readonly string[], o
           hint: 'sources must be inside the build context; move the file into it or use a larger context',
         });
       }
-      out.push(await selectOne(rootAbs, rel, opts, pattern));
+      out.push(await selectOne(rootAbs, rel, opts, orig));
       continue;
     }
     // A malformed pattern matches nothing: Docker 20.10's copyWithWildcards drops filepath.Match's
