@@ -115,7 +115,9 @@ function* archiveMembers(store: Store, images: SavedImage[], format: 'docker' | 
   yield { type: 'file', name: 'index.json', data: Buffer.from(canonicalJSON(ociIndex(images), 'index')) };
   if (format === 'docker') yield { type: 'file', name: 'manifest.json', data: Buffer.from(JSON.stringify(dockerManifest(images))) };
   yield { type: 'file', name: 'oci-layout', data: Buffer.from(canonicalJSON({ imageLayoutVersion: '1.0.0' })) };
-  if (format === 'docker') yield { type: 'file', name: 'repositories', data: Buffer.from(canonicalJSON(repositories(images))) };
+  // as Docker 20.10's save: no `repositories` file when no image has a tag (saved by ID)
+  const repos = repositories(images);
+  if (format === 'docker' && Object.keys(repos).length > 0) yield { type: 'file', name: 'repositories', data: Buffer.from(canonicalJSON(repos)) };
 }
 
 function blobName(d: Descriptor): string {

@@ -47,3 +47,26 @@ test('save of a repository name without a tag saves every tag of it; with a tag,
   t.deepEqual(await saved(store, [one.slice(0, 12)]), [[one, null]], 'a name no repository has: an ID prefix');
   await t.throwsAsync(saved(store, ['lssave/none']), { code: 'E_IMAGE_NOT_FOUND' });
 });
+
+test('save of untagged images writes no repositories file, as docker save of an image ID', async (t) => {
+  // checked against dockerd: docker save <id> has manifest.json with RepoTags null and no repositories
+  const store = await tempStore(t);
+  const id = (await image(store, 'lssave/untagged:1', 'x')).slice(7);
+  const members = async (names: string[]): Promise<string[]> => {
+    const out = collector();
+    await save(store, names, out);
+    const extract = tar.extract();
+    const names2: string[] = [];
+    const done = (async () => {
+      for await (const e of extract) {
+        names2.push(e.header.name);
+        e.resume();
+      }
+    })();
+    extract.end(out.bytes());
+    await done;
+    return names2;
+  };
+  t.false((await members([id.slice(0, 12)])).includes('repositories'));
+  t.true((await members(['lssave/untagged:1'])).includes('repositories'));
+});
