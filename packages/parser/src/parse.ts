@@ -681,7 +681,7 @@ class Parser {
     this.warnings.push({ code, line, message });
   }
 
-  /** Parses builder flags like Docker's BFlags.Parse; returns undefined after reporting an error. */
+  /** Parses builder flags like Docker's BFlags.Parse (its messages, capitalised as in Docker 20.10); returns undefined after reporting an error. */
   parseFlags(e: Entry, flags: readonly RawFlag[], spec: FlagSpec, kw: string): FlagValues | undefined {
     const values = new Map<string, string | string[]>();
     for (const f of flags) {
@@ -699,23 +699,23 @@ class Parser {
       if (type === undefined) {
         const known = Object.keys(spec);
         const s = suggest(name, known);
-        return fail('E_UNKNOWN_FLAG', `unknown flag: ${name}`, s ? `did you mean --${s}?` : known.length ? `${kw} takes ${known.map((k) => `--${k}`).join(', ')}` : `${kw} takes no flags`);
+        return fail('E_UNKNOWN_FLAG', `Unknown flag: ${name}`, s ? `did you mean --${s}?` : known.length ? `${kw} takes ${known.map((k) => `--${k}`).join(', ')}` : `${kw} takes no flags`);
       }
-      if (values.has(name) && type !== 'strings') return fail('E_FLAG_VALUE', `duplicate flag specified: ${name}`);
+      if (values.has(name) && type !== 'strings') return fail('E_FLAG_VALUE', `Duplicate flag specified: ${name}`);
       switch (type) {
         case 'bool': {
-          if (eq >= 0 && value === '') return fail('E_FLAG_VALUE', `missing a value on flag: ${name}`);
+          if (eq >= 0 && value === '') return fail('E_FLAG_VALUE', `Missing a value on flag: ${name}`);
           const lower = value.toLowerCase();
           if (lower !== '' && lower !== 'true' && lower !== 'false') return fail('E_FLAG_VALUE', `expecting boolean value for flag ${name}, not: ${value}`);
           values.set(name, lower === '' ? 'true' : lower);
           break;
         }
         case 'string':
-          if (eq < 0) return fail('E_FLAG_VALUE', `missing a value on flag: ${name}`);
+          if (eq < 0) return fail('E_FLAG_VALUE', `Missing a value on flag: ${name}`);
           values.set(name, value);
           break;
         case 'strings': {
-          if (eq < 0) return fail('E_FLAG_VALUE', `missing a value on flag: ${name}`);
+          if (eq < 0) return fail('E_FLAG_VALUE', `Missing a value on flag: ${name}`);
           const prev = values.get(name);
           values.set(name, [...(Array.isArray(prev) ? prev : []), value]);
           break;
@@ -813,7 +813,8 @@ class Parser {
             keyword, range, raw, flags, sources, dest, form, heredocs, link, exclude, chown, chmod,
             kind: 'COPY',
             parents: stringFlag(v, 'parents') === 'true',
-            from: v.has('from') ? stringFlag(v, 'from')! : undefined,
+            // Docker 20.10's dispatchCopy takes an image only when c.From != "": `--from=` is the context
+            from: stringFlag(v, 'from') || undefined,
           };
         }
         return {

@@ -44,6 +44,8 @@ test('COPY/ADD: sources, dest, flags', (t) => {
   const a = first('FROM a\nADD --checksum=sha256:00 --keep-git-dir=true http://x/a /a\n', 'ADD');
   t.like(a, { checksum: 'sha256:00', keepGitDir: true });
   t.deepEqual(first('FROM a\nCOPY ["a b", "/c d/"]\n', 'COPY').sources, ['a b']);
+  // dockerd 20.10 builds 'COPY --from= Dockerfile /x' from the context (checked, h1/f8; dispatchCopy: c.From != "")
+  t.is(first('FROM a\nCOPY --from= a /b\n', 'COPY').from, undefined);
 });
 
 test('ENV/LABEL: both forms, ordered raw pairs', (t) => {
@@ -160,6 +162,22 @@ for (const [name, text, code, line] of errorRows) {
     t.is(err!.errors[0]!.code, code as never);
     t.is(err!.errors[0]!.line, line);
     t.true(err!.errors[0]!.message.startsWith(`df:${line}:`));
+  });
+}
+
+// dockerd 20.10's BFlags words (checked against dockerd, h1/f1 f7 f11 f12 f13: 'dockerfile parse error
+// line 2: Unknown flag: bogus', 'Missing a value on flag: chown', 'Duplicate flag specified: chown')
+const flagMessageRows: [string, string][] = [
+  ['FROM a\nCOPY --bogus=1 a b\n', 'Unknown flag: bogus'],
+  ['FROM a\nCOPY --CHOWN=1 a b\n', 'Unknown flag: CHOWN'],
+  ['FROM a\nCOPY --chown a b\n', 'Missing a value on flag: chown'],
+  ['FROM a\nCOPY --chown=1 --chown=2 a b\n', 'Duplicate flag specified: chown'],
+  ['FROM a\nHEALTHCHECK --interval=1s --interval=2s CMD a\n', 'Duplicate flag specified: interval'],
+];
+for (const [text, detail] of flagMessageRows) {
+  test(`flag errors worded as dockerd: ${JSON.stringify(text)} → ${detail}`, (t) => {
+    const err = t.throws(() => parseDockerfile(text), { instanceOf: DockerfileParseError });
+    t.is(err!.errors[0]!.detail, detail);
   });
 }
 
