@@ -32,6 +32,8 @@ test('empty continuation lines: Docker\'s warnings on stdout before Step 1 (one 
     r.stdout,
   );
   t.false(r.stderr.includes('continuation'));
+  // FROM scratch: dockerd prints ' ---> ' with no ID (checked, h1/p27)
+  t.true(r.stdout.includes('Step 1/2 : FROM scratch\n ---> \nStep 2/2 : LABEL a=1  b=2\n'), r.stdout);
   const q = await runMain(root, ['build', '-q', dir]);
   t.regex(q.stdout, /^sha256:[0-9a-f]{64}\n$/);
   t.is(q.stderr, '');

@@ -19,3 +19,40 @@ test("step IDs: FROM's is the base image's ID, the last step's is the built imag
   const again = await buildCollect(opts);
   t.deepEqual(ids(again.events), firstIds);
 });
+
+// dockerd 20.10 commits nothing for a stage with no instruction after FROM: 'FROM busybox' alone
+// (also 'FROM busybox AS a / FROM a AS b / FROM b') is tagged as the base image itself, same ID
+// and config (Env null: no default PATH added). Checked against dockerd (h1/p18, p21); we
+// committed a new image with PATH added.
+test('a Dockerfile of FROM alone tags the base image itself, through unchanged stages too', async (t) => {
+  const dir = await testDir(t, 'build-ids');
+  const store = await busyboxStore(dir);
+  const base = await store.resolveImage('busybox');
+  for (const text of ['FROM busybox\n', 'FROM busybox AS a\nFROM a AS b\nFROM b\n']) {
+    const r = await buildCollect({ store: store.root, contextDir: null, dockerfile: { text }, tags: ['only-from'] });
+    t.is(r.result.id, base.id);
+    t.is(r.result.manifestDigest, base.manifestDescriptor.digest);
+    const tagged = await store.resolveImage('only-from');
+    t.is(tagged.id, base.id);
+    t.is(tagged.config.config?.Env, undefined);
+  }
+  // a stage FROM such a stage still gets the default PATH, as Docker's beginStage sets it
+  const child = await buildCollect({ store: store.root, contextDir: null, dockerfile: { text: 'FROM busybox AS a\nFROM a\nENV X=1\n' } });
+  const img = await store.resolveImage(child.result.id);
+  t.deepEqual(img.config.config?.Env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'X=1']);
+});
+
+// dockerd 20.10: FROM scratch prints ' ---> ' with no ID, and a target that is FROM scratch
+// alone fails 'No image was generated. Is your Dockerfile empty?' (checked, h1/p23, p26, p27)
+test('FROM scratch has no ID; FROM scratch alone generates no image', async (t) => {
+  const dir = await testDir(t, 'build-ids');
+  const store = await busyboxStore(dir);
+  const r = await buildCollect({ store: store.root, contextDir: null, dockerfile: { text: 'FROM scratch\nENV A=1\n' } });
+  t.deepEqual(r.events.flatMap((e) => (e.type === 'step-done' ? [e.id === '' ? '' : 'id'] : [])), ['', 'id']);
+  for (const text of ['FROM scratch\n', 'FROM busybox\nFROM scratch\n']) {
+    await t.throwsAsync(buildCollect({ store: store.root, contextDir: null, dockerfile: { text } }), { message: 'No image was generated. Is your Dockerfile empty?' });
+  }
+  // a --label step is an instruction: the image is made
+  const labelled = await buildCollect({ store: store.root, contextDir: null, dockerfile: { text: 'FROM scratch\n' }, labels: { a: 'b' } });
+  t.truthy(labelled.result.id);
+});

@@ -115,6 +115,16 @@ test('STOPSIGNAL: names in any case with or without SIG, RT signals and non-zero
   }
 });
 
+// dockerd 20.10 (checked, h1/b4 b21 b22): 'VOLUME ""', 'VOLUME /a $EMPTY' and 'VOLUME ["$EMPTY"]'
+// fail at dispatch 'VOLUME specified can not be an empty string'; we added a volume named ''
+test('VOLUME: a path that expands to nothing fails as dispatchVolume', (t) => {
+  for (const text of ['VOLUME ""', 'VOLUME /a $EMPTY', 'VOLUME ["$EMPTY"]']) {
+    const instr = parseDockerfile(`FROM scratch\n${text}\n`).stages[0]!.instructions[0]!;
+    const step = expandStep(instr, () => undefined, '\\');
+    t.throws(() => run([step as ConfigStep]), { instanceOf: BuildError, message: 'VOLUME specified can not be an empty string' }, text);
+  }
+});
+
 test('LABEL merges, MAINTAINER sets author, HEALTHCHECK omits zero durations', (t) => {
   const { state } = run([
     { kind: 'LABEL', pairs: [['b', '1']] },

@@ -378,7 +378,8 @@ const command: Command = {
           } else if (e.type === 'step-cached') out.write(' ---> Using cache\n');
           else if (e.type === 'step-cache-miss' && explain) out.write(` ---> Cache miss: ${e.reason}\n`);
           else if (e.type === 'step-log') out.write(e.bytes);
-          else if (e.type === 'step-done' && e.id !== '') out.write(` ---> ${e.id.replace(/^sha256:/, '').slice(0, 12)}${e.cached || e.index === 0 ? '' : ` in ${(e.durationMs / 1000).toFixed(2)}s`}\n`);
+          // FROM scratch: dockerd prints ' ---> ' and no ID (its state has no image yet)
+          else if (e.type === 'step-done') out.write(` ---> ${e.id.replace(/^sha256:/, '').slice(0, 12)}${e.cached || e.index === 0 ? '' : ` in ${(e.durationMs / 1000).toFixed(2)}s`}\n`);
         },
       }).catch((err: unknown) => {
         if (quiet && !json) ctx.stderr.write(Buffer.concat(quietLog));

@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import type { Dockerfile, Instruction, LabelInstruction, Lookup, Stage } from '@tsbuild/parser';
 import { parseDockerfile } from '@tsbuild/parser';
 import { canonicalJSON, EncodedJSON, sha256Of, Store, ImageNotFoundError } from '@tsbuild/layer-store';
-import type { Descriptor, DiffID, Digest, ImageConfig, Platform } from '@tsbuild/layer-store';
+import type { Descriptor, DiffID, Digest, ImageConfig, Platform, ResolvedImage } from '@tsbuild/layer-store';
 import { applyConfigStep, scratchConfig, DEFAULT_PATH, type ConfigState, type ConfigStep } from './config.js';
 import { expandStep, type ExpandedStep, type FsStep } from './expand.js';
 import { runFsStep, ensureWorkdir } from './steps/fs.js';
@@ -91,6 +91,12 @@ export interface ImageState {
   args: Map<string, string | undefined>;
   /** the base image had a parent (false for FROM scratch) */
   hasBase: boolean;
+  /**
+   * Set on a stage's result when nothing was dispatched after FROM: the stage is that stored image
+   * itself (Docker 20.10 commits nothing, so the built image is the base image, same ID, no default
+   * PATH added).
+   */
+  unchanged?: ResolvedImage;
 }
 
 /** Everything a step needs from the build. */
@@ -205,6 +211,19 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     const given = [...Object.keys(buildArgs), ...(options.unsetBuildArgs ?? []).filter((k) => !Object.hasOwn(buildArgs, k))];
     const unused = given.filter((k) => !ctx.usedArgs.has(k) && !PREDEFINED_ARGS.has(k) && !plan.metaArgs.has(k));
     if (unused.length > 0) emit({ type: 'warning', code: 'W_UNUSED_BUILD_ARG', message: `One or more build-args [${unused.join(' ')}] were not consumed` });
+    // dockerd 20.10's builder.build: a target stage that committed no image (FROM scratch alone)
+    if (final.unchanged === undefined && !final.hasBase && final.layers.length === 0 && (final.image.history ?? []).length === 0) {
+      throw new BuildError('E_STEP', 'No image was generated. Is your Dockerfile empty?', {
+        hint: `the target stage (${ctx.file}:${plan.target.from.range.start.line}) is FROM scratch with no instruction after it: add one, or build another stage with --target`,
+        file,
+        line: plan.target.from.range.start.line,
+      });
+    }
+    if (final.unchanged !== undefined) {
+      // nothing to commit: the tags name the base image itself, as dockerd tags it
+      for (const t of new Set(options.tags ?? [])) await store.tag(t, final.unchanged.manifestDescriptor);
+      return { id: final.unchanged.id, manifestDigest: final.unchanged.manifestDescriptor.digest, steps: ctx.steps };
+    }
     const { id, manifest } = await store.commitImage({ config: committedConfig(final, created), layers: final.layers, tags: options.tags ?? [] });
     return { id, manifestDigest: manifest.digest, steps: ctx.steps };
   } finally {
@@ -292,7 +311,8 @@ async function baseState(ctx: BuildContext, p: PlannedStage): Promise<ImageState
   }
   if (p.base.kind === 'stage') {
     const parent = await (ctx.stages.get(p.base.index) as Promise<ImageState>);
-    const s = fresh(structuredClone(parent.image), [...parent.layers], parent.hasBase || parent.layers.length > 0);
+    // an unchanged stage is its base image as stored, which may lack PATH
+    const s = fresh(withDefaultPath(structuredClone(parent.image)), [...parent.layers], parent.hasBase || parent.layers.length > 0);
     if (parent.author !== undefined) s.author = parent.author;
     return s;
   }
@@ -313,6 +333,11 @@ async function baseState(ctx: BuildContext, p: PlannedStage): Promise<ImageState
     }
     throw err;
   }
+  return withDefaultPath(storedState(resolved));
+}
+
+/** The state of a stored image as it is (FROM's starting point before the default PATH). */
+function storedState(resolved: ResolvedImage): ImageState {
   const cfg = resolved.config;
   const image: ImageConfig = {
     architecture: cfg.architecture,
@@ -322,11 +347,26 @@ async function baseState(ctx: BuildContext, p: PlannedStage): Promise<ImageState
     history: [...(cfg.history ?? [])],
   };
   if (cfg.variant) image.variant = cfg.variant;
-  // Docker's dispatchState.setDefaultPath: a base image without PATH gets the default one
-  if (!(image.config.Env ?? []).some((e) => e.startsWith('PATH='))) image.config.Env = [...(image.config.Env ?? []), `PATH=${DEFAULT_PATH}`];
-  const s = fresh(image, resolved.manifest.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })), true);
+  const s: ImageState = { image, layers: resolved.manifest.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })), cmdSet: false, args: new Map(), hasBase: true };
   if (cfg.author !== undefined) s.author = cfg.author;
   return s;
+}
+
+/** Docker's dispatchState.setDefaultPath (every FROM): a config without PATH gets the default one. */
+function withDefaultPath<T extends ImageState | ImageConfig>(x: T): T {
+  const image: ImageConfig = 'layers' in x ? x.image : x;
+  if (!(image.config.Env ?? []).some((e) => e.startsWith('PATH='))) image.config.Env = [...(image.config.Env ?? []), `PATH=${DEFAULT_PATH}`];
+  return x;
+}
+
+/**
+ * The stored image a stage with nothing after FROM is (Docker 20.10 commits no image for it: the
+ * result is the base image, or what an unchanged parent stage is); undefined for FROM scratch.
+ */
+async function unchangedBase(ctx: BuildContext, p: PlannedStage): Promise<ResolvedImage | undefined> {
+  if (p.base.kind === 'image') return ctx.cache.resolveImage(p.base.ref);
+  if (p.base.kind === 'stage') return (await (ctx.stages.get(p.base.index) as Promise<ImageState>)).unchanged;
+  return undefined;
 }
 
 /** Docker 20.10's step count before stage `index`: the meta ARGs and each earlier stage's FROM and instructions. */
@@ -401,8 +441,8 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
   const steps = dockerStepCount(ctx);
   const triggerCount = instructions.length - stage.instructions.length - labelSteps.length;
   ctx.emit({ type: 'step-start', stage: stage.index, index: 0, total, instruction: stage.from.raw, line: stage.from.range.start.line, step: first, steps, ...(triggerCount > 0 ? { triggers: triggerCount } : {}) });
-  // Docker prints the base image's own ID after FROM
-  const fromId = p.base.kind === 'image' ? (await ctx.cache.resolveImage(p.base.ref)).id : stateId(state, ctx.encodedHistory);
+  // Docker prints the base image's own ID after FROM; FROM scratch has none (' ---> ' alone)
+  const fromId = p.base.kind === 'image' ? (await ctx.cache.resolveImage(p.base.ref)).id : p.base.kind === 'scratch' ? '' : stateId(state, ctx.encodedHistory);
   ctx.emit({ type: 'step-done', stage: stage.index, index: 0, durationMs: fromMs, cached: false, id: fromId });
   for (const [i, instr] of instructions.entries()) {
     ctx.options.signal?.throwIfAborted();
@@ -442,6 +482,10 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
     ctx.emit({ type: 'step-done', stage: stage.index, index, durationMs: performance.now() - started, cached, ...(layer ? { layer } : {}), id: stateId(state, ctx.encodedHistory) });
   }
   ctx.cache.endStage(cursor);
+  if (instructions.length === 0) {
+    const unchanged = await unchangedBase(ctx, p);
+    if (unchanged !== undefined) return { ...storedState(unchanged), unchanged };
+  }
   return state;
 }
 

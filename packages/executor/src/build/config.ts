@@ -229,7 +229,11 @@ export function applyConfigStep(prev: ConfigState, step: ConfigStep): ConfigResu
       return { state, createdBy: nopCreatedBy1(before, `WORKDIR ${config.WorkingDir}`) };
     case 'VOLUME': {
       const vols: Array<[string, Record<string, never>]> = Object.entries(config.Volumes ?? {});
-      for (const v of step.paths) vols.push([v, {}]);
+      for (const v of step.paths) {
+        // Docker 20.10 dispatchVolume: a path that expanded to nothing (VOLUME "" / $UNSET)
+        if (v === '') throw new BuildError('E_STEP', 'VOLUME specified can not be an empty string', { hint: 'give each VOLUME a path; a variable in it may be unset' });
+        vols.push([v, {}]);
+      }
       config.Volumes = sortedRecord(vols);
       return { state, createdBy: nopCreatedBy(before, `VOLUME ${goList(step.paths)}`) };
     }

@@ -13,6 +13,7 @@ export type BuildEvent =
   | { type: 'step-cached'; stage: number; index: number }
   /** a cache miss and why (which input changed against the nearest previous record) */
   | { type: 'step-cache-miss'; stage: number; index: number; key: string; reason: string }
+  /** `id`: the image ID the step's state commits as; '' after FROM scratch (Docker has no image yet) */
   | { type: 'step-done'; stage: number; index: number; durationMs: number; cached: boolean; layer?: string; id: string }
   | { type: 'step-error'; stage: number; index: number; message: string }
   /** every step of the stage is done (independent stages are built side by side: this orders their output) */
