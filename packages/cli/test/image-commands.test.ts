@@ -61,7 +61,9 @@ test('images, history, tag, inspect and rmi print what Docker prints', async (t)
   t.is(conflict.code, 1);
   t.regex(conflict.stderr, /must be forced/);
   // dockerd lists the references sorted (checked: a1, three, two)
-  t.is((await run(root, ['rmi', '-f', short])).stdout, `Untagged: lsexp:three\nUntagged: lsexp:two\nDeleted: ${id}\n`);
+  // then the layer it released, by chain ID (one layer: its diffID), as dockerd
+  const layer = (await run(root, ['inspect', '-f', '{{index .RootFS.Layers 0}}', short])).stdout.trim();
+  t.is((await run(root, ['rmi', '-f', short])).stdout, `Untagged: lsexp:three\nUntagged: lsexp:two\nDeleted: ${id}\nDeleted: ${layer}\n`);
   t.deepEqual(await readdir(join(root, 'blobs/sha256')), [], 'content goes with the last reference');
   t.is((await run(root, ['images', '-q'])).stdout, '');
 });

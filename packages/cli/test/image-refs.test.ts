@@ -52,7 +52,9 @@ test('names an older version stored that the parser now refuses: images, inspect
   // a valid tag of an image that also has legacy names
   t.deepEqual(await run(root, ['rmi', 'lsleg:1']), { code: 0, stdout: 'Untagged: lsleg:1\n', stderr: '' });
   t.deepEqual(await run(root, ['rmi', 'Foo/bar:1', 'docker.io/library/Up:2']), { code: 0, stdout: 'Untagged: Foo/bar:1\nUntagged: Up:2\n', stderr: '' });
-  t.deepEqual(await run(root, ['rmi', 'lower:1']), { code: 0, stdout: `Untagged: lower:1\nDeleted: ${id}\n`, stderr: '' });
+  // and, as dockerd, the layer it released (by chain ID)
+  const layer = (await run(root, ['inspect', '-f', '{{index .RootFS.Layers 0}}', 'lower:1'])).stdout.trim();
+  t.deepEqual(await run(root, ['rmi', 'lower:1']), { code: 0, stdout: `Untagged: lower:1\nDeleted: ${id}\nDeleted: ${layer}\n`, stderr: '' });
   t.deepEqual(await readdir(join(root, 'blobs/sha256')), [], 'the last name took the image and its blobs');
 });
 

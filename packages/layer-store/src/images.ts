@@ -317,6 +317,11 @@ export interface RemoveResult {
   untagged: string[];
   /** The image ID, when the image itself went (no reference left). */
   deleted: Digest | undefined;
+  /**
+   * When the image went: chain IDs of its layers no image left in the index has, top first (Docker
+   * 20.10's rmi prints a 'Deleted:' line for each layer it released after the image's own).
+   */
+  layers: string[];
 }
 
 /** An image that several references name, removed by ID without force. */
@@ -361,8 +366,9 @@ export async function removeImage(store: Store, ref: string, { force = false }: 
       });
       untagged.push(...dropped.map(familiarCanonical));
     }
-    if (!stillReferenced) await dropRepoDigestsOf(store, img.id);
-    return { untagged, deleted: stillReferenced ? undefined : img.id };
+    if (stillReferenced) return { untagged, deleted: undefined, layers: [] };
+    await dropRepoDigestsOf(store, img.id);
+    return { untagged, deleted: img.id, layers: await releasedChains(store, img.manifestDescriptor) };
   }
   const canonical = digestRef(ref);
   if (canonical !== undefined) {
@@ -372,16 +378,23 @@ export async function removeImage(store: Store, ref: string, { force = false }: 
     if (recorded || inIndex) {
       const stillReferenced = inIndex ? (await store.untag(canonical)).stillReferenced : true;
       const othersLeft = img.refs.some((r) => r !== canonical) || repoDigestsOf(await readRepoDigests(store), img.id).length > 0;
-      if (othersLeft && stillReferenced) return { untagged: [familiarCanonical(canonical)], deleted: undefined };
+      if (othersLeft && stillReferenced) return { untagged: [familiarCanonical(canonical)], deleted: undefined, layers: [] };
       await store.removeImage(img.manifestDescriptor.digest);
       await dropRepoDigestsOf(store, img.id);
-      return { untagged: [familiarCanonical(canonical)], deleted: img.id };
+      return { untagged: [familiarCanonical(canonical)], deleted: img.id, layers: await releasedChains(store, img.manifestDescriptor) };
     }
   }
   if (img.refs.length > 1 && !force) throw new ImageConflictError(hexOf(img.id).slice(0, 12), 'image is referenced in multiple repositories');
   const removed = await store.removeImage(img.manifestDescriptor.digest);
   const digests = await dropRepoDigestsOf(store, img.id);
-  return { untagged: [...new Set([...removed, ...digests])].sort().map(familiarCanonical), deleted: img.id };
+  return { untagged: [...new Set([...removed, ...digests])].sort().map(familiarCanonical), deleted: img.id, layers: await releasedChains(store, img.manifestDescriptor) };
+}
+
+/** Chain IDs of a removed image's layers that no image in the index has, top first. */
+async function releasedChains(store: Store, removed: Descriptor): Promise<string[]> {
+  const live = new Set<string>();
+  for (const m of (await store.readIndex()).manifests) for (const c of await chainsOf(store, m)) live.add(c);
+  return (await chainsOf(store, removed)).reverse().filter((c) => !live.has(c));
 }
 
 /** Drops every recorded repository digest of image `id`; @returns the references dropped. */

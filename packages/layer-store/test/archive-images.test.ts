@@ -134,10 +134,12 @@ test('rmi: a tag goes alone while others remain; by ID needs force with several 
   const { id } = await importBusybox(t, store, 'lsexp:rm1');
   await tagImage(store, 'lsexp:rm1', 'lsexp:rm2');
   await tagImage(store, 'lsexp:rm1', 'lsexp:rm3');
-  t.deepEqual(await removeImage(store, 'lsexp:rm1'), { untagged: ['lsexp:rm1'], deleted: undefined });
+  t.deepEqual(await removeImage(store, 'lsexp:rm1'), { untagged: ['lsexp:rm1'], deleted: undefined, layers: [] });
   const err = await t.throwsAsync(removeImage(store, id.slice(7, 19)));
   t.is((err as { code?: string }).code, 'E_IMAGE_CONFLICT');
-  t.deepEqual(await removeImage(store, id, { force: true }), { untagged: ['lsexp:rm2', 'lsexp:rm3'], deleted: id });
+  // as dockerd's rmi: the layers the image released, by chain ID (one layer: its diffID)
+  const [diffID] = (await store.resolveImage(id)).config.rootfs.diff_ids;
+  t.deepEqual(await removeImage(store, id, { force: true }), { untagged: ['lsexp:rm2', 'lsexp:rm3'], deleted: id, layers: [diffID] });
   t.deepEqual((await store.readIndex()).manifests, []);
   const report = await collectGarbage(store);
   t.is(report.blobsDeleted.length, 3, 'manifest, config and layer');

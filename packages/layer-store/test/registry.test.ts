@@ -19,6 +19,7 @@ import {
   readRepoDigests,
   removeImage,
   tagImage,
+  chainIDsOf,
   DigestMismatchError,
   exportImage,
   findCredentials,
@@ -230,8 +231,9 @@ test('RepoDigests: push and pull record repository@digest; inspect, images, rmi 
   t.false(before.index.includes('@sha256'), 'index.json gains nothing');
   // pull by digest: a digest reference, not a tag
   await pull(dst, canonical);
+  const chains = chainIDsOf((await dst.resolveImage(ref)).config.rootfs.diff_ids).reverse();
   const untagged = await removeImage(dst, ref);
-  t.deepEqual(untagged, { untagged: [ref, canonical], deleted: id });
+  t.deepEqual(untagged, { untagged: [ref, canonical], deleted: id, layers: chains });
   t.deepEqual(await listImages(dst), []);
   await collectGarbage(dst);
   t.deepEqual(Object.fromEntries(await readRepoDigests(dst)), {});

@@ -22,7 +22,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
       const r = await removeImage(store, ref, { force });
       for (const u of r.untagged) ctx.stdout.write(`Untagged: ${u}\n`);
       if (r.deleted) {
-        ctx.stdout.write(`Deleted: ${r.deleted}\n`);
+        // then each layer it released, by chain ID, top first (as dockerd)
+        ctx.stdout.write([r.deleted, ...r.layers].map((d) => `Deleted: ${d}\n`).join(''));
         deleted = true;
       }
     } catch (err) {
