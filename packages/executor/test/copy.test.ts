@@ -98,6 +98,19 @@ test('COPY file to a destination ending in "/." writes a file of that name unles
   t.is(await readFile(path.join(rootfs, 'gone'), 'utf8'), 'hello\n');
 });
 
+// Checked against dockerd 20.10 (h2/c11): a file dated before 1970, copied with COPY --from, has
+// the time 0 in Docker's layer; Node's utimes takes a negative time for "now" (we wrote build time).
+test('COPY of files and directories dated before 1970 gives them the time 0, not the time of the copy', async (t) => {
+  const { ctx, rootfs } = await setup(t);
+  await mkdir(path.join(ctx, 'old/sub'), { recursive: true });
+  await writeFile(path.join(ctx, 'old/f'), 'x');
+  execFileSync('touch', ['-h', '-d', '@-315550085', path.join(ctx, 'old/f'), path.join(ctx, 'old/sub')]);
+  t.is((await lstat(path.join(ctx, 'old/f'))).mtimeMs, -315550085000, 'the source is dated 1960');
+  await copyInto({ rootfs, sources: await selectSources(ctx, ['old']), dest: '/o/' });
+  await copyInto({ rootfs, sources: await selectSources(ctx, ['old/f']), dest: '/f1' });
+  for (const p of ['o/sub', 'o/f', 'f1']) t.is((await lstat(path.join(rootfs, p))).mtimeMs, 0, p);
+});
+
 test('COPY directory copies its contents, keeps modes, symlinks and hard links, owner 0:0', async (t) => {
   const { ctx, rootfs } = await setup(t);
   await copyInto({ rootfs, sources: await selectSources(ctx, ['dir']), dest: '/d' });

@@ -135,9 +135,14 @@ async function mkdirInRoot(rootfs: string, dir: string, ownerFor: (isLast: boole
   return host;
 }
 
-/** Seconds (with sub-second fraction) of a nanosecond time, for utimes. */
+/**
+ * Seconds (with sub-second fraction) of a nanosecond time, for utimes. A time before 1970 is 0:
+ * Node's utimes takes a negative number for "now" (a non-reproducible copy), and Docker 20.10's
+ * layers give such files the time 0 (checked against dockerd: a file touched to 1960 in a RUN, or
+ * copied with COPY --from, reads 1970-01-01 00:00:00 in the next step).
+ */
 function secondsOf(ns: bigint): number {
-  return Number(ns / 1000n) / 1e6;
+  return ns < 0n ? 0 : Number(ns / 1000n) / 1e6;
 }
 
 /** Size of the buffer file contents are copied through. */
@@ -461,8 +466,7 @@ export async function linkReused(reuse: CopyReuse, signal?: AbortSignal): Promis
     }
   }
   for (const [p, t] of parents) {
-    const sec = (ns: bigint): number => Number(ns / 1000n) / 1e6;
-    lutimesSync(p, sec(t.atimeNs), sec(t.mtimeNs));
+    lutimesSync(p, secondsOf(t.atimeNs), secondsOf(t.mtimeNs));
   }
 }
 
