@@ -125,6 +125,14 @@ test('VOLUME: a path that expands to nothing fails as dispatchVolume', (t) => {
   }
 });
 
+// dockerd 20.10 (checked, h1/c3): 'ENV $EMPTY=x' fails 'invalid environment variable: =x' (the
+// commit container's create runs opts.ValidateEnv); we stored an entry '=x'
+test('ENV: a name that expands to nothing fails as dockerd', (t) => {
+  const instr = parseDockerfile('FROM scratch\nENV A=1 $EMPTY=x\n').stages[0]!.instructions[0]!;
+  const step = expandStep(instr, () => undefined, '\\');
+  t.throws(() => run([step as ConfigStep]), { instanceOf: BuildError, message: 'invalid environment variable: =x' });
+});
+
 test('LABEL merges, MAINTAINER sets author, HEALTHCHECK omits zero durations', (t) => {
   const { state } = run([
     { kind: 'LABEL', pairs: [['b', '1']] },

@@ -999,11 +999,17 @@ class StageCollector {
   readonly metaArgs: ArgInstruction[] = [];
   readonly stages: { index: number; name?: string; from: FromInstruction; instructions: Instruction[] }[] = [];
 
+  /** a FROM was met but refused: what follows belongs to it, not to "no build stage" */
+  #refusedFrom = false;
+
   constructor(readonly parser: Parser) {}
 
   add(e: Entry): void {
     const ins = this.parser.instruction(e, e.node);
-    if (!ins) return;
+    if (!ins) {
+      if (e.node.cmd.toUpperCase() === 'FROM') this.#refusedFrom = true;
+      return;
+    }
     const stages = this.stages;
     if (stages.length === 0 && ins.kind === 'ARG') {
       this.metaArgs.push(ins);
@@ -1017,6 +1023,7 @@ class StageCollector {
     }
     const cur = stages[stages.length - 1];
     if (!cur) {
+      if (this.#refusedFrom) return;
       this.parser.error(2, 'E_NO_STAGE', e.startLine, ins.range.start.column, 'no build stage in current context', {
         text: ins.keyword,
         hint: 'only ARG may come before the first FROM',

@@ -187,6 +187,16 @@ test('errors: all are listed, Docker first', (t) => {
   t.regex(err!.errors[1]!.message, /^Dockerfile:2:1: unknown instruction: BOGUS1/);
 });
 
+// dockerd 20.10 reports the bad FROM alone (h1/s6: 'invalid name for build stage: "0", ...');
+// the instructions after it are no 'no build stage in current context' problem
+test('a refused FROM: the instructions after it are not reported as outside any stage', (t) => {
+  const err = t.throws(() => parseDockerfile('FROM a AS 0\nRUN x\nFROM b AS 1\nENV A=1\n'), { instanceOf: DockerfileParseError });
+  t.deepEqual(err!.errors.map((e) => [e.line, e.code]), [[1, 'E_STAGE_NAME'], [3, 'E_STAGE_NAME']]);
+  const before = t.throws(() => parseDockerfile('ENV A=1\nFROM a AS 0\n'), { instanceOf: DockerfileParseError });
+  // an instruction before any FROM still is
+  t.deepEqual(new Set(before!.errors.map((e) => e.code)), new Set(['E_NO_STAGE', 'E_STAGE_NAME']));
+});
+
 test('unknown instruction message names the suggestion', (t) => {
   const err = t.throws(() => parseDockerfile('FROM a\nCOPPY x y\n'), { instanceOf: DockerfileParseError });
   t.is(err!.errors[0]!.message, 'Dockerfile:2:1: unknown instruction: COPPY (did you mean COPY?)');

@@ -187,7 +187,11 @@ export function applyConfigStep(prev: ConfigState, step: ConfigStep): ConfigResu
   switch (step.kind) {
     case 'ENV': {
       let env = config.Env ?? [];
-      for (const [k, v] of step.pairs) env = setEnv(env, k, v);
+      for (const [k, v] of step.pairs) {
+        // Docker 20.10 commits through a container whose create checks each entry (opts.ValidateEnv)
+        if (k === '') throw new BuildError('E_STEP', `invalid environment variable: =${v}`, { hint: 'the ENV name is empty: a variable in it may be unset' });
+        env = setEnv(env, k, v);
+      }
       config.Env = env;
       return { state, createdBy: nopCreatedBy(before, `ENV ${step.pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`) };
     }
