@@ -73,7 +73,7 @@ test('save -o is atomic, load -i restores the tag; a bad name leaves no file', a
   const dir = await tempDir(t);
   const bad = await run(root, ['save', '-o', join(dir, 'bad.tar'), 'lsexp:cli', 'nosuch']);
   t.is(bad.code, 1);
-  t.regex(bad.stderr, /image not found: nosuch/);
+  t.regex(bad.stderr, /^error: No such image: nosuch\n/);
   t.deepEqual(await readdir(dir), []);
   const ok = await run(root, ['save', '-o', join(dir, 'x.tar'), 'lsexp:cli']);
   t.is(ok.code, 0, ok.stderr);

@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream';
 import { applyLayer, type ApplyLayerOptions } from './apply.js';
 import { CorruptLayerError, StoreError } from './errors.js';
 import { writeLayer } from './layer-tar.js';
+import { parseReference, ReferenceError } from './reference.js';
 import type { Store } from './store.js';
 import type { Cancellable, ContainerConfig, Descriptor, Digest, ImageConfig } from './types.js';
 
@@ -54,7 +55,7 @@ export type ImportedConfig = ImageConfig & { comment?: string };
  * @returns the image ID and manifest descriptor.
  * @throws ChangeError for a bad `--change` line (before reading anything); UnsafePathError or
  * CorruptLayerError from applying a hostile or damaged tarball (the store's index is unchanged);
- * ReferenceError for a bad `ref`.
+ * ReferenceError for a bad `ref` or a digest reference (dockerd: `cannot import digest reference`).
  */
 export async function importRootfs(store: Store, input: Readable, opts: ImportOptions = {}): Promise<{ id: Digest; manifest: Descriptor }> {
   // the layer and its snapshot are written before the index names them: no garbage collection meanwhile
@@ -62,6 +63,11 @@ export async function importRootfs(store: Store, input: Readable, opts: ImportOp
 }
 
 async function importTarball(store: Store, input: Readable, opts: ImportOptions): Promise<{ id: Digest; manifest: Descriptor }> {
+  // as dockerd's ImportImage, before anything is read: a digest reference would name a manifest
+  // this image does not have
+  if (opts.ref !== undefined && parseReference(opts.ref).digest !== undefined) {
+    throw new ReferenceError(opts.ref, 'cannot import digest reference', 'name the image name:tag; its digest is what it is');
+  }
   const container = opts.config !== undefined ? structuredClone(opts.config) : applyChanges({}, opts.changes ?? []);
   const created = (opts.sourceDateEpoch !== undefined ? new Date(opts.sourceDateEpoch * 1000) : (opts.now ?? new Date(0))).toISOString().replace('.000Z', 'Z');
   // dockerd's ImportImage: `if len(msg) == 0 { msg = "Imported from " + src }`, so -m '' is the default too

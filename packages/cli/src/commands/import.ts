@@ -1,11 +1,12 @@
 /** `tsbuild import FILE|- [REF] [-c CHANGE]... [-m MESSAGE]`: a rootfs tarball as a one-layer image. */
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { importRootfs, isImportURL, openTarballURL, StoreError } from '@tsbuild/layer-store';
+import { importRootfs, isImportURL, openTarballURL, parseReference, ReferenceError, StoreError } from '@tsbuild/layer-store';
 import { flagList, flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
 import { configFromChanges } from './import-changes.js';
 import { openStore } from './image-output.js';
+import { dockerReferenceReason } from './tag.js';
 
 const HELP = `Usage: tsbuild import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]
 
@@ -35,6 +36,13 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   // docker's CLI opens a file first; the daemon reads the changes, then starts a download (which
   // may fail before anything is printed)
   const local = url || file === '-' ? undefined : await openInput(file);
+  if (ref !== undefined) {
+    const problem = refProblem(ref);
+    if (problem !== undefined) {
+      local?.destroy();
+      throw problem;
+    }
+  }
   let config;
   try {
     config = configFromChanges(flagList(args, 'change'));
@@ -79,4 +87,19 @@ async function openInput(file: string): Promise<Readable> {
     throw new StoreError(`read ${file}: is a directory`, { code: 'E_INPUT', hint: 'import takes a tarball of a root filesystem; make one with tar -C DIR -c .' });
   }
   return fh.createReadStream();
+}
+
+/**
+ * What is wrong with import's REPOSITORY[:TAG], in the docker CLI's and dockerd's words
+ * (`invalid reference format: repository name must be lowercase`, `cannot import digest
+ * reference`); undefined when it is fine.
+ */
+function refProblem(ref: string): StoreError | undefined {
+  try {
+    if (parseReference(ref).digest === undefined) return undefined;
+    return new StoreError('cannot import digest reference', { code: 'E_REFERENCE', hint: 'name the imported image name:tag' });
+  } catch (err) {
+    if (!(err instanceof ReferenceError)) throw err;
+    return new StoreError(dockerReferenceReason(err), { code: 'E_REFERENCE', cause: err, ...(err.hint !== undefined ? { hint: err.hint } : {}) });
+  }
 }

@@ -1,8 +1,8 @@
 /** `tsbuild save [-o FILE] [--format docker|oci] IMAGE...`: images as one tar archive. */
-import { save } from '@tsbuild/layer-store';
+import { save, StoreError } from '@tsbuild/layer-store';
 import { flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
-import { openStore, writeOutput } from './image-output.js';
+import { isPlainNotFound, openStore, writeOutput } from './image-output.js';
 
 const HELP = `Usage: tsbuild save [OPTIONS] IMAGE [IMAGE...]
 
@@ -27,6 +27,25 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const store = await openStore(ctx);
   // save resolves every name before it writes a byte; on a failure the temp file is removed, so a
   // typo leaves no file behind
-  await writeOutput(ctx, flagString(args, 'output'), 'save', (out) => save(store, args.positionals, out, { format, signal: ctx.signal }));
+  try {
+    await writeOutput(ctx, flagString(args, 'output'), 'save', (out) => save(store, args.positionals, out, { format, signal: ctx.signal }));
+  } catch (err) {
+    if (!isPlainNotFound(err)) throw err;
+    throw notSaved((err as { ref: string }).ref);
+  }
   return 0;
+}
+
+/**
+ * dockerd's save error for a name that names nothing (checked against dockerd): a tag or digest
+ * reference is 'reference does not exist' (it looks the reference up in its reference store), a
+ * bare name or ID prefix 'No such image: NAME'.
+ */
+function notSaved(name: string): StoreError {
+  const last = name.slice(name.lastIndexOf('/') + 1);
+  const tagged = !/^sha256:[0-9a-f]{64}$/.test(name) && (last.includes(':') || last.includes('@'));
+  return new StoreError(tagged ? 'reference does not exist' : `No such image: ${name}`, {
+    code: 'E_IMAGE_NOT_FOUND',
+    hint: `no image is named ${name}; 'tsbuild images' lists the images in the store`,
+  });
 }
