@@ -319,7 +319,7 @@ export async function applyLayer(tar: Readable, targetDir: string, opts: ApplyLa
         await applyWhiteout(root, header, wh, created, opts);
         continue;
       }
-      await applyEntry(root, header, body, data, created, dirTimes, opts);
+      await applyEntry(root, withFsTime(header), body, data, created, dirTimes, opts);
     }
     // Directories last (creating children changes their mtime). lutimes: a directory may have been
     // replaced by a symlink since, which must not be followed; then the times are not ours to set.
@@ -451,6 +451,20 @@ async function writeSmallFile(root: Root, abs: string, h: TarHeader, data: Buffe
   } finally {
     closeSync(fd);
   }
+}
+
+/** Latest time Docker's system.Chtimes sets: Go's time.Unix(0, 1<<63-1), in seconds. */
+const MAX_FS_TIME = 9223372036.854775;
+
+/**
+ * `h` with the mtime Docker 20.10's untar gives the file (system.Chtimes): a time before 1970 or
+ * after 2262 is the epoch (checked against dockerd: ADD of a tar whose entries are dated 1960 gives
+ * files and directories the time 0). Node's utimes would take a negative time for "now". (Docker
+ * sets a symlink's own time unclamped with LUtimesNano; Node cannot set a negative time, so a
+ * symlink gets 0 as well.)
+ */
+function withFsTime(h: TarHeader): TarHeader {
+  return h.mtime < 0 || h.mtime > MAX_FS_TIME ? { ...h, mtime: 0 } : h;
 }
 
 async function applyEntry(
