@@ -47,11 +47,14 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const when = (r: HistoryRow): string => r.created ?? GO_ZERO_TIME;
   const created = (r: HistoryRow): string => (human ? since(when(r), now) : rfc3339(when(r)));
   const size = (r: HistoryRow): string => (human ? humanSize(r.size) : String(r.size));
-  if (flagBool(args, 'quiet')) {
+  // as the docker CLI's NewHistoryFormat: none or `table` is the default table (or -q's IDs); any
+  // other format wins over -q
+  const source = flagString(args, 'format');
+  const format = source === undefined || source === '' || source === 'table' ? undefined : source;
+  if (flagBool(args, 'quiet') && format === undefined) {
     ctx.stdout.write(rows.map((r) => `${id(r)}\n`).join(''));
     return 0;
   }
-  const format = flagString(args, 'format');
   if (format !== undefined) {
     const objects = rows.map((r) => ({ Comment: r.comment, CreatedAt: rfc3339(when(r)), CreatedBy: createdBy(r), CreatedSince: since(when(r), now), ID: id(r), Size: size(r) }));
     ctx.stdout.write(formatRows(format, objects, { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' }));

@@ -178,8 +178,10 @@ export function runFormat(tpl: Template, data: unknown): string {
  */
 export function formatRows(format: string, rows: readonly Record<string, unknown>[], headers: Readonly<Record<string, string>>): string {
   if (isJSONFormat(format)) return rows.map((r) => `${canonicalJSON(r)}\n`).join('');
-  const isTable = /^table(\s|$)/.test(format);
-  const body = isTable ? format.replace(/^table\s?/, '') : format;
+  // as the docker CLI's formatter: 'table' is a prefix (table{{.ID}} too), and the rest is
+  // trimmed of spaces
+  const isTable = format.startsWith('table');
+  const body = (isTable ? format.slice('table'.length) : format).replace(/^ +| +$/g, '');
   const tpl = parseFormat(body.replace(/\\t/g, '\t').replace(/\\n/g, '\n'));
   const lines = rows.map((r) => runFormat(tpl, r));
   if (!isTable) return lines.map((l) => `${l}\n`).join('');

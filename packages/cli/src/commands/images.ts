@@ -40,7 +40,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   // as Docker: `images REPO[:TAG]` is one more reference filter
   if (args.positionals[0] !== undefined) filters.reference = [...(filters.reference ?? []), args.positionals[0]];
   const store = await openStore(ctx);
-  const format = flagString(args, 'format');
+  const quiet = flagBool(args, 'quiet');
+  const format = imageFormat(flagString(args, 'format'), quiet, flagBool(args, 'digests'));
   // as Docker's CLI: a format that uses .Digest shows digests
   const digests = flagBool(args, 'digests') || (format !== undefined && /\{\{[^}]*\.Digest\b/.test(format));
   let listed: ImageRow[];
@@ -61,7 +62,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
         return !seen.has(key) && seen.add(key);
       });
   const id = (r: ImageRow): string => (noTrunc ? r.id : shortID(r.id));
-  if (flagBool(args, 'quiet')) {
+  if (quiet && format === undefined) {
     // one line per row, as Docker 20.10's CLI: an image with several tags is listed once per tag
     ctx.stdout.write(rows.map((r) => `${id(r)}\n`).join(''));
     return 0;
@@ -90,6 +91,22 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const body = rows.map((r) => [r.repository, r.tag, ...(digests ? [r.digest] : []), id(r), isZeroTime(r.created) ? 'N/A' : since(r.created, now), humanSize(r.size)]);
   ctx.stdout.write(table([header, ...body]));
   return 0;
+}
+
+/**
+ * The template `--format` stands for, as the docker CLI's NewImageFormat: none (or `table`) is the
+ * default table, or the IDs with -q (undefined here); `raw` is Docker's key: value form; any other
+ * format wins over -q, and a custom table gets a DIGEST column with --digests.
+ */
+function imageFormat(source: string | undefined, quiet: boolean, digests: boolean): string | undefined {
+  if (source === undefined || source === '' || source === 'table') return undefined;
+  if (source === 'raw') {
+    if (quiet) return 'image_id: {{.ID}}';
+    if (digests) return 'repository: {{ .Repository }}\ntag: {{.Tag}}\ndigest: {{.Digest}}\nimage_id: {{.ID}}\ncreated_at: {{.CreatedAt}}\nvirtual_size: {{.Size}}\n';
+    return 'repository: {{ .Repository }}\ntag: {{.Tag}}\nimage_id: {{.ID}}\ncreated_at: {{.CreatedAt}}\nvirtual_size: {{.Size}}\n';
+  }
+  if (source.startsWith('table') && digests && !source.includes('{{.Digest}}')) return `${source}\t{{.Digest}}`;
+  return source;
 }
 
 /** `--filter` values by key. */
