@@ -71,3 +71,24 @@ test('contentDispositionFilename parses as Go mime.ParseMediaType', (t) => {
   ];
   for (const [value, want] of rows) t.is(contentDispositionFilename(value), want, value);
 });
+
+// Checked against dockerd 20.10 (h2/ue1, ue2): remotecontext.GetWithStatusError's words.
+test('ADD URL errors as dockerd words them: an error status with the body, a refused connection', async (t) => {
+  const dir = await tempDir(t);
+  const rootfs = path.join(dir, 'rootfs');
+  await mkdir(rootfs);
+  const srv = createServer((_req, res) => res.writeHead(404, 'File not found', { 'Content-Type': 'text/html' }).end('\n  <html>gone</html>\n'));
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as AddressInfo).port;
+  const url = `http://127.0.0.1:${port}/missing.txt`;
+  await t.throwsAsync(addInto({ rootfs, sources: [], urls: [url], dest: '/m', tmpDir: dir }), {
+    code: 'E_ADD_URL',
+    message: `ADD failed: failed to GET ${url} with status 404 File not found: <html>gone</html>`,
+  } as never);
+  await new Promise<void>((r) => srv.close(() => r()));
+  // the port is free now: nothing listens there
+  await t.throwsAsync(addInto({ rootfs, sources: [], urls: [url], dest: '/m', tmpDir: dir }), {
+    code: 'E_ADD_URL',
+    message: `ADD failed: Get "${url}": dial tcp 127.0.0.1:${port}: connect: connection refused`,
+  } as never);
+});

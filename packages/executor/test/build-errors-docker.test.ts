@@ -22,6 +22,8 @@ const rows: Array<[string, string, RegExp]> = [
     `FROM scratch\nCOPY --from=${hex64} /x /x\n`,
     new RegExp(`invalid from flag value ${hex64}: invalid repository name \\(${hex64}\\), cannot specify 64-byte hexadecimal strings$`),
   ],
+  // dockerd: getCopyInfoForSourcePath without allowRemote (h2/ue3); we said 'no source files were specified'
+  ['COPY of a URL', 'FROM scratch\nCOPY http://127.0.0.1:9/f.txt /c\n', /^Dockerfile:2: COPY http:\/\/127\.0\.0\.1:9\/f\.txt \/c: COPY failed: source can't be a URL for COPY$/],
   ['COPY --from a valid name that is not here', 'FROM scratch\nCOPY --from=nosuch /x /x\n', /: invalid from flag value nosuch: no stage or image named "nosuch" in the store$/],
 ];
 

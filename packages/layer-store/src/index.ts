@@ -30,6 +30,7 @@ export { save, CONTAINERD_NAME_ANNOTATION, type SaveOptions } from './save.js';
 export { load, loadFile, type LoadOptions, type LoadedImage } from './load.js';
 export { exportImage } from './export.js';
 export * from './registry.js';
+export { networkReason } from './registry-client.js';
 export { importRootfs, applyChanges, ChangeError, type ImportOptions, type ImportedConfig } from './import.js';
 export { isImportURL, openTarballURL } from './import-url.js';
 export { layerContentSize } from './layer-size.js';

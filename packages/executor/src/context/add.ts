@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { applyLayer } from '@tsbuild/layer-store';
+import { applyLayer, networkReason } from '@tsbuild/layer-store';
 import { copyInto, type CopyOptions } from './copy.js';
 import { downloadTarsum } from './docker-hash.js';
 import { ContextError } from './errors.js';
@@ -32,6 +32,9 @@ export interface AddOptions extends CopyOptions {
    */
   maxArchiveBytes?: number;
 }
+
+/** Most bytes of an error response's body an ADD error quotes. */
+const MAX_ERROR_BODY = 64 * 1024;
 
 /** What {@link addInto} reports besides the files it wrote. */
 export interface AddResult {
@@ -218,6 +221,22 @@ function downloadFileName(url: URL, contentDisposition: string | null): string {
   return '';
 }
 
+/** The first MAX_ERROR_BODY bytes of an error response's body (the rest is not read). */
+async function errorBody(res: Response): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of (res.body ?? []) as AsyncIterable<Uint8Array>) {
+      chunks.push(Buffer.from(chunk));
+      size += chunk.length;
+      if (size >= MAX_ERROR_BODY) break;
+    }
+  } catch {
+    // a body that breaks off: what arrived
+  }
+  return Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY);
+}
+
 async function download(
   url: string,
   dir: string,
@@ -228,18 +247,22 @@ async function download(
   try {
     res = await fetch(url, { signal, redirect: 'follow' });
   } catch (cause) {
-    throw new ContextError('E_ADD_URL', `ADD failed: downloading ${url}`, { cause, hint: 'check the URL and the network' });
+    if (signal?.aborted === true) throw cause;
+    // dockerd: Go's url.Error, 'Get "URL": dial tcp 127.0.0.1:8799: connect: connection refused'
+    throw new ContextError('E_ADD_URL', `ADD failed: Get ${JSON.stringify(url)}: ${networkReason(cause, new URL(url))}`, { cause, hint: 'check the URL and the network' });
   }
-  if (!res.ok || res.body === null) {
-    throw new ContextError('E_ADD_URL', `ADD failed: ${url} returned status: ${res.status} ${res.statusText}`, {
-      hint: 'check the URL',
-    });
+  // dockerd (remotecontext.GetWithStatusError): a status of 400 or more fails, with the body
+  if (res.status >= 400) {
+    const body = (await errorBody(res)).toString('utf8').trim();
+    const status = `${res.status}${res.statusText ? ` ${res.statusText}` : ''}`;
+    throw new ContextError('E_ADD_URL', `ADD failed: failed to GET ${url} with status ${status}: ${body}`, { hint: 'check the URL' });
   }
   // staged under its own name, as Docker's tarsum of it (history) names it
   const name = downloadFileName(new URL(url), res.headers.get('content-disposition'));
   const file = path.join(dir, name === '' || name === '.' || name === '..' ? '__unnamed__' : name);
   const counter = new Sha256Counter();
-  await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), counter, createWriteStream(file, { mode: 0o600 }), {
+  const body = res.body === null ? Readable.from([]) : Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+  await pipeline(body, counter, createWriteStream(file, { mode: 0o600 }), {
     signal,
   });
   if (checksum !== undefined) {

@@ -232,6 +232,10 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
   const signal = options.signal;
   const urls = step.kind === 'ADD' ? step.sources.filter(isUrl) : [];
   const local = step.sources.filter((s) => !isUrl(s));
+  if (step.kind === 'COPY' && local.length < step.sources.length) {
+    // dockerd 20.10 (getCopyInfoForSourcePath, allowRemote false)
+    throw new ContextError('E_COPY_URL', "COPY failed: source can't be a URL for COPY", { hint: 'use ADD to download a file, or RUN with wget/curl' });
+  }
   await ctx.holdContent();
   const tmp = await store.makeTempDir('copy');
   let src: Rootfs | undefined;
