@@ -184,9 +184,13 @@ export class RegistryClient {
       } as globalThis.RequestInit);
     } catch (err) {
       if (this.#opts.signal?.aborted) throw err;
-      throw new RegistryError(`${init.what ?? 'contacting registry'}: cannot reach ${url.origin}: ${method} "${url.href}": ${networkReason(err, url)}`, {
+      // in Go's words, as dockerd prints them: 'Get "http://h/v2/": dial tcp h: connect: connection
+      // refused' (url.Error: the method as Get/Head/Post/Put); what we were doing goes to the hint
+      const op = method.charAt(0) + method.slice(1).toLowerCase();
+      const doing = `${init.what ?? 'contacting the registry'} at ${url.origin} failed`;
+      throw new RegistryError(`${op} "${url.href}": ${networkReason(err, url)}`, {
         cause: err,
-        hint: isLoopbackRegistry(url.host) || url.protocol === 'http:' ? 'is the registry running at that address?' : 'check the registry name and the network (HTTPS is used for non-local registries)',
+        hint: isLoopbackRegistry(url.host) || url.protocol === 'http:' ? `${doing}: is the registry running at that address?` : `${doing}: check the registry name and the network (HTTPS is used for non-local registries)`,
       });
     }
   }

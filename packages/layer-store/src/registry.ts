@@ -28,6 +28,11 @@ export type RegistryEvent =
   /** The manifest (or index) the reference names. */
   | { type: 'resolved'; ref: string; digest: Digest; mediaType: string }
   /**
+   * Push only, once the registry answered: the layers about to be pushed (diffIDs, top layer
+   * first), as dockerd lists them ('ID: Preparing') before any is sent.
+   */
+  | { type: 'preparing'; ids: string[] }
+  /**
    * A blob was handled: `exists` = already there (in the store for pull, in the registry for
    * push), `done` = downloaded or uploaded. `id` is the layer's diffID for push, the digest
    * otherwise (what Docker shows).
@@ -188,6 +193,9 @@ export async function push(store: Store, ref: string, opts: RegistryOptions = {}
     ...image.manifest.layers.map((l, i) => ({ desc: l, kind: 'layer' as const, id: image.config.rootfs.diff_ids[i] ?? l.digest })),
     { desc: image.manifest.config, kind: 'config' as const, id: image.manifest.config.digest },
   ];
+  // the registry is reached (and its authentication done) before the layers are listed, as dockerd
+  await client.ping();
+  opts.onEvent?.({ type: 'preparing', ids: blobs.filter((b) => b.kind === 'layer').map((b) => b.id).reverse() });
   const mountFrom = await mountSource(store, r, image.id);
   await eachLimit(blobs, BLOB_CONCURRENCY, async (b) => {
     const status = await pushBlob(store, client, r, b.desc, mountFrom);

@@ -70,12 +70,14 @@ test('push to docker-registry, pull into an empty store: same image ID, manifest
   const local = await src.resolveImage(ref);
   t.is(pushed.digest, local.manifestDescriptor.digest);
   t.is(pushed.size, local.manifestDescriptor.size);
-  t.deepEqual(events.map((e) => e.type === 'blob' && `${e.kind}:${e.status}`).sort(), ['config:done', 'layer:done']);
+  // the layers listed first (dockerd's 'Preparing'), top first, then each blob's result
+  t.deepEqual(events[0], { type: 'preparing', ids: [...local.config.rootfs.diff_ids].reverse() });
+  t.deepEqual(events.slice(1).map((e) => e.type === 'blob' && `${e.kind}:${e.status}`).sort(), ['config:done', 'layer:done']);
 
   // a second push finds everything there
   const again: RegistryEvent[] = [];
   t.is((await push(src, ref, { onEvent: (e) => again.push(e) })).digest, pushed.digest);
-  t.true(again.every((e) => e.type === 'blob' && e.status === 'exists'));
+  t.true(again.every((e) => e.type === 'preparing' || (e.type === 'blob' && e.status === 'exists')));
 
   const dst = await tempStore(t);
   const pulled = await pull(dst, ref);

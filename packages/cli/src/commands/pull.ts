@@ -47,6 +47,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   let known = false;
   const onEvent = (e: RegistryEvent): void => {
     if (e.type === 'resolved') out(`${ref.digest !== undefined ? ref.familiar() : ref.tag}: Pulling from ${ref.path}\n`);
+    else if (e.type !== 'blob') return;
     else if (e.kind === 'config') known = e.status === 'exists';
     else if (!known || e.status !== 'exists') out(`${e.id.slice(7, 19)}: ${e.status === 'exists' ? 'Already exists' : 'Pull complete'}\n`);
   };

@@ -30,6 +30,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const store = await openStore(ctx);
   out(`The push refers to repository [${ref.name}]\n`);
   const onEvent = (e: RegistryEvent): void => {
+    // dockerd without a terminal: each layer's 'Preparing', then what became of it
+    if (e.type === 'preparing') out(e.ids.map((id) => `${id.slice(7, 19)}: Preparing\n`).join(''));
     if (e.type === 'blob' && e.kind === 'layer') {
       out(`${e.id.slice(7, 19)}: ${e.status === 'exists' ? 'Layer already exists' : e.status === 'mounted' ? `Mounted from ${e.from ?? ''}` : 'Pushed'}\n`);
     }
