@@ -15,7 +15,9 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   if (args.flags.has('help')) return void ctx.stdout.write(HELP), 0;
   if (args.positionals.length > 1) throw new UsageError('"logout" requires at most 1 argument.', 'Usage: tsbuild logout [SERVER]');
   const server = registryKey(args.positionals[0] ?? 'docker.io');
-  if (await removeCredentials(authFile(ctx.env), server)) ctx.stdout.write(`Removing login credentials for ${server}\n`);
-  else ctx.stdout.write(`Not logged in to ${server}\n`);
+  // as the docker 20.10 CLI (checked: 20.10.24), also when there was nothing to remove; Docker Hub
+  // is named by its legacy index address
+  await removeCredentials(authFile(ctx.env), server);
+  ctx.stdout.write(`Removing login credentials for ${server === 'docker.io' ? 'https://index.docker.io/v1/' : server}\n`);
   return 0;
 }
