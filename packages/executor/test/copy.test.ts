@@ -111,6 +111,16 @@ test('COPY of files and directories dated before 1970 gives them the time 0, not
   for (const p of ['o/sub', 'o/f', 'f1']) t.is((await lstat(path.join(rootfs, p))).mtimeMs, 0, p);
 });
 
+// Checked against dockerd 20.10 (h2/c5d, c5f, c5g; it names the overlay path where we name the image's).
+test('COPY below a file: the destination lstat fails as Docker\'s isExistingDirectory', async (t) => {
+  const { ctx, rootfs } = await setup(t);
+  const msg = (m: string) => ({ code: 'E_COPY_NOT_DIR', message: `failed to copy files: ${m}: not a directory` }) as never;
+  await t.throwsAsync(copyInto({ rootfs, sources: await selectSources(ctx, ['a.txt']), dest: '/existfile/deeper/' }), msg('lstat /existfile/deeper'));
+  await t.throwsAsync(copyInto({ rootfs, sources: await selectSources(ctx, ['dir']), dest: '/existfile/deeper/' }), msg('lstat /existfile/deeper'));
+  await t.throwsAsync(copyInto({ rootfs, sources: await selectSources(ctx, ['a.txt']), dest: '/existfile/' }), msg('failed to create new directory: mkdir /existfile'));
+  await t.throwsAsync(copyInto({ rootfs, sources: await selectSources(ctx, ['dir']), dest: '/existfile' }), msg('failed to copy directory: mkdir /existfile'));
+});
+
 test('COPY directory copies its contents, keeps modes, symlinks and hard links, owner 0:0', async (t) => {
   const { ctx, rootfs } = await setup(t);
   await copyInto({ rootfs, sources: await selectSources(ctx, ['dir']), dest: '/d' });

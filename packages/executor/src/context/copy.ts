@@ -472,7 +472,7 @@ export async function linkReused(reuse: CopyReuse, signal?: AbortSignal): Promis
 
 async function copyDirectory(rootfs: string, src: Source, destImage: string, st: CopyState, signal?: AbortSignal): Promise<void> {
   const resolved = await resolveInRoot(rootfs, destImage);
-  const existing = lstatOrNull(resolved);
+  const existing = lstatDest(resolved, imagePathOf(rootfs, resolved));
   if (existing !== null && !existing.isDirectory()) throw notADirectory(destImage, 'failed to copy directory');
   let host: string;
   try {
@@ -483,6 +483,29 @@ async function copyDirectory(rootfs: string, src: Source, destImage: string, st:
     throw cause;
   }
   await copyEntries(host, src.entries.slice(1), st, signal);
+}
+
+/**
+ * The lstat of a COPY destination (`resolved`, image path `image`), null when it does not exist.
+ * As Docker's isExistingDirectory, only "does not exist" means no destination: a file where one
+ * of its parents should be fails (checked against dockerd: 'COPY x.txt /t/file/deeper/' and
+ * 'COPY dir /t/file/deeper/' with /t/file a file: "failed to copy files: lstat /t/file/deeper:
+ * not a directory").
+ */
+function lstatDest(resolved: string, image: string): Stats | null {
+  try {
+    return lstatSync(resolved);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    if (code === 'ENOTDIR') {
+      throw new ContextError('E_COPY_NOT_DIR', `failed to copy files: lstat ${image}: not a directory`, {
+        hint: 'a file in the image is where the destination needs a directory',
+        cause,
+      });
+    }
+    throw cause;
+  }
 }
 
 /** The image path of `host`, a host path inside `rootfs`. */
@@ -500,7 +523,8 @@ async function copyFileSource(rootfs: string, src: Source, destImage: string, de
   // that name is replaced, not written through.
   const resolved = await resolveInRoot(rootfs, destImage);
   let targetImage = imagePathOf(rootfs, resolved);
-  if (destIsDir || lstatOrNull(resolved)?.isDirectory() === true) targetImage = path.posix.join(targetImage, base);
+  const existing = lstatDest(resolved, targetImage);
+  if (destIsDir || existing?.isDirectory() === true) targetImage = path.posix.join(targetImage, base);
   // Docker: every directory created for a file source gets the --chown owner.
   const parentHost = await mkdirInRoot(rootfs, path.posix.dirname(targetImage), () => st.owner);
   await writeLeaf(e, path.join(parentHost, path.posix.basename(targetImage)), st);
