@@ -56,3 +56,15 @@ test('FROM scratch has no ID; FROM scratch alone generates no image', async (t) 
   const labelled = await buildCollect({ store: store.root, contextDir: null, dockerfile: { text: 'FROM scratch\n' }, labels: { a: 'b' } });
   t.truthy(labelled.result.id);
 });
+
+// dockerd 20.10 (checked, h1/x6): the second HEALTHCHECK's step prints
+// 'Note: overriding previous HEALTHCHECK: [CMD a]' on the build output, a cached rebuild too
+test('HEALTHCHECK over an earlier one prints the override note in its step', async (t) => {
+  const dir = await testDir(t, 'build-ids');
+  const opts = { store: path.join(dir, 'store'), contextDir: null, dockerfile: { text: 'FROM scratch\nHEALTHCHECK CMD ["a"]\nHEALTHCHECK CMD b\n' } };
+  for (let run = 0; run < 2; run++) {
+    const r = await buildCollect(opts);
+    const logs = r.events.flatMap((e) => (e.type === 'step-log' ? [[e.index, e.stream, Buffer.from(e.bytes).toString()]] : []));
+    t.deepEqual(logs, [[2, 'stdout', 'Note: overriding previous HEALTHCHECK: [CMD a]\n']]);
+  }
+});

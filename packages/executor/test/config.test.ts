@@ -1,5 +1,5 @@
 import test from 'ava';
-import { applyConfigStep, scratchConfig, normalizeWorkdir, exposedPortsOf, type ConfigState, type ConfigStep } from '../src/build/config.js';
+import { applyConfigStep, healthcheckOverrideNote, scratchConfig, normalizeWorkdir, exposedPortsOf, type ConfigState, type ConfigStep } from '../src/build/config.js';
 import { goDuration, goQuoteList, goQuoteRune } from '../src/build/gofmt.js';
 import { BuildError } from '../src/build/errors.js';
 import { expandStep } from '../src/build/expand.js';
@@ -131,6 +131,15 @@ test('ENV: a name that expands to nothing fails as dockerd', (t) => {
   const instr = parseDockerfile('FROM scratch\nENV A=1 $EMPTY=x\n').stages[0]!.instructions[0]!;
   const step = expandStep(instr, () => undefined, '\\');
   t.throws(() => run([step as ConfigStep]), { instanceOf: BuildError, message: 'invalid environment variable: =x' });
+});
+
+// dockerd 20.10 prints 'Note: overriding previous HEALTHCHECK: [CMD wget -q x]' after the Step line
+// of a HEALTHCHECK that replaces one (checked, h1/x6); none after NONE or without one
+test('HEALTHCHECK: the override note as dispatchHealthcheck prints it', (t) => {
+  t.is(healthcheckOverrideNote({ Healthcheck: { Test: ['CMD', 'wget', '-q', 'x'] } }), 'Note: overriding previous HEALTHCHECK: [CMD wget -q x]\n');
+  t.is(healthcheckOverrideNote({ Healthcheck: { Test: ['CMD-SHELL', 'echo hi'] } }), 'Note: overriding previous HEALTHCHECK: [CMD-SHELL echo hi]\n');
+  t.is(healthcheckOverrideNote({ Healthcheck: { Test: ['NONE'] } }), undefined);
+  t.is(healthcheckOverrideNote({}), undefined);
 });
 
 test('LABEL merges, MAINTAINER sets author, HEALTHCHECK omits zero durations', (t) => {

@@ -9,7 +9,7 @@ import type { Dockerfile, Instruction, LabelInstruction, Lookup, Stage } from '@
 import { parseDockerfile } from '@tsbuild/parser';
 import { canonicalJSON, EncodedJSON, sha256Of, Store, ImageNotFoundError } from '@tsbuild/layer-store';
 import type { Descriptor, DiffID, Digest, ImageConfig, Platform, ResolvedImage } from '@tsbuild/layer-store';
-import { applyConfigStep, scratchConfig, DEFAULT_PATH, type ConfigState, type ConfigStep } from './config.js';
+import { applyConfigStep, healthcheckOverrideNote, scratchConfig, DEFAULT_PATH, type ConfigState, type ConfigStep } from './config.js';
 import { expandStep, type ExpandedStep, type FsStep } from './expand.js';
 import { runFsStep, ensureWorkdir } from './steps/fs.js';
 import { planBuild, hostPlatform, platformString, PREDEFINED_ARGS, type PlannedStage, type BuildPlan } from './plan.js';
@@ -455,6 +455,9 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
     let cached = false;
     try {
       const step = fixedSteps.get(instr) ?? expandStep(instr, stepLookup(ctx, state), ctx.df.directives.escape);
+      // printed at dispatch, before the cache is asked (a cached step prints it too)
+      const note = step.kind === 'HEALTHCHECK' ? healthcheckOverrideNote(state.image.config) : undefined;
+      if (note !== undefined) ctx.emit({ type: 'step-log', stage: stage.index, index, stream: 'stdout', bytes: Buffer.from(note) });
       const mounts = runMountsOf(instr, stepLookup(ctx, state), ctx.df.directives.escape);
       const outcome = await ctx.cache.step(ctx, cursor, { state, step, instr, mounts, index }, async (state, prior) => {
         if (isFsStep(step)) state = await runFsStep(ctx, state, step, p, index, mounts, prior);

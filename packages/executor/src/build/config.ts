@@ -165,6 +165,16 @@ export function checkStopSignal(signal: string): void {
   if (!ok) throw new BuildError('E_STEP', `Invalid signal: ${signal}`, { hint: 'give a signal name such as SIGTERM or SIGKILL, or its number' });
 }
 
+/**
+ * The note Docker 20.10's dispatchHealthcheck prints on the build output when a HEALTHCHECK
+ * replaces one the config already has (set earlier or inherited, NONE aside), or undefined.
+ */
+export function healthcheckOverrideNote(config: ContainerConfig): string | undefined {
+  const old = config.Healthcheck?.Test ?? [];
+  // fmt.Fprintf(Stdout, "Note: overriding previous HEALTHCHECK: %v\n", oldCmd): Go's %v of a []string
+  return old.length > 0 && old[0] !== 'NONE' ? `Note: overriding previous HEALTHCHECK: [${old.join(' ')}]\n` : undefined;
+}
+
 function healthHistory(h: HealthConfig): string {
   // fmt.Sprintf("HEALTHCHECK %q", &container.HealthConfig{Test, Interval, Timeout, StartPeriod, Retries})
   return `HEALTHCHECK &{${goQuoteList(h.Test ?? [])} "${goDuration(h.Interval ?? 0)}" "${goDuration(h.Timeout ?? 0)}" "${goDuration(h.StartPeriod ?? 0)}" ${goQuoteRune(h.Retries ?? 0)}}`;
