@@ -388,3 +388,15 @@ test('ADD URL: file name from the URL, mode 0600, mtime from Last-Modified, chec
   await t.throwsAsync(addInto({ rootfs, sources: [], urls: [`${base}/missing`], dest: '/u5', tmpDir: dir }), { code: 'E_ADD_URL' } as never);
   t.deepEqual((await readdir(dir)).filter((n) => n.startsWith('tsbuild-add-')), [], 'staging removed');
 });
+
+// Checked against dockerd 20.10 (h2/ae1): the destination is resolved (lstat) before the untar.
+test('ADD of an archive below a file fails as dockerd: lstat DEST: not a directory', async (t) => {
+  const { ctx, rootfs } = await setup(t);
+  execFileSync('tar', ['-C', path.join(ctx, 'dir'), '-cf', path.join(ctx, 'x.tar'), 'f1']);
+  await t.throwsAsync(addInto({ rootfs, sources: await selectSources(ctx, ['x.tar']), dest: '/existfile/deeper/' }), {
+    code: 'E_COPY_NOT_DIR',
+    message: 'failed to copy files: lstat /existfile/deeper: not a directory',
+  } as never);
+  await addInto({ rootfs, sources: await selectSources(ctx, ['x.tar']), dest: '/fine/deeper/' });
+  t.is(await readFile(path.join(rootfs, 'fine/deeper/f1'), 'utf8'), '1\n');
+});

@@ -405,6 +405,18 @@ function keepOwnerAndMode(dir: string, before: Stats): void {
 /** Creates the image directory `dir` (0755, root) unless it exists; returns its host path. */
 async function ensureDir(rootfs: string, dir: string): Promise<string> {
   const host = await resolveInRoot(rootfs, dir);
+  // dockerd resolves the destination first (FollowSymlinkInScope lstats it): a file where a parent
+  // should be fails there (checked: 'ADD x.tar /t/file/deeper/' with /t/file a file)
+  try {
+    lstatSync(host);
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOTDIR') {
+      throw new ContextError('E_COPY_NOT_DIR', `failed to copy files: lstat ${dir}: not a directory`, {
+        hint: 'a file in the image is where the destination needs a directory',
+        cause,
+      });
+    }
+  }
   const rel = path.relative(rootfs, host);
   let cur = rootfs;
   for (const seg of rel === '' ? [] : rel.split(path.sep)) {
