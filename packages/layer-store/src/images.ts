@@ -513,10 +513,27 @@ export interface ImagePruneReport extends PruneReport {
  * an image is dangling when no tag names it: untagged, or named by digest references only (pulled
  * by digest); those references go with it.
  */
-export async function prune(store: Store, opts: GcOptions = {}): Promise<ImagePruneReport> {
+export async function prune(store: Store, opts: ImagePruneOptions = {}): Promise<ImagePruneReport> {
+  // the filters read each candidate's config first (outside the index update, which is synchronous)
+  const filtered = opts.until !== undefined || opts.labels !== undefined || opts.notLabels !== undefined;
+  const allowed = new Set<string>();
+  if (filtered) {
+    for (const m of (await store.readIndex()).manifests) {
+      if (allowed.has(m.digest)) continue;
+      let config: ImageConfig | undefined;
+      try {
+        config = await store.readJSONBlob<ImageConfig>((await store.readJSONBlob<Manifest>(m.digest)).config.digest);
+      } catch {
+        config = undefined;
+      }
+      if (config !== undefined && prunable(config, opts)) allowed.add(m.digest);
+    }
+  }
   const dangling: Array<{ desc: Descriptor; refs: string[] }> = [];
   await store.updateIndex((index) => {
     const tagged = new Set(index.manifests.filter(isTag).map((m) => m.digest));
+    // an image the filters keep stays, as if it were tagged
+    if (filtered) for (const m of index.manifests) if (!allowed.has(m.digest)) tagged.add(m.digest);
     dangling.length = 0;
     for (const m of index.manifests) {
       if (tagged.has(m.digest)) continue;
@@ -546,6 +563,38 @@ export async function prune(store: Store, opts: GcOptions = {}): Promise<ImagePr
   }
   const report = await collectGarbage(store, opts);
   return { ...report, imagesDeleted: images.map((i) => i.deleted), images };
+}
+
+/**
+ * Options of {@link prune}: Docker 20.10's image prune filters. An image is pruned only when it
+ * matches all of them.
+ */
+export interface ImagePruneOptions extends GcOptions {
+  /** `until=`: only images created at or before this time (a later one is kept). */
+  until?: Date;
+  /** `label=`: only images whose config has every one of these labels (`key` or `key=value`). */
+  labels?: readonly string[];
+  /** `label!=`: an image that has every one of these labels (`key` or `key=value`) is kept. */
+  notLabels?: readonly string[];
+}
+
+/** Whether an image config passes the prune filters (dockerd's until check and matchLabels). */
+function prunable(config: ImageConfig, opts: ImagePruneOptions): boolean {
+  if (opts.until !== undefined) {
+    const created = Date.parse(config.created ?? '');
+    if (!Number.isNaN(created) && created > opts.until.getTime()) return false;
+  }
+  const labels = config.config?.Labels ?? undefined;
+  // filters.Args.MatchKVList: every value must match; no labels at all matches nothing
+  const matchAll = (wanted: readonly string[]): boolean =>
+    labels != null &&
+    wanted.every((w) => {
+      const eq = w.indexOf('=');
+      return eq < 0 ? Object.hasOwn(labels, w) : labels[w.slice(0, eq)] === w.slice(eq + 1);
+    });
+  if (opts.labels !== undefined && opts.labels.length > 0 && !matchAll(opts.labels)) return false;
+  if (opts.notLabels !== undefined && opts.notLabels.length > 0 && matchAll(opts.notLabels)) return false;
+  return true;
 }
 
 /** The chain IDs of an image manifest's layers, bottom first ([] when it cannot be read). */

@@ -56,6 +56,7 @@ export {
   type RemoveResult,
   type PruneReport,
   type ImagePruneReport,
+  type ImagePruneOptions,
   type PrunedImage,
   type PruneCacheOptions,
   type GcOptions,

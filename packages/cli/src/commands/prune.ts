@@ -1,7 +1,6 @@
 /** `tsbuild prune [-f]`: remove dangling images and every blob and snapshot nothing refers to. */
-import { prune, pruneCache } from '@tsbuild/layer-store';
-import { flagString } from '../args.js';
-import { flagBool, parseArgs, UsageError } from '../args.js';
+import { prune, pruneCache, StoreError, type ImagePruneOptions } from '@tsbuild/layer-store';
+import { flagBool, flagList, flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
 import { humanSize, openStore, waitingForBuilds } from './image-output.js';
 
@@ -51,7 +50,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     { name: 'force', short: 'f', type: 'boolean' },
     { name: 'help', type: 'boolean' },
     { name: 'cache', type: 'boolean' },
-    { name: 'filter', type: 'string' },
+    { name: 'filter', type: 'string', multiple: true },
     { name: 'keep-storage', type: 'string' },
   ]);
   if (args.flags.has('help')) return void ctx.stdout.write('Usage: tsbuild prune [OPTIONS]\n\nRemove dangling images and unreferenced blobs and snapshots\n\nOptions:\n  -f, --force   Do not prompt for confirmation\n'), 0;
@@ -61,12 +60,13 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     const answer = (await readLine(ctx)).trim().toLowerCase();
     if (answer !== 'y' && answer !== 'yes') return 0;
   }
-  if (flagBool(args, 'cache')) return pruneBuildCache(ctx, flagString(args, 'filter'), flagString(args, 'keep-storage'));
+  if (flagBool(args, 'cache')) return pruneBuildCache(ctx, flagList(args, 'filter').at(-1), flagString(args, 'keep-storage'));
+  const filters = imagePruneFilters(flagList(args, 'filter'), new Date());
   const store = await openStore(ctx);
   // work dirs of killed builds first: their sandboxes ended, mounts gone, dirs removed
   const { reapStaleWork } = await import('@tsbuild/executor');
   await reapStaleWork(store);
-  const report = await prune(store, { onWait: waitingForBuilds(ctx) });
+  const report = await prune(store, { ...filters, onWait: waitingForBuilds(ctx) });
   if (report.images.length > 0) {
     // as dockerd: each image's digest references (untagged:), the image, then its layers no
     // other image has (deleted:, by chain ID)
@@ -75,4 +75,51 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   }
   ctx.stdout.write(`Total reclaimed space: ${humanSize(report.reclaimed, 4)}\n`);
   return 0;
+}
+
+/**
+ * `prune --filter` for images, as Docker 20.10's image prune takes them: `until=` (a Go duration
+ * before `now`, an RFC 3339 time or date, or Unix seconds), `label=KEY[=VALUE]`, `label!=…`, and
+ * `dangling=true` (what it does anyway). dockerd's errors: `Invalid filter 'KEY'`, `failed to parse
+ * value as time or duration: "X"`, `more than one until filter specified`.
+ * @throws UsageError for a flag that is not name=value; StoreError E_FILTER for the rest.
+ */
+export function imagePruneFilters(flags: readonly string[], now: Date): Pick<ImagePruneOptions, 'until' | 'labels' | 'notLabels'> {
+  const out: { until?: Date; labels?: string[]; notLabels?: string[] } = {};
+  const bad = (message: string, hint: string): StoreError => new StoreError(message, { code: 'E_FILTER', hint });
+  let untils = 0;
+  for (const f of flags) {
+    const eq = f.indexOf('=');
+    if (eq < 0) throw new UsageError(`invalid argument "${f}" for "--filter" flag: bad format of filter (expected name=value)`);
+    // the docker CLI's filters.ParseFlag: the name lower-cased, both sides trimmed; 'label!=x' is the key 'label!'
+    const key = f.slice(0, eq).trim().toLowerCase();
+    const value = f.slice(eq + 1).trim();
+    if (key === 'until') {
+      if (++untils > 1) throw bad('more than one until filter specified', 'give one until=');
+      out.until = pruneTime(value, now);
+    } else if (key === 'label') (out.labels ??= []).push(value);
+    else if (key === 'label!') (out.notLabels ??= []).push(value);
+    else if (key === 'dangling' && ['true', '1'].includes(value.toLowerCase())) continue;
+    else if (key === 'dangling') throw bad(`Invalid filter 'dangling=[${value}]'`, 'tsbuild prune removes dangling images only (docker image prune -a is not supported)');
+    else throw bad(`Invalid filter '${key}'`, 'prune takes until=, label=, label!= and dangling=true filters');
+  }
+  return out;
+}
+
+const GO_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1e3, m: 6e4, h: 36e5 };
+
+/** docker's timetypes.GetTimestamp for until=: a Go duration before now, a time, or Unix seconds. */
+function pruneTime(value: string, now: Date): Date {
+  const duration = /^([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$/.test(value) || value === '0';
+  if (duration) {
+    let ms = 0;
+    for (const m of value.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g)) ms += Number(m[1]) * GO_UNITS[m[2]!]!;
+    return new Date(now.getTime() - (value.startsWith('-') ? -ms : ms));
+  }
+  if (/^\d+(\.\d+)?$/.test(value)) return new Date(Number(value) * 1000);
+  if (/^\d{4}-\d{2}-\d{2}/.test(value)) {
+    const t = Date.parse(value);
+    if (!Number.isNaN(t)) return new Date(t);
+  }
+  throw new StoreError(`failed to parse value as time or duration: ${JSON.stringify(value)}`, { code: 'E_FILTER', hint: 'until= takes a duration (24h, 90m), a time (2026-01-02T15:04:05Z) or Unix seconds' });
 }
