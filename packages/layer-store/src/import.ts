@@ -132,8 +132,10 @@ export function goArch(arch: string): string {
 // ---- --change lines ----
 
 /**
- * Applies `docker import -c` / `docker commit -c` lines to a container config, as Docker's
- * BuildFromConfig does (no variable expansion: Docker expands against an empty environment).
+ * Applies `docker import -c` / `docker commit -c` lines to a container config: a simpler reading
+ * than Docker's BuildFromConfig (no variable expansion, no HEALTHCHECK, one instruction per line).
+ * The CLI reads changes with the Dockerfile parser as dockerd does and passes
+ * `ImportOptions.config` instead.
  * @returns a new config; `base` is not modified.
  * @throws ChangeError for an unknown or malformed instruction.
  */
