@@ -92,3 +92,27 @@ test('ADD URL errors as dockerd words them: an error status with the body, a ref
     message: `ADD failed: Get "${url}": dial tcp 127.0.0.1:${port}: connect: connection refused`,
   } as never);
 });
+
+// Checked against dockerd 20.10 (h2/u1, u3): the history hash of ADD with URL and context sources
+// hashes them in the order written (we put the URLs last).
+test('ADD history: a URL source alone and among context files hashes as dockerd', async (t) => {
+  const dir = await tempDir(t);
+  const { busyboxStore, writeFiles } = await import('./cache-helpers.js');
+  const { build } = await import('../src/index.js');
+  const store = await busyboxStore(path.join(dir, 'store'));
+  const ctx = path.join(dir, 'ctx');
+  await mkdir(ctx);
+  await writeFiles(ctx, { 'a.txt': 'a\n', 'b.txt': 'b\n' });
+  const base = await serve(t, { '/file.txt': { body: 'hello\n' } });
+  const text = `FROM busybox\nADD ${base}/file.txt /u1/\nADD ${base}/file.txt a.txt /m1/\nADD a.txt ${base}/file.txt b.txt /m2/\n`;
+  await build({ store, contextDir: ctx, dockerfile: { text }, tags: ['add-url-hist:1'], sourceDateEpoch: 0 });
+  const img = await store.resolveImage('add-url-hist:1');
+  t.deepEqual(
+    img.config.history?.slice(-3).map((h) => h.created_by),
+    [
+      '/bin/sh -c #(nop) ADD dd9f75b559eb856e8f39d9ab650170430a211c4ecb76fa541e990568ebf535ad in /u1/ ',
+      '/bin/sh -c #(nop) ADD multi:affa19e0d5021ebbd845d13990382f5814c7a74e4a990d849a4204c549aaaab7 in /m1/ ',
+      '/bin/sh -c #(nop) ADD multi:580ef2bdad85518f548364263924179ffffab31e924e3286a4762733d637f9e7 in /m2/ ',
+    ],
+  );
+});

@@ -138,6 +138,9 @@ function chmodMode(chmod: string): number {
 
 const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
 
+/** One source as written: a URL, or the number of sources a local path or wildcard selected. */
+type SourceSlot = 'url' | number;
+
 /**
  * The `<kind>:<hex>` Docker writes in COPY/ADD history: `file:`/`dir:` for one source, `multi:`
  * for several. With `context` (sources from the build context or a stage's rootfs), Docker 20.10's
@@ -145,8 +148,8 @@ const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
  * the sha256 of our source digest (content, mode, owner, size, link target; no mtimes). `urlParts`:
  * the parts of the URL sources as they are (addInto's urlHashes: Docker's tarsum of each download).
  */
-async function sourceHash(sources: readonly Source[], heredocs: CopyStep['heredocs'], urlParts: readonly string[], signal?: AbortSignal, statIndex?: StatIndex, context?: DockerHashContext): Promise<string> {
-  const parts: string[] = [];
+async function sourceHash(sources: readonly Source[], heredocs: CopyStep['heredocs'], urlParts: readonly string[], signal?: AbortSignal, statIndex?: StatIndex, context?: DockerHashContext, order?: readonly SourceSlot[]): Promise<string> {
+  let parts: string[] = [];
   for (const s of sources) {
     if (context !== undefined) {
       // from the build context: Docker's own hash (tarsums), so the history reads as Docker's
@@ -156,8 +159,20 @@ async function sourceHash(sources: readonly Source[], heredocs: CopyStep['heredo
     const d = await hashSources([s], { ...(signal ? { signal } : {}), ...(statIndex ? { statIndex } : {}) });
     parts.push(`${s.entries[0]?.type === 'dir' ? 'dir' : 'file'}:${d.slice('sha256:'.length)}`);
   }
+  if (order !== undefined) {
+    // Docker hashes the sources in the order written, URLs among the local ones
+    const local = parts;
+    let next = 0;
+    let nextUrl = 0;
+    parts = [];
+    for (const slot of order) {
+      if (slot === 'url') parts.push(urlParts[nextUrl++]!);
+      else for (let i = 0; i < slot; i++) parts.push(local[next++]!);
+    }
+  } else {
+    parts.push(...urlParts);
+  }
   for (const h of heredocs) parts.push(`file:${createHash('sha256').update(h.content).digest('hex')}`);
-  parts.push(...urlParts);
   if (parts.length === 1) return parts[0] as string;
   return `multi:${createHash('sha256').update(parts.join(',')).digest('hex')}`;
 }
@@ -304,7 +319,16 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
       await dest.unmount();
     }
     if (reuse !== undefined && reuse.deferred.size > 0) await linkReused(reuse, signal);
-    const hash = await sourceHash(sources, step.heredocs, urlHashes, signal, statIndex, context);
+    let order: SourceSlot[] | undefined;
+    if (urls.length > 0 && sources.length > 0 && src === undefined && options.contextDir !== null) {
+      // which selected sources each local pattern gave (a wildcard may give none or several)
+      const ignore = await contextIgnore(ctx, options.contextDir);
+      order = [];
+      for (const s of step.sources) {
+        order.push(isUrl(s) ? 'url' : (await selectSources(options.contextDir, [s], { allowEmptyWildcard: true, instruction: step.kind, ...(ignore ? { ignore } : {}), ...(signal ? { signal } : {}) })).length);
+      }
+    }
+    const hash = await sourceHash(sources, step.heredocs, urlHashes, signal, statIndex, context, order);
     const chownComment = step.chown !== undefined && step.chown !== '' ? `--chown=${step.chown}` : '';
     // Docker's format string is "%s %s%s in %s " (no space after --chown=…, a trailing space).
     // with the stage's SHELL in front, as for every other `#(nop)` entry
