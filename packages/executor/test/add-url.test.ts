@@ -54,6 +54,10 @@ test('ADD URL: file name from the URL path, else Content-Disposition; history ha
   // no name at all: a file destination is fine, hashed as Docker's '__unnamed__'
   t.deepEqual(await add('/nolm/', '/u5'), ['3b75f8896e9c3f16d37bd2c039ca3a8bb60a71c08546fce6048a3cd433a90d1a']);
   t.is(await readFile(path.join(rootfs, 'u5'), 'utf8'), 'nolm\n');
+  // into an existing directory (no trailing "/"): dockerd names it '__unnamed__' (h2/u4)
+  await mkdir(path.join(rootfs, 'ed2'));
+  await add('/nolm/', '/ed2');
+  t.deepEqual(await readdir(path.join(rootfs, 'ed2')), ['__unnamed__']);
 });
 
 test('contentDispositionFilename parses as Go mime.ParseMediaType', (t) => {

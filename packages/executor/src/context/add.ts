@@ -357,7 +357,7 @@ export async function addInto(opts: AddOptions): Promise<AddResult> {
             hint: 'give the destination a file name (no trailing /)',
           });
         }
-        await copyInto({ ...opts, sources: [src.rel === '' ? { ...src, rel: 'download' } : src], destIsDir });
+        await copyInto({ ...opts, sources: [src.rel === '' ? { ...src, rel: '__unnamed__' } : src], destIsDir });
       }
     } finally {
       await rm(staging, { recursive: true, force: true });
