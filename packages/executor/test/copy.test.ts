@@ -121,6 +121,17 @@ test('COPY below a file: the destination lstat fails as Docker\'s isExistingDire
   await t.throwsAsync(copyInto({ rootfs, sources: await selectSources(ctx, ['dir']), dest: '/existfile' }), msg('failed to copy directory: mkdir /existfile'));
 });
 
+// Checked against dockerd 20.10 (h2/m1): the next RUN sees a copied file's time in whole seconds.
+test('COPY keeps the sources\' times in whole seconds, as Docker\'s copy through tar', async (t) => {
+  const { ctx, rootfs } = await setup(t);
+  await mkdir(path.join(ctx, 'frac/sub'), { recursive: true });
+  await writeFile(path.join(ctx, 'frac/f'), 'x');
+  execFileSync('touch', ['-d', '@1577934245.678901234', path.join(ctx, 'frac/f'), path.join(ctx, 'frac/sub')]);
+  await copyInto({ rootfs, sources: await selectSources(ctx, ['frac']), dest: '/fr/' });
+  await copyInto({ rootfs, sources: await selectSources(ctx, ['frac/f']), dest: '/f2' });
+  for (const p of ['fr/f', 'fr/sub', 'f2']) t.is((await lstat(path.join(rootfs, p), { bigint: true })).mtimeNs, 1577934245000000000n, p);
+});
+
 test('COPY directory copies its contents, keeps modes, symlinks and hard links, owner 0:0', async (t) => {
   const { ctx, rootfs } = await setup(t);
   await copyInto({ rootfs, sources: await selectSources(ctx, ['dir']), dest: '/d' });

@@ -135,14 +135,21 @@ async function mkdirInRoot(rootfs: string, dir: string, ownerFor: (isLast: boole
   return host;
 }
 
-/**
- * Seconds (with sub-second fraction) of a nanosecond time, for utimes. A time before 1970 is 0:
- * Node's utimes takes a negative number for "now" (a non-reproducible copy), and Docker 20.10's
- * layers give such files the time 0 (checked against dockerd: a file touched to 1960 in a RUN, or
- * copied with COPY --from, reads 1970-01-01 00:00:00 in the next step).
- */
+/** Seconds (with sub-second fraction) of a nanosecond time, for utimes; a time before 1970 is 0. */
 function secondsOf(ns: bigint): number {
+  // Node's utimes takes a negative number for "now"
   return ns < 0n ? 0 : Number(ns / 1000n) / 1e6;
+}
+
+/**
+ * The time a copied entry gets, in seconds: the source's, in whole seconds, as Docker 20.10's
+ * copy through Go's tar (FileInfoHeader truncates to the second) gives it (checked against
+ * dockerd, h2/m1: a context file dated 03:04:05.678901234 reads 03:04:05.000000000 in the next
+ * RUN); a time before 1970 is 0, as in Docker's layers (checked, h2/c11: COPY --from of a file
+ * touched to 1960 has mtime 0).
+ */
+function copiedTime(ns: bigint): number {
+  return ns < 0n ? 0 : Number(ns / 1_000_000_000n);
 }
 
 /** Size of the buffer file contents are copied through. */
@@ -267,7 +274,7 @@ function finishRegular(e: SourceEntry, dst: number, st: CopyState): void {
     fchmodSync(dst, e.mode);
     fchownSync(dst, owner.uid, owner.gid);
   }
-  const t = secondsOf(e.mtimeNs);
+  const t = copiedTime(e.mtimeNs);
   futimesSync(dst, t, t);
 }
 
@@ -280,7 +287,7 @@ function writeLeaf(e: SourceEntry, target: string, st: CopyState): Promise<void>
     createReplacing(target, () => symlinkSync(e.linkTarget!, target));
     const owner = ownerOf(e, st);
     lchownSync(target, owner.uid, owner.gid);
-    const t = secondsOf(e.mtimeNs);
+    const t = copiedTime(e.mtimeNs);
     lutimesSync(target, t, t);
     return undefined;
   }
@@ -318,7 +325,7 @@ function writeSpecial(e: SourceEntry, target: string, st: CopyState): void {
   const owner = ownerOf(e, st);
   lchownSync(target, owner.uid, owner.gid);
   chmodSync(target, st.chmod ?? e.mode);
-  const t = secondsOf(e.mtimeNs);
+  const t = copiedTime(e.mtimeNs);
   lutimesSync(target, t, t);
 }
 
@@ -377,7 +384,7 @@ async function copyEntries(host: string, entries: readonly SourceEntry[], st: Co
   // Directory times last (children change them), deepest first.
   for (const [target, ns] of dirTimes.reverse()) {
     if (slices.due()) await slices.yield();
-    const t = secondsOf(ns);
+    const t = copiedTime(ns);
     lutimesSync(target, t, t);
   }
 }
@@ -400,9 +407,8 @@ function deferLink(e: SourceEntry, host: string, target: string, st: CopyState, 
   const o = lstatSync(old, { bigint: true, throwIfNoEntry: false });
   if (o === undefined || !o.isFile()) return false;
   const owner = ownerOf(e, st);
-  // futimes takes float seconds and keeps microseconds, off by one at times: the earlier copy
-  // stored the same source mtime within 2 µs (and a layer keeps whole seconds)
-  const drift = o.mtimeNs - e.mtimeNs;
+  // the earlier copy stored the source's time in whole seconds (copiedTime)
+  const drift = o.mtimeNs - BigInt(copiedTime(e.mtimeNs)) * 1_000_000_000n;
   const sameTime = drift < 2000n && drift > -2000n;
   if (!sameTime || Number(o.mode & 0o7777n) !== mode || Number(o.uid) !== owner.uid || Number(o.gid) !== owner.gid || o.size !== BigInt(e.size)) return false;
   if (!st.upperHosts.has(host)) {
