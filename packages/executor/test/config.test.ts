@@ -162,6 +162,30 @@ test('Go formatting helpers', (t) => {
   t.is(goQuoteList(['a\tb', 'q"']), '["a\\tb" "q\\""]');
 });
 
+// strconv.Quote escapes what unicode.IsPrint refuses; dockerd 20.10's CMD history (checked, h1/u1,
+// u4, u5) for CMD ["\u0001", "\u007f", "\u00a0", ...]: we wrote NBSP, ZWSP, BOM, U+2028... raw
+const quoteRows: Array<[string, string]> = [
+  ['\u0001', '"\\x01"'],
+  ['\u007f', '"\\x7f"'],
+  ['\u00a0', '"\\u00a0"'],
+  ['\u2028', '"\\u2028"'],
+  ['\u200b', '"\\u200b"'],
+  ['\ufeff', '"\\ufeff"'],
+  ['\u0085', '"\\u0085"'],
+  ['\uffff', '"\\uffff"'],
+  ['\u00ad', '"\\u00ad"'],
+  ['\u0378', '"\\u0378"'],
+  ['\u3000', '"\\u3000"'],
+  ['\u{e0001}', '"\\U000e0001"'],
+  ['\u001b[0m', '"\\x1b[0m"'],
+  ['é a\u0300 😀', '"é a\u0300 😀"'],
+];
+for (const [input, quoted] of quoteRows) {
+  test(`goQuote as strconv.Quote: ${JSON.stringify(input)} → ${quoted}`, (t) => {
+    t.is(goQuoteList([input]), `[${quoted}]`);
+  });
+}
+
 test('EXPOSE: raw words sorted before expansion, then expanded in order (Docker 20.10 parseExpose + dispatchExpose; checked against dockerd)', (t) => {
   const df = parseDockerfile('FROM a\nEXPOSE ${PORTS} 443 $PORTS 100-102\n');
   const instr = df.instructions.find((i) => i.kind === 'EXPOSE')!;

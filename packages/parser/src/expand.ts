@@ -496,11 +496,20 @@ function isLiteral(word: string, opts: ExpandOptions): boolean {
   return true;
 }
 
-/** Go's %q of a string (strconv.Quote) for ASCII control characters, `"` and `\\`; the rest as is. */
+/**
+ * Go's %q of a string (strconv.Quote): named escapes, `\\xHH` for ASCII controls, and `\\uHHHH` /
+ * `\\UHHHHHHHH` for what unicode.IsPrint refuses (U+00A0, U+200B…; checked against dockerd, h1/u6).
+ */
 function goQuote(s: string): string {
   const named: Record<string, string> = { '\x07': '\\a', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\v': '\\v', '"': '\\"', '\\': '\\\\' };
   // eslint-disable-next-line no-control-regex
-  return `"${s.replace(/[\x00-\x1f\x7f"\\]/g, (c) => named[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}"`;
+  return `"${s.replace(/[\x00-\x1f\x7f"\\]|[^\p{L}\p{M}\p{N}\p{P}\p{S} ]/gu, (c) => {
+    const cp = c.codePointAt(0) as number;
+    if (named[c] !== undefined) return named[c];
+    if (cp < 0x20 || cp === 0x7f) return `\\x${cp.toString(16).padStart(2, '0')}`;
+    if (cp >= 0xd800 && cp <= 0xdfff) return '\\ufffd';
+    return cp < 0x10000 ? `\\u${cp.toString(16).padStart(4, '0')}` : `\\U${cp.toString(16).padStart(8, '0')}`;
+  })}"`;
 }
 
 /**

@@ -85,4 +85,6 @@ test('expandWords: variable values split, quoted text does not', (t) => {
 test('expansion errors quote the word as Go %q, as Docker 20.10 ("failed to process \\"\\\\\\"k\\"")', (t) => {
   t.throws(() => expandWord('"k', () => undefined), { message: 'failed to process "\\"k": unexpected end of statement while looking for matching double-quote' });
   t.throws(() => expandWords('a\\\t"b', () => undefined), { message: /^failed to process "a\\\\\\t\\"b": / });
+  // dockerd 20.10 (h1/u6): LABEL a="<NBSP><ZWSP>é → failed to process "\"\u00a0\u200bé"
+  t.throws(() => expandWord('"\u00a0\u200bé', () => undefined), { message: /^failed to process "\\"\\u00a0\\u200bé": / });
 });

@@ -3,7 +3,7 @@
  * `created_by` strings (`CMD %q`, `VOLUME %v`, `HEALTHCHECK %q`). Pure functions.
  */
 
-/** Go's `strconv.Quote`: double-quoted, with Go escapes for control and non-printable characters. */
+/** Go's `strconv.Quote`: double-quoted, with Go escapes for control and non-printable characters (see escapeRune). */
 export function goQuote(s: string): string {
   let out = '"';
   for (const ch of s) {
@@ -19,11 +19,25 @@ export function goQuote(s: string): string {
       case '\t': out += '\\t'; continue;
       case '\v': out += '\\v'; continue;
     }
-    if (cp < 0x20 || cp === 0x7f) out += `\\x${cp.toString(16).padStart(2, '0')}`;
-    else if (cp >= 0x80 && cp < 0xa0) out += `\\u${cp.toString(16).padStart(4, '0')}`;
-    else out += ch;
+    out += escapeRune(ch, cp);
   }
   return out + '"';
+}
+
+/** Go's unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space. */
+const GO_PRINTABLE = /^[\p{L}\p{M}\p{N}\p{P}\p{S} ]$/u;
+
+/**
+ * A rune as strconv.Quote writes it (appendEscapedRune, `"`, `\\` and the named escapes aside):
+ * `\xHH` for ASCII controls, itself when printable, else `\uHHHH` or `\UHHHHHHHH` (U+00A0, U+200B,
+ * U+FEFF, U+2028, U+3000, unassigned code points…; checked against dockerd's CMD history, h1/u1, u5).
+ */
+function escapeRune(ch: string, cp: number): string {
+  if (cp < 0x20 || cp === 0x7f) return `\\x${cp.toString(16).padStart(2, '0')}`;
+  if (GO_PRINTABLE.test(ch)) return ch;
+  // a lone surrogate is no valid rune: Go writes U+FFFD
+  if (cp >= 0xd800 && cp <= 0xdfff) return '\\ufffd';
+  return cp < 0x10000 ? `\\u${cp.toString(16).padStart(4, '0')}` : `\\U${cp.toString(16).padStart(8, '0')}`;
 }
 
 /** Go's `%q` of a `[]string`: `["a" "b"]`. */
@@ -42,9 +56,7 @@ export function goQuoteRune(n: number): string {
   if (n === 0x5c) return "'\\\\'";
   const named: Record<number, string> = { 7: '\\a', 8: '\\b', 12: '\\f', 10: '\\n', 13: '\\r', 9: '\\t', 11: '\\v' };
   if (named[n] !== undefined) return `'${named[n]}'`;
-  if (n < 0x20 || n === 0x7f) return `'\\x${n.toString(16).padStart(2, '0')}'`;
-  if (n >= 0x80 && n < 0xa0) return `'\\u${n.toString(16).padStart(4, '0')}'`;
-  return `'${String.fromCodePoint(n)}'`;
+  return `'${escapeRune(String.fromCodePoint(n), n)}'`;
 }
 
 /** Go's `time.Duration.String()` for a duration in nanoseconds: `0s`, `1.5s`, `1m30s`, `500ms`. */
