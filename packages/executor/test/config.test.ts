@@ -159,6 +159,9 @@ test('Go formatting helpers', (t) => {
   for (const [ns, s] of d) t.is(goDuration(ns), s);
   t.is(goQuoteRune(3), "'\\x03'");
   t.is(goQuoteRune(65), "'A'");
+  // HEALTHCHECK --retries=N history as dockerd 20.10 writes it (checked, h1/h1); 1114112 threw
+  // 'Invalid code point' and failed the build
+  for (const [n, q] of [[55296, "'\ufffd'"], [1114112, "'\ufffd'"], [39, "'\\''"], [160, "'\\u00a0'"], [917505, "'\\U000e0001'"]] as const) t.is(goQuoteRune(n), q, String(n));
   t.is(goQuoteList(['a\tb', 'q"']), '["a\\tb" "q\\""]');
 });
 

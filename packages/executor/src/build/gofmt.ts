@@ -35,8 +35,8 @@ const GO_PRINTABLE = /^[\p{L}\p{M}\p{N}\p{P}\p{S} ]$/u;
 function escapeRune(ch: string, cp: number): string {
   if (cp < 0x20 || cp === 0x7f) return `\\x${cp.toString(16).padStart(2, '0')}`;
   if (GO_PRINTABLE.test(ch)) return ch;
-  // a lone surrogate is no valid rune: Go writes U+FFFD
-  if (cp >= 0xd800 && cp <= 0xdfff) return '\\ufffd';
+  // a lone surrogate (from JSON "\\ud800") is U+FFFD to Go's decoder, and that is printable
+  if (cp >= 0xd800 && cp <= 0xdfff) return '\ufffd';
   return cp < 0x10000 ? `\\u${cp.toString(16).padStart(4, '0')}` : `\\U${cp.toString(16).padStart(8, '0')}`;
 }
 
@@ -56,6 +56,8 @@ export function goQuoteRune(n: number): string {
   if (n === 0x5c) return "'\\\\'";
   const named: Record<number, string> = { 7: '\\a', 8: '\\b', 12: '\\f', 10: '\\n', 13: '\\r', 9: '\\t', 11: '\\v' };
   if (named[n] !== undefined) return `'${named[n]}'`;
+  // fmt's %q of an integer beyond utf8.MaxRune, and QuoteRune of a surrogate, write U+FFFD
+  if (n < 0 || n > 0x10ffff || (n >= 0xd800 && n <= 0xdfff)) return "'\ufffd'";
   return `'${escapeRune(String.fromCodePoint(n), n)}'`;
 }
 
