@@ -939,8 +939,11 @@ class Parser {
         let retries: number | undefined;
         const r = stringFlag(v, 'retries');
         if (r !== undefined && r !== '') {
-          if (!/^[+-]?[0-9]+$/.test(r) || Math.abs(Number(r)) > 2147483647) return c.fail('E_FLAG_VALUE', `strconv.ParseInt: parsing ${JSON.stringify(r)}: invalid syntax`);
-          retries = Number(r);
+          // strconv.ParseInt(r, 10, 32): digits with an optional sign, else a syntax error; then int32's range
+          if (!/^[+-]?[0-9]+$/.test(r)) return c.fail('E_FLAG_VALUE', `strconv.ParseInt: parsing ${JSON.stringify(r)}: invalid syntax`);
+          const n = BigInt(r);
+          if (n > 2147483647n || n < -2147483648n) return c.fail('E_FLAG_VALUE', `strconv.ParseInt: parsing ${JSON.stringify(r)}: value out of range`);
+          retries = Number(n);
           if (retries < 1) return c.fail('E_FLAG_VALUE', `--retries must be at least 1 (not ${retries})`);
         }
         return { keyword, range, raw, flags, kind: 'HEALTHCHECK', none: false, test, ...durations, ...(retries !== undefined ? { retries } : {}) };

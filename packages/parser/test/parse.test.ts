@@ -173,6 +173,11 @@ const flagMessageRows: [string, string][] = [
   ['FROM a\nCOPY --chown a b\n', 'Missing a value on flag: chown'],
   ['FROM a\nCOPY --chown=1 --chown=2 a b\n', 'Duplicate flag specified: chown'],
   ['FROM a\nHEALTHCHECK --interval=1s --interval=2s CMD a\n', 'Duplicate flag specified: interval'],
+  // strconv.ParseInt(v, 10, 32) as dockerd 20.10's parseHealthcheck (h1/hc1, hc2)
+  ['FROM a\nHEALTHCHECK --retries=2147483648 CMD a\n', 'strconv.ParseInt: parsing "2147483648": value out of range'],
+  ['FROM a\nHEALTHCHECK --retries=-2147483649 CMD a\n', 'strconv.ParseInt: parsing "-2147483649": value out of range'],
+  ['FROM a\nHEALTHCHECK --retries=abc CMD a\n', 'strconv.ParseInt: parsing "abc": invalid syntax'],
+  ['FROM a\nHEALTHCHECK --retries=-2147483648 CMD a\n', '--retries must be at least 1 (not -2147483648)'],
 ];
 for (const [text, detail] of flagMessageRows) {
   test(`flag errors worded as dockerd: ${JSON.stringify(text)} → ${detail}`, (t) => {
