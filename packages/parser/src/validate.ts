@@ -148,25 +148,50 @@ export function parseDuration(raw: string): number {
   }
   if (s === '0') return 0;
   if (s === '') throw new ValueError(`time: invalid duration "${raw}"`);
-  let total = 0;
+  // Go's time.ParseDuration in uint64 arithmetic: overflow past 1<<63 is an invalid duration, and a
+  // fraction adds float64(f) * (float64(unit) / scale), truncated (1.0000000006s is 1s)
+  const MAX = 1n << 63n;
+  let total = 0n;
   const re = /^([0-9]*)(?:\.([0-9]*))?([^0-9.]*)/u;
   while (s !== '') {
     const m = re.exec(s);
     if (!m || (m[1] === '' && (m[2] === undefined || m[2] === ''))) throw new ValueError(`time: invalid duration "${raw}"`);
     const unitText = m[3]!;
     if (unitText === '') throw new ValueError(`time: missing unit in duration "${raw}"`);
-    const unit = UNIT_NS[unitText];
-    if (unit === undefined) {
+    const unitNs = UNIT_NS[unitText];
+    if (unitNs === undefined) {
       // Go reads the unit up to the next digit or '.', so "5sx" has unit "sx".
       throw new ValueError(`time: unknown unit "${unitText}" in duration "${raw}"`);
     }
-    const whole = m[1] === '' ? 0 : Number(m[1]);
-    const frac = m[2] ? Number(`0.${m[2]}`) : 0;
-    total += whole * unit + Math.round(frac * unit);
+    const unit = BigInt(unitNs);
+    let v = m[1] === '' ? 0n : BigInt(m[1]!);
+    if (v > MAX / unit) throw new ValueError(`time: invalid duration "${raw}"`);
+    v *= unit;
+    const [f, scale] = leadingFraction(m[2] ?? '');
+    if (f > 0n) {
+      v += BigInt(Math.trunc(Number(f) * (unitNs / scale)));
+      if (v > MAX) throw new ValueError(`time: invalid duration "${raw}"`);
+    }
+    total += v;
+    if (total > MAX) throw new ValueError(`time: invalid duration "${raw}"`);
     s = s.slice(m[0].length);
   }
-  if (total > 9223372036854775807) throw new ValueError(`time: invalid duration "${raw}"`);
-  return neg ? -total : total;
+  if (!neg && total > MAX - 1n) throw new ValueError(`time: invalid duration "${raw}"`);
+  return neg ? -Number(total) : Number(total);
+}
+
+/** Go's time.leadingFraction: the digits up to where the value would pass 1<<63, and 10^count. */
+function leadingFraction(digits: string): [bigint, number] {
+  let x = 0n;
+  let scale = 1;
+  for (const c of digits) {
+    if (x > ((1n << 63n) - 1n) / 10n) break;
+    const y = x * 10n + BigInt(c.charCodeAt(0) - 48);
+    if (y > 1n << 63n) break;
+    x = y;
+    scale *= 10;
+  }
+  return [x, scale];
 }
 
 /** Docker's container.MinimumDuration for HEALTHCHECK intervals: 1ms. */

@@ -258,7 +258,13 @@ test('checkDockerfile: ARG/ENV scope and precedence', (t) => {
 
 test('parseDuration: values and error messages as Go time.ParseDuration', (t) => {
   for (const [s, ns] of [['0', 0], ['1.5s', 1.5e9], ['1h30m', 5400e9], ['500us', 5e5], ['-2ms', -2e6], ['.5s', 5e8]] as const) t.is(parseDuration(s), ns, s);
+  // a fraction's nanoseconds are truncated as Go does: dockerd's history for --interval=1.0000000006s
+  // --timeout=2.9999999999s reads "1s" "2.999999999s" (checked, h1/hd10; we rounded to 1.000000001s, 3s); 1.234…h is dockerd's Timeout 4444444404444 (h1/hd11)
+  for (const [s, ns] of [['1.0000000006s', 1e9], ['2.9999999999s', 2999999999], ['1.23456789012345678901234567890h', 4444444404444]] as const) t.is(parseDuration(s), ns, s);
   for (const [s, message] of [
+    // past int64 nanoseconds (dockerd, h1/hd3)
+    ['2562047h47m16.854775808s', 'time: invalid duration "2562047h47m16.854775808s"'],
+    ['9999999999h', 'time: invalid duration "9999999999h"'],
     ['1', 'time: missing unit in duration "1"'],
     ['1.5', 'time: missing unit in duration "1.5"'],
     ['1s2', 'time: missing unit in duration "1s2"'],
