@@ -117,7 +117,9 @@ class WalkFormCheck {
     if (!walkOrderBefore(this.#prev, parts) || !this.#dirs.has(parts.slice(0, -1).join('/'))) return undefined;
     this.#prev = parts;
     const base = { name, uid: h.uid, gid: h.gid, mtime: h.mtime, size: 0 };
-    const xattrs = h.xattrs ? new Map([...h.xattrs].filter(([k]) => k === 'security.capability' || k.startsWith('user.')).sort(([a], [b]) => compareUtf8(a, b))) : undefined;
+    // export keeps file capabilities only, as docker export (pkg/archive) does
+    const cap = h.xattrs?.get('security.capability');
+    const xattrs = cap !== undefined ? new Map([['security.capability', cap]]) : undefined;
     const withX = (x: TarHeader): TarHeader => (xattrs && xattrs.size > 0 ? { ...x, xattrs } : x);
     switch (h.type) {
       case 'directory':

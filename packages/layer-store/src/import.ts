@@ -86,6 +86,8 @@ async function importTarball(store: Store, input: Readable, opts: ImportOptions)
     });
     const layer = await writeLayer(store, dir, {
       kind: 'rootfs',
+      // docker import keeps its input tar as it is: user.* xattrs stay
+      userXattrs: true,
       ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });

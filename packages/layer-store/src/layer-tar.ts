@@ -48,6 +48,12 @@ export interface LayerTarOptions extends Cancellable {
    * count or ctime that differs from the entry's own changes nothing in the tar.
    */
   knownStats?: ReadonlyMap<string, BigIntStats>;
+  /**
+   * Keep `user.*` xattrs too. Off by default: a layer keeps file capabilities only, as Docker
+   * 20.10's tar writer (pkg/archive) does for what it builds, commits and exports. `import` turns
+   * it on, as `docker import` keeps its input tar as it is, xattrs and all.
+   */
+  userXattrs?: boolean;
 }
 
 export interface WriteLayerOptions extends LayerTarOptions {
@@ -90,13 +96,13 @@ function minor(rdev: bigint): number {
   return Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
 }
 
-/** Which xattrs go into a layer: file capabilities and user.*, plus the opaque marker for conversion. */
-function keepXattr(name: string, kind: 'rootfs' | 'upper'): boolean {
-  return name === 'security.capability' || name.startsWith('user.') || (kind === 'upper' && (name === OVERLAY_OPAQUE_XATTR || name === OVERLAY_WHITEOUT_XATTR));
+/** Which xattrs go into a layer: file capabilities (and user.* when asked), plus overlay's markers for conversion. */
+function keepXattr(name: string, kind: 'rootfs' | 'upper', user: boolean): boolean {
+  return name === 'security.capability' || (user && name.startsWith('user.')) || (kind === 'upper' && (name === OVERLAY_OPAQUE_XATTR || name === OVERLAY_WHITEOUT_XATTR));
 }
 
 /** One listxattr per entry; a getxattr only for names that go into the layer. */
-function readXattrs(path: string, kind: 'rootfs' | 'upper'): Map<string, Buffer> | undefined {
+function readXattrs(path: string, opts: LayerTarOptions): Map<string, Buffer> | undefined {
   let names: string[];
   try {
     names = listAttributesSync(path);
@@ -106,7 +112,8 @@ function readXattrs(path: string, kind: 'rootfs' | 'upper'): Map<string, Buffer>
   }
   if (names.length === 0) return undefined;
   const out = new Map<string, Buffer>();
-  for (const n of sortUtf8(names.filter((x) => keepXattr(x, kind)))) out.set(n, getAttributeSync(path, n));
+  const user = opts.userXattrs === true;
+  for (const n of sortUtf8(names.filter((x) => keepXattr(x, opts.kind, user)))) out.set(n, getAttributeSync(path, n));
   return out.size > 0 ? out : undefined;
 }
 
@@ -150,7 +157,7 @@ function itemOf(w: WalkState, rel: string, abs: string, st: BigIntStats, xattrs?
   } else if (xattrs !== undefined) {
     if (xattrs !== null) header.xattrs = xattrs;
   } else if (!(opts.noFileXattrs === true && st.isFile())) {
-    const read = readXattrs(abs, opts.kind);
+    const read = readXattrs(abs, opts);
     if (read) header.xattrs = read;
   }
   // Overlay whiteouts may share one inode (the kernel links them to a common whiteout): never links.
@@ -245,6 +252,7 @@ function* mergedWalk(roots: readonly string[], opts: LayerTarOptions): Generator
   const w = walkState({ ...opts, kind: 'rootfs' });
   const stat = (abs: string): BigIntStats | undefined => lstatSync(abs, { bigint: true, throwIfNoEntry: false }) as BigIntStats | undefined;
   const whiteout = (st: BigIntStats): boolean => st.isCharacterDevice() && st.rdev === 0n;
+  const user = opts.userXattrs === true;
   function* visit(rel: string, dirs: readonly string[]): Generator<Item> {
     opts.signal?.throwIfAborted();
     const names = new Set<string>();
@@ -263,7 +271,7 @@ function* mergedWalk(roots: readonly string[], opts: LayerTarOptions): Generator
         if (item !== undefined) yield item;
         continue;
       }
-      const top = dirXattrs(abs);
+      const top = dirXattrs(abs, user);
       const merged = [abs];
       for (let opaque = top.opaque; !opaque && i < dirs.length; i++) {
         const lower = join(dirs[i]!, name);
@@ -271,7 +279,7 @@ function* mergedWalk(roots: readonly string[], opts: LayerTarOptions): Generator
         if (lst === undefined) continue;
         if (!lst.isDirectory()) break; // a file or whiteout hides what is below it
         merged.push(lower);
-        opaque = dirXattrs(lower).opaque;
+        opaque = dirXattrs(lower, user).opaque;
       }
       yield itemOf(w, childRel, abs, st, top.kept ?? null)!;
       yield* visit(childRel, merged);
@@ -280,8 +288,8 @@ function* mergedWalk(roots: readonly string[], opts: LayerTarOptions): Generator
   yield* visit('', roots);
 }
 
-/** A directory's kept xattrs (kind `rootfs`) and whether overlay marks it opaque. */
-function dirXattrs(path: string): { kept?: Map<string, Buffer>; opaque: boolean } {
+/** A directory's kept xattrs (kind `rootfs`; `user.*` too when `user`) and whether overlay marks it opaque. */
+function dirXattrs(path: string, user: boolean): { kept?: Map<string, Buffer>; opaque: boolean } {
   let names: string[];
   try {
     names = listAttributesSync(path);
@@ -290,7 +298,7 @@ function dirXattrs(path: string): { kept?: Map<string, Buffer>; opaque: boolean 
     throw err;
   }
   const opaque = names.includes(OVERLAY_OPAQUE_XATTR) && getAttributeSync(path, OVERLAY_OPAQUE_XATTR).toString() === 'y';
-  const keep = sortUtf8(names.filter((n) => keepXattr(n, 'rootfs')));
+  const keep = sortUtf8(names.filter((n) => keepXattr(n, 'rootfs', user)));
   if (keep.length === 0) return { opaque };
   return { kept: new Map(keep.map((n) => [n, getAttributeSync(path, n)])), opaque };
 }
@@ -395,7 +403,7 @@ function* tarBlocks(items: Iterable<Item>, opts: LayerTarOptions, blockSize: num
 /**
  * The deterministic tar of `dir` as a stream (the caller consumes or destroys it): entries in
  * byte order depth-first (parents first), no root entry, numeric owners, no user/group names,
- * PAX for long names and xattrs (`security.capability`, `user.*`), hard links as link entries to
+ * PAX for long names and xattrs (`security.capability`; `user.*` with `userXattrs`), hard links as link entries to
  * the first path, devices, fifos, special mode bits, mtimes clamped to `sourceDateEpoch`.
  * With `kind: 'upper'`, overlay whiteouts become OCI whiteouts.
  */

@@ -70,7 +70,7 @@ test('round trip: dir → layer → apply gives an identical tree (modes, owners
   await mkdir(out);
   await makeFixture(src);
   const store = await Store.open(join(dir, 'store'));
-  const layer = await writeLayer(store, src, { kind: 'rootfs' });
+  const layer = await writeLayer(store, src, { kind: 'rootfs', userXattrs: true });
   t.is(layer.mediaType, MediaTypes.ociLayerGzip);
   t.is(layer.size, await store.blobSize(layer.digest));
   t.is(await gunzipDigest(store, layer.digest), layer.diffID as string);
@@ -78,6 +78,23 @@ test('round trip: dir → layer → apply gives an identical tree (modes, owners
   const want = await describeTree(src, { skipXattrs: ['trusted.overlay.origin'] });
   t.deepEqual(await describeTree(out), want);
   t.true(want.some((l) => l.includes('security.capability=01000002ff')));
+  t.true(want.some((l) => l.includes('user.note=')));
+});
+
+test('by default a layer keeps file capabilities and drops user.* xattrs, as Docker 20.10 builds and exports', async (t) => {
+  const dir = await tempDir(t);
+  const src = join(dir, 'src');
+  const out = join(dir, 'out');
+  await mkdir(src);
+  await mkdir(out);
+  await makeFixture(src);
+  const store = await Store.open(join(dir, 'store'));
+  const layer = await writeLayer(store, src, { kind: 'rootfs' });
+  await applyLayer(layer.open(), out, { format: 'plain' });
+  const got = await describeTree(out);
+  t.deepEqual(got, await describeTree(src, { skipXattrs: ['trusted.overlay.origin', 'user.note'] }));
+  t.true(got.some((l) => l.includes('security.capability=01000002ff')));
+  t.false(got.some((l) => l.includes('user.')));
 });
 
 test('GNU tar reads the layer: entries in order, numeric owners, long names, link entries', async (t) => {
@@ -209,7 +226,7 @@ test('chunk boundaries: files around 1 MiB, a 2.5 MB file with an xattr and 300 
   const tarFile = join(dir, 'layer.tar');
   const { createWriteStream, createReadStream } = await import('node:fs');
   const { pipeline } = await import('node:stream/promises');
-  await pipeline(layerTarStream(src, { kind: 'rootfs' }), createWriteStream(tarFile));
+  await pipeline(layerTarStream(src, { kind: 'rootfs', userXattrs: true }), createWriteStream(tarFile));
   const ours = join(dir, 'ours');
   const gnu = join(dir, 'gnu');
   await mkdir(ours);
