@@ -79,6 +79,8 @@ export interface CopyReuse {
   sameContent(e: SourceEntry, sourceRel: string): boolean;
   /** Filled by copyInto. */
   readonly deferred: Map<string, string>;
+  /** Filled by copyInto: the lstat of each deferred path's earlier file (the inode the link will be). */
+  readonly deferredStats: Map<string, BigIntStats>;
 }
 
 /** Host path of the image path `p`, resolved inside `rootfs`. */
@@ -420,6 +422,7 @@ function deferLink(e: SourceEntry, host: string, target: string, st: CopyState, 
     st.upperHosts.add(host);
   }
   reuse.deferred.set(rel, old);
+  reuse.deferredStats.set(rel, o);
   return true;
 }
 
@@ -442,9 +445,12 @@ function realDirChain(root: string, dirRel: string, memo: Map<string, boolean>):
  * path something else was written to later in the same COPY keeps that: something there already
  * (EEXIST), or a parent that is no longer a real directory (a later source put a file or a
  * symlink there; a link through a symlink would land wherever it points, even outside).
+ * @returns the lstat of each link made, by path relative to the upper dir (the earlier file's: the
+ * same inode, but for its link count and ctime), for the layer writer not to stat them again.
  * @throws ContextError E_COPY_REUSE when the earlier snapshot vanished meanwhile (a concurrent prune).
  */
-export async function linkReused(reuse: CopyReuse, signal?: AbortSignal): Promise<void> {
+export async function linkReused(reuse: CopyReuse, signal?: AbortSignal): Promise<Map<string, BigIntStats>> {
+  const linked = new Map<string, BigIntStats>();
   const slices = new TimeSlices(signal);
   const real = new Map<string, boolean>();
   const parents = new Map<string, BigIntStats>();
@@ -459,6 +465,8 @@ export async function linkReused(reuse: CopyReuse, signal?: AbortSignal): Promis
     if (!realDirChain(reuse.upper, path.dirname(rel), real)) continue;
     try {
       linkSync(old, path.join(reuse.upper, rel));
+      const st = reuse.deferredStats.get(rel);
+      if (st !== undefined) linked.set(rel, st);
     } catch (cause) {
       const code = (cause as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') continue;
@@ -474,6 +482,7 @@ export async function linkReused(reuse: CopyReuse, signal?: AbortSignal): Promis
   for (const [p, t] of parents) {
     lutimesSync(p, secondsOf(t.atimeNs), secondsOf(t.mtimeNs));
   }
+  return linked;
 }
 
 async function copyDirectory(rootfs: string, src: Source, destImage: string, st: CopyState, signal?: AbortSignal): Promise<void> {

@@ -228,6 +228,7 @@ function reuseOf(ctx: BuildContext, state: ImageState, step: CopyStep, prior: Ca
     previous,
     upper,
     deferred: new Map(),
+    deferredStats: new Map(),
     sameContent(e, sourceRel) {
       const prefix = sourceRel === '.' ? '' : sourceRel;
       const rel = e.rel === '' ? prefix : prefix === '' ? e.rel : `${prefix}/${e.rel}`;
@@ -318,7 +319,7 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
     } finally {
       await dest.unmount();
     }
-    if (reuse !== undefined && reuse.deferred.size > 0) await linkReused(reuse, signal);
+    const linked = reuse !== undefined && reuse.deferred.size > 0 ? await linkReused(reuse, signal) : undefined;
     let order: SourceSlot[] | undefined;
     if (urls.length > 0 && sources.length > 0 && src === undefined && options.contextDir !== null) {
       // which selected sources each local pattern gave (a wildcard may give none or several)
@@ -345,6 +346,8 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
       noFileXattrs,
       indexBlocks: true,
       ...(earlier !== undefined ? { reuseBlocksOf: earlier } : {}),
+      // the links to the earlier snapshot's files: stat'ed already, not stat'ed again
+      ...(linked !== undefined && linked.size > 0 ? { knownStats: linked } : {}),
       ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
       ...(signal ? { signal } : {}),
     });
