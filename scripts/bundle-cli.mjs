@@ -5,7 +5,7 @@
 // the module resolution, file reads and per-module compilation of a cold start (issue 6).
 // Run after `tsc -b` (`npm run build` and `npm test` do). usage: node scripts/bundle-cli.mjs
 import { build } from 'esbuild';
-import { readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -32,7 +32,10 @@ const fsXattr = {
   },
 };
 
-await rm(`${outfile}.cache`, { force: true });
+// the code caches of the bundle being replaced (bin/tsbuild.cjs keeps one per command)
+for (const name of await readdir(dirname(outfile))) {
+  if (/^tsbuild\.cjs\.(?:[a-z]+\.)?cache$/.test(name)) await rm(join(dirname(outfile), name), { force: true });
+}
 await build({
   entryPoints: [join(cli, 'dist/src/bin.js')],
   outfile,

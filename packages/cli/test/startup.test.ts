@@ -128,9 +128,13 @@ test('bin: runs the bundle only while it is newer than every compiled package', 
   const fresh = run(loader, ['a', 'b']);
   t.is(fresh.code, 0, fresh.stderr);
   t.is(fresh.stdout, `bundled a b function ${path.join(pkgs, 'cli/dist')}\n`);
-  // its code cache is written by the first run and used by the next
-  t.true((await stat(`${fakeBundle}.cache`)).size > 0);
+  // its code cache is written by the first run and used by the next, one cache per command
+  t.true((await stat(`${fakeBundle}.other.cache`)).size > 0);
   t.is(run(loader, ['c']).stdout, `bundled c function ${path.join(pkgs, 'cli/dist')}\n`);
+  t.is(run(loader, ['--root', '/x', 'save', 'y']).code, 0);
+  t.true((await stat(`${fakeBundle}.save.cache`)).size > 0);
+  t.is(run(loader, ['-t', 'y', '.']).code, 0);
+  t.true((await stat(`${fakeBundle}.build.cache`)).size > 0);
 
   await at(infos[2] as string, 3000);
   t.is(run(loader, ['a']).stdout, 'unbundled a\n');
