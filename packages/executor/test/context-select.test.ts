@@ -282,3 +282,9 @@ test('selectSources: wildcard patterns that are not clean match nothing, as Dock
   await t.throwsAsync(selectSources(root, ['/nope/d/']), { message: notFound('nope/d/') });
   await t.throwsAsync(selectSources(root, ['./nope']), { message: notFound('nope') });
 });
+
+test('selectSources: wildcard matches in UTF-8 byte order, as Go sorts them (U+FF01 before U+1F600; UTF-16 order says otherwise)', async (t) => {
+  const root = await tempDir(t);
+  for (const n of ['w\u{1F600}', 'w\uFF01', 'wa', 'w\u00e9']) await writeFile(path.join(root, n), n);
+  t.deepEqual(names(await selectSources(root, ['w*'])), ['wa', 'w\u00e9', 'w\uFF01', 'w\u{1F600}']);
+});

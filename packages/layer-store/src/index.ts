@@ -14,6 +14,7 @@ export {
 export { parseReference, referenceProblem, ReferenceError, storedName, type Reference, type StoredName } from './reference.js';
 export { canonicalJSON, EncodedJSON } from './json.js';
 export { TimeSlices } from './slices.js';
+export { compareUtf8, sortUtf8 } from './order.js';
 export { writeLayer, layerTarStream, DEFAULT_GZIP_LEVEL, type LayerTarOptions, type WriteLayerOptions, type WrittenLayer } from './layer-tar.js';
 export { applyLayer, type ApplyLayerOptions, type ApplyStats } from './apply.js';
 export {

@@ -7,7 +7,7 @@ import pLimit from 'p-limit';
 import { availableParallelism } from 'node:os';
 import type { Dockerfile, Instruction, LabelInstruction, Lookup, Stage } from '@tsbuild/parser';
 import { parseDockerfile } from '@tsbuild/parser';
-import { canonicalJSON, EncodedJSON, sha256Of, Store, ImageNotFoundError } from '@tsbuild/layer-store';
+import { canonicalJSON, compareUtf8, EncodedJSON, sha256Of, Store, ImageNotFoundError } from '@tsbuild/layer-store';
 import type { Descriptor, DiffID, Digest, ImageConfig, Platform, ResolvedImage } from '@tsbuild/layer-store';
 import { applyConfigStep, healthcheckOverrideNote, scratchConfig, DEFAULT_PATH, type ConfigState, type ConfigStep } from './config.js';
 import { expandStep, type ExpandedStep, type FsStep } from './expand.js';
@@ -498,7 +498,7 @@ async function buildStage(ctx: BuildContext, p: PlannedStage): Promise<ImageStat
  * NewLabelCommand(k, v, true)).
  */
 export function labelOptionSteps(labels: Readonly<Record<string, string>>, after: Instruction): Array<[LabelInstruction, ExpandedStep]> {
-  const keys = Object.keys(labels).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const keys = Object.keys(labels).sort(compareUtf8);
   return keys.map((k) => {
     const v = labels[k] as string;
     const instr: LabelInstruction = { kind: 'LABEL', keyword: 'LABEL', range: after.range, raw: `LABEL ${k}=${v}`, flags: [], pairs: [[k, v]] };

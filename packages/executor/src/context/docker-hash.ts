@@ -21,7 +21,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readSync, type BigIntStats } from 'node:fs';
 import * as path from 'node:path';
-import { TimeSlices } from '@tsbuild/layer-store';
+import { sortUtf8, TimeSlices } from '@tsbuild/layer-store';
 import type { IgnoreMatcher } from './dockerignore.js';
 import { ContextError } from './errors.js';
 import type { FileIdentity, StatIndex } from './hash.js';
@@ -96,7 +96,7 @@ function firstLinksOf(ctx: DockerHashContext): Map<string, string> {
     } catch {
       return; // the CLI would fail; the step reports unreadable sources itself
     }
-    names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    sortUtf8(names);
     for (const name of names) {
       const child = rel === '' ? name : `${rel}/${name}`;
       const st = lstatSync(path.join(ctx.root, child), { bigint: true, throwIfNoEntry: false });

@@ -1,7 +1,7 @@
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats, type Dirent } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import * as path from 'node:path';
-import { TimeSlices } from '@tsbuild/layer-store';
+import { compareUtf8, TimeSlices } from '@tsbuild/layer-store';
 import { ContextError } from './errors.js';
 import type { IgnoreMatcher } from './dockerignore.js';
 import { BadPatternError, goMatch, hasWildcards, validatePattern } from './match.js';
@@ -94,9 +94,6 @@ function entryOfSync(hostPath: string, rel: string): SourceEntry {
   return entryFromStats(hostPath, rel, lstatSync(hostPath, { bigint: true }), (p) => readlinkSync(p));
 }
 
-function byteOrder(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
 
 /**
  * {@link entryOfSync} of a walked name; a name that is not valid UTF-8 (Node decodes it with
@@ -154,7 +151,7 @@ async function walk(dirHost: string, rootRel: string, ignore: IgnoreMatcher | un
       if (d.isDirectory()) stack.push([childHost, childRel]);
     }
   }
-  out.sort((a, b) => byteOrder(a.rel, b.rel));
+  out.sort((a, b) => compareUtf8(a.rel, b.rel));
   return out;
 }
 
@@ -229,7 +226,7 @@ async function expandWildcard(root: string, pattern: string, ignore: IgnoreMatch
     }
     current = next.filter((rel) => !(ignore?.matches(rel) ?? false) || (!last && ignore!.hasExceptions));
   }
-  return current.sort(byteOrder);
+  return current.sort(compareUtf8);
 }
 
 /** The source path Docker 20.10's copier works with: one leading "/", then one leading "./", trimmed. */
