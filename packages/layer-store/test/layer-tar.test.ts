@@ -1,11 +1,11 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { chmod, cp, link, lchown, mkdir, readFile, rm, symlink, utimes, writeFile, chown } from 'node:fs/promises';
 
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { setAttribute } from 'fs-xattr';
-import { applyLayer, hashing, layerTarStream, MediaTypes, sha256Of, Store, writeLayer } from '../src/index.js';
+import { applyLayer, hashing, layerTarStream, MediaTypes, sha256Of, Store, writeLayer, type WrittenLayer } from '../src/index.js';
 import { readTar } from '../src/tar.js';
 import { describeTree, sh, tempDir } from './helpers.js';
 
@@ -62,7 +62,8 @@ async function gunzipDigest(store: Store, d: Parameters<Store['openBlob']>[0]): 
   return h.digest();
 }
 
-test('round trip: dir → layer → apply gives an identical tree (modes, owners, links, xattrs, devices)', async (t) => {
+/** The fixture tree written as a layer with `opts` and applied to a fresh dir. */
+async function roundTrip(t: ExecutionContext, opts: { userXattrs?: boolean }): Promise<{ src: string; out: string; store: Store; layer: WrittenLayer }> {
   const dir = await tempDir(t);
   const src = join(dir, 'src');
   const out = join(dir, 'out');
@@ -70,11 +71,16 @@ test('round trip: dir → layer → apply gives an identical tree (modes, owners
   await mkdir(out);
   await makeFixture(src);
   const store = await Store.open(join(dir, 'store'));
-  const layer = await writeLayer(store, src, { kind: 'rootfs', userXattrs: true });
+  const layer = await writeLayer(store, src, { kind: 'rootfs', ...opts });
+  await applyLayer(layer.open(), out, { format: 'plain' });
+  return { src, out, store, layer };
+}
+
+test('round trip: dir → layer → apply gives an identical tree (modes, owners, links, xattrs, devices)', async (t) => {
+  const { src, out, store, layer } = await roundTrip(t, { userXattrs: true });
   t.is(layer.mediaType, MediaTypes.ociLayerGzip);
   t.is(layer.size, await store.blobSize(layer.digest));
   t.is(await gunzipDigest(store, layer.digest), layer.diffID as string);
-  await applyLayer(layer.open(), out, { format: 'plain' });
   const want = await describeTree(src, { skipXattrs: ['trusted.overlay.origin'] });
   t.deepEqual(await describeTree(out), want);
   t.true(want.some((l) => l.includes('security.capability=01000002ff')));
@@ -82,15 +88,7 @@ test('round trip: dir → layer → apply gives an identical tree (modes, owners
 });
 
 test('by default a layer keeps file capabilities and drops user.* xattrs, as Docker 20.10 builds and exports', async (t) => {
-  const dir = await tempDir(t);
-  const src = join(dir, 'src');
-  const out = join(dir, 'out');
-  await mkdir(src);
-  await mkdir(out);
-  await makeFixture(src);
-  const store = await Store.open(join(dir, 'store'));
-  const layer = await writeLayer(store, src, { kind: 'rootfs' });
-  await applyLayer(layer.open(), out, { format: 'plain' });
+  const { src, out } = await roundTrip(t, {});
   const got = await describeTree(out);
   t.deepEqual(got, await describeTree(src, { skipXattrs: ['trusted.overlay.origin', 'user.note'] }));
   t.true(got.some((l) => l.includes('security.capability=01000002ff')));

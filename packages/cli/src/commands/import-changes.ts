@@ -6,8 +6,8 @@
  * each is then dispatched as the classic builder dispatches it, variables expanded against the
  * config built so far (so `ENV A=$HOME` is `A=`, `ENV B=$A` after `ENV A=1` is `B=1`).
  */
-import { parseDockerfile, expandWord, expandWords, DockerfileParseError, type Instruction, type Lookup } from '@tsbuild/parser';
-import { applyConfigStep, type ConfigState, type ConfigStep } from '@tsbuild/executor';
+import { parseDockerfile, DockerfileParseError, type Instruction, type Lookup } from '@tsbuild/parser';
+import { applyConfigStep, expandStep, type ConfigState, type ConfigStep } from '@tsbuild/executor';
 import { StoreError, type ContainerConfig } from '@tsbuild/layer-store';
 
 /** The instructions `docker import -c` / `docker commit -c` take (moby validCommitCommands). */
@@ -54,40 +54,10 @@ export function configFromChanges(changes: readonly string[]): ContainerConfig {
   return state.config;
 }
 
-/** One commit command, its words expanded as the classic builder's dispatcher expands them. */
+/**
+ * One commit command, its words expanded as the classic builder's dispatcher expands them: the
+ * build's own expansion (every commit command is a config step).
+ */
 function stepOf(instr: Instruction, lookup: Lookup): ConfigStep {
-  const w = (s: string): string => expandWord(s, lookup);
-  switch (instr.kind) {
-    case 'ENV':
-    case 'LABEL':
-      return { kind: instr.kind, pairs: instr.pairs.map(([k, v]) => [w(k), w(v)]) };
-    case 'CMD':
-    case 'ENTRYPOINT':
-      return { kind: instr.kind, cmd: instr.form === 'exec' ? { form: 'exec', args: [...instr.command] } : { form: 'shell', command: instr.command as string } };
-    case 'EXPOSE':
-      // the raw words sorted (Docker's parser), then expanded (its dispatcher)
-      return { kind: 'EXPOSE', ports: [...instr.ports].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).flatMap((p) => expandWords(p, lookup)) };
-    case 'USER':
-      return { kind: 'USER', user: w(instr.user) };
-    case 'WORKDIR':
-      return { kind: 'WORKDIR', path: w(instr.path) };
-    case 'VOLUME':
-      return { kind: 'VOLUME', paths: instr.paths.map(w) };
-    case 'ONBUILD':
-      return { kind: 'ONBUILD', trigger: instr.triggerText };
-    case 'HEALTHCHECK':
-      if (instr.none) return { kind: 'HEALTHCHECK', health: { Test: ['NONE'] } };
-      return {
-        kind: 'HEALTHCHECK',
-        health: {
-          Test: [...instr.test],
-          ...(instr.interval ? { Interval: instr.interval } : {}),
-          ...(instr.timeout ? { Timeout: instr.timeout } : {}),
-          ...(instr.startPeriod ? { StartPeriod: instr.startPeriod } : {}),
-          ...(instr.retries ? { Retries: instr.retries } : {}),
-        },
-      };
-    default:
-      throw changeError(`${instr.kind.toLowerCase()} is not a valid change command`);
-  }
+  return expandStep(instr, lookup, '\\') as ConfigStep;
 }

@@ -5,3 +5,4 @@ export { cacheKeyOf, explainDifference, type CacheInputs, type CacheRecord } fro
 export type { BuildEvent, BuildEventSink } from './events.js';
 export { planBuild, hostPlatform, platformString, PREDEFINED_ARGS, type BuildPlan, type PlannedStage } from './plan.js';
 export { applyConfigStep, scratchConfig, visibleConfig, type ConfigStep, type ConfigState } from './config.js';
+export { expandStep, type ExpandedStep } from './expand.js';

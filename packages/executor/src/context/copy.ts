@@ -67,7 +67,7 @@ export interface CopyOptions {
  * mtime is the earlier build's, already clamped or not newer), so sharing inodes is safe.
  *
  * copyInto runs with the overlay mounted, where a link from outside it is impossible (EXDEV): it
- * records each such file in `deferred` (path relative to the root → the earlier file) and skips
+ * records each such file in `deferred` (path relative to the root → the earlier file and its lstat) and skips
  * it; after the unmount, {@link linkReused} makes the links in the upper dir.
  */
 export interface CopyReuse {
@@ -77,10 +77,8 @@ export interface CopyReuse {
   readonly upper: string;
   /** Whether `e` (below the source at `sourceRel`) has the content the earlier build copied. */
   sameContent(e: SourceEntry, sourceRel: string): boolean;
-  /** Filled by copyInto. */
-  readonly deferred: Map<string, string>;
-  /** Filled by copyInto: the lstat of each deferred path's earlier file (the inode the link will be). */
-  readonly deferredStats: Map<string, BigIntStats>;
+  /** Filled by copyInto: each deferred path's earlier file, and its lstat (the inode the link will be). */
+  readonly deferred: Map<string, { old: string; stats: BigIntStats }>;
 }
 
 /** Host path of the image path `p`, resolved inside `rootfs`. */
@@ -421,8 +419,7 @@ function deferLink(e: SourceEntry, host: string, target: string, st: CopyState, 
     }
     st.upperHosts.add(host);
   }
-  reuse.deferred.set(rel, old);
-  reuse.deferredStats.set(rel, o);
+  reuse.deferred.set(rel, { old, stats: o });
   return true;
 }
 
@@ -460,13 +457,12 @@ export async function linkReused(reuse: CopyReuse, signal?: AbortSignal): Promis
     const p = path.join(reuse.upper, dirRel);
     if (!parents.has(p)) parents.set(p, lstatSync(p, { bigint: true }));
   }
-  for (const [rel, old] of reuse.deferred) {
+  for (const [rel, { old, stats }] of reuse.deferred) {
     if (slices.due()) await slices.yield();
     if (!realDirChain(reuse.upper, path.dirname(rel), real)) continue;
     try {
       linkSync(old, path.join(reuse.upper, rel));
-      const st = reuse.deferredStats.get(rel);
-      if (st !== undefined) linked.set(rel, st);
+      linked.set(rel, stats);
     } catch (cause) {
       const code = (cause as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') continue;

@@ -228,7 +228,6 @@ function reuseOf(ctx: BuildContext, state: ImageState, step: CopyStep, prior: Ca
     previous,
     upper,
     deferred: new Map(),
-    deferredStats: new Map(),
     sameContent(e, sourceRel) {
       const prefix = sourceRel === '.' ? '' : sourceRel;
       const rel = e.rel === '' ? prefix : prefix === '' ? e.rel : `${prefix}/${e.rel}`;
