@@ -26,7 +26,7 @@ export {
   type CommitImageInput,
 } from './store.js';
 export { ArchiveError } from './archive-errors.js';
-export { acquireLock, type HeldLock } from './lock.js';
+export { acquireLock, type HeldLock, type LockOptions } from './lock.js';
 export { save, CONTAINERD_NAME_ANNOTATION, type SaveOptions } from './save.js';
 export { load, loadFile, type LoadOptions, type LoadedImage } from './load.js';
 export { exportImage } from './export.js';

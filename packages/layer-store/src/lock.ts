@@ -1,13 +1,16 @@
 /**
- * An inter-process lock on a file, exclusive or shared: `flock(2)` on an open file description of ours. Node
- * has no flock call, so a `flock(1)` helper is handed our descriptor (as its fd 3), takes
- * `LOCK_EX` (or `LOCK_SH`) on it and exits; the lock belongs to the open file description, which stays open here
- * until `release()` closes it. If this process dies, the kernel closes the descriptor and the lock
- * is released, so a crash never leaves a stale lock behind. One short-lived helper per lock (it
- * was three, for the whole time the lock was held).
+ * An inter-process lock on a file, exclusive or shared: `flock(2)` on an open file description of ours,
+ * which stays open here until `release()` closes it. If this process dies, the kernel closes the
+ * descriptor and the lock is released, so a crash never leaves a stale lock behind.
+ *
+ * Node has no flock call. A free lock is taken with one non-blocking flock(2) through `@tsbuild/sys`.
+ * Waiting for a taken one (and everything, where that addon is not built) goes to a `flock(1)`
+ * helper process: it is handed our descriptor (as its fd 3), takes `LOCK_EX` (or `LOCK_SH`) on it
+ * and exits, so the wait never blocks this process's event loop.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { LOCK_EX, LOCK_NB, LOCK_SH, sysCalls, type SysCalls } from '@tsbuild/sys';
 import { LockError } from './errors.js';
 
 /** A held lock; `release()` frees it (idempotent). */
@@ -22,9 +25,11 @@ export interface LockOptions {
   shared?: boolean;
   /**
    * Called once when the lock is not free at once, before waiting for it (so a command can say
-   * what it waits for). Costs a second helper then.
+   * what it waits for).
    */
   onWait?: () => void;
+  /** The system calls that take a free lock; null: the flock(1) helper only. Default: `sysCalls()`. */
+  sys?: SysCalls | null;
 }
 
 /** Runs the flock(1) helper on `fd`: 0 when locked, 1 when `-n` found it taken. */
@@ -52,7 +57,7 @@ function flockHelper(path: string, fd: number, args: string[], signal: AbortSign
  * Waits for the lock on `path` (created if missing), exclusive unless `shared`, and returns it.
  * @throws LockError when the helper fails, or the signal aborts the wait.
  */
-export async function acquireLock(path: string, { signal, shared = false, onWait }: LockOptions = {}): Promise<HeldLock> {
+export async function acquireLock(path: string, { signal, shared = false, onWait, sys = sysCalls() }: LockOptions = {}): Promise<HeldLock> {
   signal?.throwIfAborted();
   let fd: number;
   try {
@@ -62,7 +67,14 @@ export async function acquireLock(path: string, { signal, shared = false, onWait
   }
   try {
     const mode = shared ? '-s' : '-x';
-    if (onWait === undefined || (await flockHelper(path, fd, [mode, '-n'], signal)) !== 0) {
+    let free: boolean;
+    try {
+      free = sys !== undefined && sys !== null ? sys.flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) : onWait !== undefined && (await flockHelper(path, fd, [mode, '-n'], signal)) === 0;
+    } catch (err) {
+      if (err instanceof LockError) throw err;
+      throw new LockError(`locking ${path} failed: ${(err as Error).message}`, { cause: err });
+    }
+    if (!free) {
       onWait?.();
       await flockHelper(path, fd, [mode], signal);
     }

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { acquireLock, load, Store } from '../src/index.js';
+import { acquireLock as acquire, load, Store, type LockOptions } from '../src/index.js';
 
 async function lockFile(t: { teardown(f: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'ls-lock-'));
@@ -15,64 +15,70 @@ async function lockFile(t: { teardown(f: () => Promise<void>): void }): Promise<
 /** Whether another process could take the lock right now (`flock -n` fails while it is held). */
 const freeForOthers = (file: string): boolean => spawnSync('flock', ['-n', file, 'true']).status === 0;
 
-test('acquireLock: held against other processes until release; a second holder in the same process waits', async (t) => {
-  const file = await lockFile(t);
-  const first = await acquireLock(file);
-  t.false(freeForOthers(file));
-  const order: string[] = [];
-  const second = acquireLock(file).then((l) => (order.push('second'), l));
-  await new Promise((r) => setTimeout(r, 50));
-  order.push('release');
-  await first.release();
-  const held = await second;
-  t.deepEqual(order, ['release', 'second']);
-  t.false(freeForOthers(file));
-  await held.release();
-  await held.release(); // idempotent
-  t.true(freeForOthers(file));
-});
+// Each behaviour with the flock(2) system call (@tsbuild/sys) and with the flock(1) helper alone
+// (where the addon is not built).
+for (const how of ['flock(2)', 'flock(1)'] as const) {
+  const acquireLock = (file: string, opts: LockOptions = {}) => acquire(file, how === 'flock(1)' ? { ...opts, sys: null } : opts);
 
-test('acquireLock: an aborted wait rejects with a LockError and holds nothing', async (t) => {
-  const file = await lockFile(t);
-  const first = await acquireLock(file);
-  const ac = new AbortController();
-  const waiting = acquireLock(file, { signal: ac.signal });
-  setTimeout(() => ac.abort(new Error('stop')), 30);
-  const err = await t.throwsAsync(waiting);
-  t.is((err as { code?: string }).code, 'E_LOCK');
-  await first.release();
-  t.true(freeForOthers(file));
-});
+  test(`acquireLock (${how}): held against other processes until release; a second holder in the same process waits`, async (t) => {
+    const file = await lockFile(t);
+    const first = await acquireLock(file);
+    t.false(freeForOthers(file));
+    const order: string[] = [];
+    const second = acquireLock(file).then((l) => (order.push('second'), l));
+    await new Promise((r) => setTimeout(r, 50));
+    order.push('release');
+    await first.release();
+    const held = await second;
+    t.deepEqual(order, ['release', 'second']);
+    t.false(freeForOthers(file));
+    await held.release();
+    await held.release(); // idempotent
+    t.true(freeForOthers(file));
+  });
 
-test('acquireLock: a holder that dies releases the lock (no stale lock)', async (t) => {
-  const file = await lockFile(t);
-  const script = `import('${new URL('../src/index.js', import.meta.url).href}').then(async (m) => { await m.acquireLock(${JSON.stringify(file)}); process.kill(process.pid, 'SIGKILL'); })`;
-  const r = spawnSync(process.execPath, ['-e', script]);
-  t.is(r.signal, 'SIGKILL');
-  t.true(freeForOthers(file));
-  const l = await acquireLock(file);
-  await l.release();
-});
+  test(`acquireLock (${how}): an aborted wait rejects with a LockError and holds nothing`, async (t) => {
+    const file = await lockFile(t);
+    const first = await acquireLock(file);
+    const ac = new AbortController();
+    const waiting = acquireLock(file, { signal: ac.signal });
+    setTimeout(() => ac.abort(new Error('stop')), 30);
+    const err = await t.throwsAsync(waiting);
+    t.is((err as { code?: string }).code, 'E_LOCK');
+    await first.release();
+    t.true(freeForOthers(file));
+  });
 
-test('acquireLock shared: many holders at once; an exclusive one says it waits and gets the lock after the last release', async (t) => {
-  const file = await lockFile(t);
-  const a = await acquireLock(file, { shared: true });
-  const b = await acquireLock(file, { shared: true });
-  t.true(spawnSync('flock', ['-n', '-s', file, 'true']).status === 0, 'another shared holder gets it');
-  t.false(freeForOthers(file), 'no exclusive one');
-  let waited = 0;
-  let got = false;
-  const exclusive = acquireLock(file, { onWait: () => waited++ }).then((l) => ((got = true), l));
-  await a.release();
-  await new Promise((r) => setTimeout(r, 100));
-  t.false(got, 'one shared holder is left');
-  await b.release();
-  const held = await exclusive;
-  t.is(waited, 1);
-  t.false(spawnSync('flock', ['-n', '-s', file, 'true']).status === 0, 'exclusive now');
-  await held.release();
-  t.true(freeForOthers(file));
-});
+  test(`acquireLock (${how}): a holder that dies releases the lock (no stale lock)`, async (t) => {
+    const file = await lockFile(t);
+    const script = `import('${new URL('../src/index.js', import.meta.url).href}').then(async (m) => { await m.acquireLock(${JSON.stringify(file)}${how === 'flock(1)' ? ', { sys: null }' : ''}); process.kill(process.pid, 'SIGKILL'); })`;
+    const r = spawnSync(process.execPath, ['-e', script]);
+    t.is(r.signal, 'SIGKILL');
+    t.true(freeForOthers(file));
+    const l = await acquireLock(file);
+    await l.release();
+  });
+
+  test(`acquireLock (${how}) shared: many holders at once; an exclusive one says it waits and gets the lock after the last release`, async (t) => {
+    const file = await lockFile(t);
+    const a = await acquireLock(file, { shared: true });
+    const b = await acquireLock(file, { shared: true });
+    t.true(spawnSync('flock', ['-n', '-s', file, 'true']).status === 0, 'another shared holder gets it');
+    t.false(freeForOthers(file), 'no exclusive one');
+    let waited = 0;
+    let got = false;
+    const exclusive = acquireLock(file, { onWait: () => waited++ }).then((l) => ((got = true), l));
+    await a.release();
+    await new Promise((r) => setTimeout(r, 100));
+    t.false(got, 'one shared holder is left');
+    await b.release();
+    const held = await exclusive;
+    t.is(waited, 1);
+    t.false(spawnSync('flock', ['-n', '-s', file, 'true']).status === 0, 'exclusive now');
+    await held.release();
+    t.true(freeForOthers(file));
+  });
+}
 
 test('Store.lease: one shared lock for all holders of a Store, gone with the last release', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'ls-lease-'));

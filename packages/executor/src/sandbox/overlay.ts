@@ -1,5 +1,7 @@
-import { access, mkdir, rm, symlink } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
+import { MNT_DETACH, MS_BIND, SysError, sysCalls, type SysCalls } from '@tsbuild/sys';
 import { SandboxError } from './errors.js';
 import { checkTool, requireTool, runTool } from './host-tools.js';
 
@@ -23,6 +25,8 @@ export interface MountRootfsOptions {
   /** Mount point (created if missing). */
   target: string;
   signal?: AbortSignal;
+  /** The system calls that mount and unmount; null: mount(8) and umount(8). Default: `sysCalls()`. */
+  sys?: SysCalls | null;
 }
 
 /** The kernel takes mount options in one page. */
@@ -34,21 +38,22 @@ const MAX_LOWER_DIRS = 500;
  * Mounts an overlay of `lowerdirs` + `upperdir` at `target`. With no lower dir, `upperdir` is
  * bind-mounted instead (overlay needs a lower), so the step's writes land in it all the same.
  * Long lower lists are passed as short symlinks to fit the kernel's one-page limit.
+ * mount(2) and umount2(2) are called directly through `@tsbuild/sys`; where its addon is not
+ * built, mount(8) and umount(8) run instead.
  * The caller must call `unmount()` (try/finally).
  * @throws SandboxError when a path holds `,` or `:` (overlay cannot escape them reliably) or mount fails.
  */
 export async function mountRootfs(opts: MountRootfsOptions): Promise<Rootfs> {
-  const mountBin = await requireTool('mount', 'util-linux (mount)');
-  const umountBin = await requireTool('umount', 'util-linux (mount)');
+  const sys = opts.sys === null ? undefined : opts.sys ?? sysCalls();
   const target = path.resolve(opts.target);
   const upperdir = path.resolve(opts.upperdir);
   await mkdir(target, { recursive: true });
   await mkdir(upperdir, { recursive: true });
   try {
-    await mountAt(mountBin, target, upperdir, opts);
+    await mountAt(sys, target, upperdir, opts);
   } catch (err) {
     // An abort may land after the kernel mounted but before mount(8) returned.
-    if (opts.signal?.aborted) await runTool(umountBin, [target]);
+    if (opts.signal?.aborted && sys === undefined) await runTool(await requireTool('umount', 'util-linux (mount)'), [target]);
     throw err;
   }
   let mounted = true;
@@ -57,16 +62,50 @@ export async function mountRootfs(opts: MountRootfsOptions): Promise<Rootfs> {
     upperdir,
     async unmount() {
       if (!mounted) return;
-      const r = await runTool(umountBin, [target]);
-      if (r.code !== 0) await checkTool(umountBin, ['--lazy', target], `unmounting ${target} (${r.stderr.trim()})`);
+      await unmountAt(sys, target);
       mounted = false;
     },
   };
 }
 
-async function mountAt(mountBin: string, target: string, upperdir: string, opts: MountRootfsOptions): Promise<void> {
+/** Unmounts `target`; lazily (detached) when it is still busy, as `umount --lazy`. */
+async function unmountAt(sys: SysCalls | undefined, target: string): Promise<void> {
+  if (sys !== undefined) {
+    try {
+      sys.umount(target);
+    } catch (err) {
+      if (!(err instanceof SysError) || err.code !== 'EBUSY') throw new SandboxError(`unmounting ${target}: ${(err as Error).message}`, { cause: err });
+      try {
+        sys.umount(target, MNT_DETACH);
+      } catch (err2) {
+        throw new SandboxError(`unmounting ${target} (busy): ${(err2 as Error).message}`, { cause: err2 });
+      }
+    }
+    return;
+  }
+  const umountBin = await requireTool('umount', 'util-linux (mount)');
+  const r = await runTool(umountBin, [target]);
+  if (r.code !== 0) await checkTool(umountBin, ['--lazy', target], `unmounting ${target} (${r.stderr.trim()})`);
+}
+
+/** mount(2) when the addon is there, else mount(8) with `args`. */
+async function mountCall(sys: SysCalls | undefined, what: string, call: { source: string; target: string; fstype: string | null; flags: number; data: string | null }, args: string[], opts: { signal?: AbortSignal; cwd?: string }): Promise<void> {
+  if (sys !== undefined && opts.cwd === undefined) {
+    opts.signal?.throwIfAborted();
+    try {
+      sys.mount(call.source, call.target, call.fstype, call.flags, call.data);
+    } catch (err) {
+      throw new SandboxError(`${what}: ${(err as Error).message}`, { cause: err, hint: 'overlayfs must be available (modprobe overlay) and tsbuild must run as root' });
+    }
+    return;
+  }
+  await checkTool(await requireTool('mount', 'util-linux (mount)'), args, what, opts);
+}
+
+async function mountAt(sys: SysCalls | undefined, target: string, upperdir: string, opts: MountRootfsOptions): Promise<void> {
+  const signal = opts.signal ? { signal: opts.signal } : {};
   if (opts.lowerdirs.length === 0) {
-    await checkTool(mountBin, ['--bind', upperdir, target], `bind-mounting ${upperdir}`, { signal: opts.signal });
+    await mountCall(sys, `bind-mounting ${upperdir}`, { source: upperdir, target, fstype: null, flags: MS_BIND, data: null }, ['--bind', upperdir, target], signal);
   } else {
     const workdir = path.resolve(opts.workdir);
     await mkdir(workdir, { recursive: true });
@@ -76,15 +115,17 @@ async function mountAt(mountBin: string, target: string, upperdir: string, opts:
     }
     // overlay's lowerdir lists the top-most layer first.
     const topFirst = [...lowers].reverse();
-    const features = await featuresOff();
+    const features = featuresOff();
     let data = `lowerdir=${topFirst.join(':')},upperdir=${upperdir},workdir=${workdir}${features}`;
+    const what = `mounting the rootfs at ${target}`;
     if (data.length <= MAX_MOUNT_DATA) {
-      await checkTool(mountBin, ['-t', 'overlay', 'overlay', '-o', data, target], `mounting the rootfs at ${target}`, { signal: opts.signal });
+      await mountCall(sys, what, { source: 'overlay', target, fstype: 'overlay', flags: 0, data }, ['-t', 'overlay', 'overlay', '-o', data, target], signal);
       return;
     }
     // Too long for one page (about 50 snapshot paths): as Docker's overlay2 does with its `l/`
     // links, name each lower dir by a short symlink (`<work>.l/<n>`, relative to the work dir's
     // parent). The kernel resolves them when it mounts; they go when the mount is made.
+    // (mount(8) with that working directory: the relative paths are the mounting process's.)
     if (lowers.length > MAX_LOWER_DIRS) {
       throw new SandboxError(`too many layers to mount: ${lowers.length} (overlayfs stacks at most ${MAX_LOWER_DIRS})`, { hint: 'squash the base image, or merge RUN steps' });
     }
@@ -95,7 +136,7 @@ async function mountAt(mountBin: string, target: string, upperdir: string, opts:
       await Promise.all(topFirst.map((d, i) => symlink(d, path.join(links, String(i)))));
       const rel = (p: string) => path.relative(cwd, p) || '.';
       data = `lowerdir=${topFirst.map((_d, i) => rel(path.join(links, String(i)))).join(':')},upperdir=${rel(upperdir)},workdir=${rel(workdir)}${features}`;
-      await checkTool(mountBin, ['-t', 'overlay', 'overlay', '-o', data, target], `mounting the rootfs at ${target}`, { signal: opts.signal, cwd });
+      await mountCall(undefined, what, { source: 'overlay', target, fstype: 'overlay', flags: 0, data }, ['-t', 'overlay', 'overlay', '-o', data, target], { ...signal, cwd });
     } finally {
       await rm(links, { recursive: true, force: true });
     }
@@ -110,14 +151,10 @@ async function mountAt(mountBin: string, target: string, upperdir: string, opts:
  * kernel knows (its module parameter exists), as Docker's overlay2 does: older kernels refuse
  * unknown options.
  */
-async function featuresOff(): Promise<string> {
+function featuresOff(): string {
   let out = '';
   for (const f of ['index', 'redirect_dir', 'metacopy']) {
-    const known = await access(`/sys/module/overlay/parameters/${f}`).then(
-      () => true,
-      () => false,
-    );
-    if (known) out += `,${f}=off`;
+    if (existsSync(`/sys/module/overlay/parameters/${f}`)) out += `,${f}=off`;
   }
   return out;
 }

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "tsbuild_sys",
+      "sources": ["native/sys.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

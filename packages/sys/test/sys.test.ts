@@ -1,0 +1,108 @@
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LOCK_EX, LOCK_NB, LOCK_SH, MNT_DETACH, MS_BIND, MS_RDONLY, MS_REC, SysError, sysCalls, type SysCalls } from '../src/index.js';
+
+/** The addon must be built where the tests run (`npm ci` builds it; it needs python3, make and g++). */
+function calls(): SysCalls {
+  const sys = sysCalls();
+  if (sys === undefined) throw new Error('the @tsbuild/sys addon is not built: run `npm rebuild @tsbuild/sys` (needs python3, make, g++)');
+  return sys;
+}
+
+async function tempDir(t: { teardown(f: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'tsbuild-sys-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const mountPoints = (): string[] => readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '');
+
+test('the addon is built and loads', (t) => {
+  t.not(sysCalls(), undefined);
+});
+
+test('flock: a free lock is taken at once; a conflicting one is refused without waiting, shared ones coexist', async (t) => {
+  const sys = calls();
+  const file = join(await tempDir(t), 'x.lock');
+  const a = openSync(file, 'a');
+  const b = openSync(file, 'a');
+  const c = openSync(file, 'a');
+  try {
+    t.true(sys.flock(a, LOCK_SH | LOCK_NB));
+    t.true(sys.flock(b, LOCK_SH | LOCK_NB), 'two shared holders');
+    t.false(sys.flock(c, LOCK_EX | LOCK_NB), 'no exclusive one beside them');
+    t.is(spawnSync('flock', ['-n', file, 'true']).status, 1, 'another process sees it taken');
+    closeSync(a);
+    closeSync(b);
+    t.true(sys.flock(c, LOCK_EX | LOCK_NB), 'free once the shared holders close');
+    t.is(spawnSync('flock', ['-n', '-s', file, 'true']).status, 1);
+  } finally {
+    closeSync(c);
+  }
+  t.is(spawnSync('flock', ['-n', file, 'true']).status, 0, 'closing the descriptor releases it');
+});
+
+test('flock: a bad descriptor is a SysError with errno EBADF', (t) => {
+  const err = t.throws(() => calls().flock(987654, LOCK_EX | LOCK_NB), { instanceOf: SysError });
+  t.is(err?.code, 'EBADF');
+  t.is(err?.syscall, 'flock');
+});
+
+test('mount and umount: a read-only bind mount shows the source, refuses writes, and is gone after umount', async (t) => {
+  const sys = calls();
+  const dir = await tempDir(t);
+  const src = join(dir, 'src');
+  const target = join(dir, 'target');
+  mkdirSync(src);
+  mkdirSync(target);
+  writeFileSync(join(src, 'f'), 'hello');
+  sys.mount(src, target, null, MS_BIND | MS_REC, null);
+  try {
+    sys.mount(null, target, null, MS_BIND | MS_RDONLY | 32 /* MS_REMOUNT */, null);
+    t.true(mountPoints().includes(target));
+    t.is(readFileSync(join(target, 'f'), 'utf8'), 'hello');
+    t.throws(() => writeFileSync(join(target, 'g'), 'x'), { code: 'EROFS' });
+  } finally {
+    sys.umount(target);
+  }
+  t.false(mountPoints().includes(target));
+  const err = t.throws(() => sys.umount(target), { instanceOf: SysError });
+  t.is(err?.code, 'EINVAL', 'not a mount point any more');
+  t.regex(err!.message, new RegExp(`^umount ${target}: .+ \\(EINVAL\\)$`));
+});
+
+test('umount of a busy mount fails with EBUSY; MNT_DETACH detaches it', async (t) => {
+  const sys = calls();
+  const dir = await tempDir(t);
+  const src = join(dir, 'src');
+  const target = join(dir, 'target');
+  mkdirSync(src);
+  mkdirSync(target);
+  writeFileSync(join(src, 'f'), 'x');
+  sys.mount(src, target, null, MS_BIND, null);
+  const fd = openSync(join(target, 'f'), 'r');
+  try {
+    t.is(t.throws(() => sys.umount(target), { instanceOf: SysError })?.code, 'EBUSY');
+    sys.umount(target, MNT_DETACH);
+    t.false(mountPoints().includes(target));
+  } finally {
+    closeSync(fd);
+  }
+});
+
+test('mount of a missing source is a SysError with errno ENOENT naming the target', async (t) => {
+  const dir = await tempDir(t);
+  mkdirSync(join(dir, 'target'));
+  const err = t.throws(() => calls().mount(join(dir, 'nope'), join(dir, 'target'), null, MS_BIND, null), { instanceOf: SysError });
+  t.is(err?.code, 'ENOENT');
+  t.regex(err!.message, /^mount .*target: /);
+});
+
+test('bad arguments throw an error instead of crashing the process', (t) => {
+  const sys = sysCalls() as unknown as { flock(a: unknown, b: unknown): boolean };
+  t.throws(() => sys.flock('x', 'y'));
+});
