@@ -276,6 +276,9 @@ export function networkReason(err: unknown, url: URL): string {
       return `dial tcp ${host}: i/o timeout`;
     case 'ECONNRESET':
       return 'connection reset by peer';
+    case 'UND_ERR_SOCKET':
+      // the body ended before its Content-Length: Go's io.ErrUnexpectedEOF
+      return (e as Error).message === 'other side closed' ? 'unexpected EOF' : (e as Error).message;
     case 'EHOSTUNREACH':
       return `dial tcp ${host}: connect: no route to host`;
     default:

@@ -16,6 +16,7 @@ import { readRepoDigests, recordRepoDigest, repositoryOf } from './repo-digests.
 import {
   RegistryClient,
   RegistryError,
+  networkReason,
   parseJSON,
   readSmallBody,
   type RegistryCredentials,
@@ -366,9 +367,17 @@ async function readLayerBlob(store: Store, digest: Digest, signal: AbortSignal |
 async function fetchBlob(store: Store, client: RegistryClient, r: Reference, desc: Descriptor, signal: AbortSignal | undefined): Promise<void> {
   const res = await client.request('GET', `/v2/${r.path}/blobs/${desc.digest}`, { ok: [200], what: `fetching blob ${desc.digest} of ${r.familiarName()}` });
   if (!res.body) throw new RegistryError(`fetching blob ${desc.digest}: empty response`, { status: res.status });
+  const what = `fetching blob ${desc.digest} of ${r.domain}/${r.path}`;
   const body = Readable.fromWeb(res.body as Parameters<typeof Readable.fromWeb>[0]);
+  const limited = sizeLimit(desc.size);
+  // pipe() does not forward errors: a connection that breaks mid-body would be an uncaught
+  // 'error' on `body` (the process died) instead of a failed write
+  body.once('error', (err) => limited.destroy(signal?.aborted ? err : new RegistryError(`${what}: ${networkReason(err, new URL(res.url || client.baseURL))}`, { cause: err })));
+  // writeBlob reports it; until its pipeline listens (it opens a temp file first) this one does
+  limited.on('error', () => undefined);
+  body.pipe(limited);
   try {
-    await store.writeBlob(body.pipe(sizeLimit(desc.size)), { expected: desc.digest, expectedSize: desc.size, ...(signal ? { signal } : {}) });
+    await store.writeBlob(limited, { expected: desc.digest, expectedSize: desc.size, ...(signal ? { signal } : {}) });
   } catch (err) {
     body.destroy();
     if (err instanceof DigestMismatchError) {
