@@ -368,6 +368,16 @@ async function fetchBlob(store: Store, client: RegistryClient, r: Reference, des
   const res = await client.request('GET', `/v2/${r.path}/blobs/${desc.digest}`, { ok: [200], what: `fetching blob ${desc.digest} of ${r.familiarName()}` });
   if (!res.body) throw new RegistryError(`fetching blob ${desc.digest}: empty response`, { status: res.status });
   const what = `fetching blob ${desc.digest} of ${r.domain}/${r.path}`;
+  // a length other than the descriptor's is wrong content, or a body that never ends (a lying
+  // length on a connection left open hung the pull, as it hangs dockerd)
+  const declared = res.headers.get('content-length');
+  if (declared !== null && res.headers.get('content-encoding') === null && Number(declared) !== desc.size) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new RegistryError(`${what}: the registry sends ${declared} bytes, the manifest says ${desc.size}`, {
+      status: res.status,
+      hint: 'the registry serves other content than the manifest describes',
+    });
+  }
   const body = Readable.fromWeb(res.body as Parameters<typeof Readable.fromWeb>[0]);
   const limited = sizeLimit(desc.size);
   // pipe() does not forward errors: a connection that breaks mid-body would be an uncaught

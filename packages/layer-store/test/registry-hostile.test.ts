@@ -131,6 +131,23 @@ test('a manifest with a huge Content-Length is refused before it is read', async
   await assertClean(t, store, before);
 });
 
+test('a blob with a Content-Length other than its descriptor size fails at once (no hang)', async (t) => {
+  const image = await makeImage(randomBytes(1000));
+  const layer = sha256Of(image.layer);
+  const host = await serve(t, image, (_req, res, url) => {
+    if (!url.pathname.endsWith(layer)) return false;
+    // the right bytes, a lying length, and the connection left open
+    res.writeHead(200, { 'Content-Length': String(1e12) });
+    res.write(image.layer);
+    return true;
+  });
+  const store = await tempStore(t);
+  const before = await storeState(store);
+  const err = await t.throwsAsync(pull(store, `${host}/hostile/x:1`), { instanceOf: RegistryError });
+  t.regex(err!.message, new RegExp(`fetching blob ${layer}.*: the registry sends 1000000000000 bytes, the manifest says ${image.layer.length}`));
+  await assertClean(t, store, before);
+});
+
 test('a blob whose connection breaks midway: a clear network error, nothing stored', async (t) => {
   const image = await makeImage(randomBytes(200_000));
   const layer = sha256Of(image.layer);
