@@ -336,7 +336,14 @@ async function fetchBlobs(store: Store, client: RegistryClient, r: Reference, ma
       const status = await have(desc);
       // Snapshots are keyed by chain IDs made of diffIDs: a config lying about them would plant
       // wrong content under an honest image's key. Docker checks them on pull too.
-      const { diffID: actual, contentSize } = await readLayerBlob(store, desc.digest, opts.signal);
+      const { diffID: actual, contentSize } = await readLayerBlob(store, desc.digest, opts.signal).catch((err: unknown) => {
+        // zlib's 'unexpected end of file' of a truncated layer is not ours to let out
+        if (err instanceof StoreError || opts.signal?.aborted) throw err;
+        throw new RegistryError(`layer ${desc.digest} of ${r.familiar()} is damaged: ${err instanceof Error ? err.message : String(err)}`, {
+          cause: err,
+          hint: 'the registry holds a layer that does not decompress; push the image again',
+        });
+      });
       if (actual !== diffID) throw new DigestMismatchError({ expected: diffID, actual, what: `diffID of layer ${desc.digest} of ${r.familiar()}` });
       // Counted in the same pass, so `images` need not decompress the layer again.
       if (contentSize !== undefined) await recordContentSize(store, diffID, contentSize);

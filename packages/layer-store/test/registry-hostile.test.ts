@@ -181,6 +181,19 @@ test('a blob answered with 500: the status in the error', async (t) => {
   await assertClean(t, store, before);
 });
 
+test('a truncated gzip layer (its digest matches the truncated bytes): a clear layer error, nothing tagged', async (t) => {
+  const image = await makeImage(randomBytes(50_000), (tarBytes) => {
+    const gz = gzipSync(tarBytes);
+    return gz.subarray(0, gz.length >> 1);
+  });
+  const host = await serve(t, image);
+  const store = await tempStore(t);
+  const before = await storeState(store);
+  const err = await t.throwsAsync(pull(store, `${host}/hostile/x:1`), { instanceOf: RegistryError });
+  t.regex(err!.message, new RegExp(`layer ${sha256Of(image.layer)} of ${host.replace(/\./g, '\\.')}/hostile/x:1 is damaged: unexpected end of file`));
+  await assertClean(t, store, before);
+});
+
 test('a blob redirected to another host is followed (as Docker does), without our credentials', async (t) => {
   const image = await makeImage(randomBytes(1000));
   const layer = sha256Of(image.layer);
