@@ -151,8 +151,9 @@ async function pullImage(store: Store, ref: string, opts: PullOptions): Promise<
     const platform = opts.platform ?? hostPlatform();
     const desc = selectPlatformManifest(asIndex(top.json, r), platform);
     if (!desc) {
-      throw new RegistryError(`no matching manifest for ${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ''} in the manifest list entries of ${r.familiar()}`, {
-        hint: 'the image is not built for this platform',
+      // dockerd's words exactly; the reference goes to the hint
+      throw new RegistryError(`no matching manifest for ${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ''} in the manifest list entries`, {
+        hint: `${r.familiar()} is not built for this platform; --platform picks another`,
       });
     }
     chosen = await fetchManifest(client, r, desc.digest);

@@ -1,0 +1,35 @@
+/**
+ * pull's references and platforms against docker-registry on 127.0.0.1, with what dockerd 20.10
+ * does for the same pulls (checked by hand against the same registry).
+ */
+import test, { type ExecutionContext } from 'ava';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { inspectImage, listImages, MediaTypes, pull, push, RegistryError, sha256Of, type Index, type Store } from '../src/index.js';
+import { importBusybox, startRegistry, tempStore } from './archive-fixtures.js';
+
+/** A registry holding busybox as `hreg/bb:1`; returns its host and the manifest digest. */
+async function registryWithBusybox(t: ExecutionContext): Promise<{ host: string; digest: string; id: string; src: Store }> {
+  const host = await startRegistry(t);
+  const src = await tempStore(t);
+  const { id } = await importBusybox(t, src, `${host}/hreg/bb:1`);
+  const pushed = await push(src, `${host}/hreg/bb:1`);
+  return { host, digest: pushed.digest, id, src };
+}
+
+test('an index without the platform: dockerd\'s "no matching manifest" message, nothing stored', async (t) => {
+  const { host, src } = await registryWithBusybox(t);
+  const m = (await src.resolveImage(`${host}/hreg/bb:1`)).manifestDescriptor;
+  const entry = (architecture: string, variant?: string) => ({ mediaType: m.mediaType, digest: m.digest, size: m.size, platform: { architecture, os: 'linux', ...(variant ? { variant } : {}) } });
+  const index: Index = { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [entry('arm64', 'v8'), entry('s390x')] };
+  const res = await fetch(`http://${host}/v2/hreg/bb/manifests/noamd`, { method: 'PUT', headers: { 'Content-Type': MediaTypes.ociIndex }, body: Buffer.from(JSON.stringify(index)) });
+  t.is(res.status, 201);
+  const dst = await tempStore(t);
+  const before = await readFile(join(dst.root, 'index.json'), 'utf8');
+  const err = await t.throwsAsync(pull(dst, `${host}/hreg/bb:noamd`, { platform: { os: 'linux', architecture: 'amd64' } }), { instanceOf: RegistryError });
+  t.is(err!.message, 'no matching manifest for linux/amd64 in the manifest list entries');
+  t.is(err!.hint, `${host}/hreg/bb:noamd is not built for this platform; --platform picks another`);
+  t.is(await readFile(join(dst.root, 'index.json'), 'utf8'), before);
+  // the platform that is there
+  t.is((await pull(dst, `${host}/hreg/bb:noamd`, { platform: { os: 'linux', architecture: 's390x' } })).manifest.digest, m.digest);
+});
