@@ -142,7 +142,9 @@ export async function pull(store: Store, ref: string, opts: PullOptions = {}): P
 }
 
 async function pullImage(store: Store, ref: string, opts: PullOptions): Promise<PullResult> {
-  const r = parseReference(ref);
+  const given = parseReference(ref);
+  // dockerd pulls `name:tag@digest` by the digest alone: the tag is neither fetched nor stored
+  const r = given.digest !== undefined && given.tag !== undefined ? parseReference(`${given.name}@${given.digest}`) : given;
   const client = new RegistryClient(r.domain, `repository:${r.path}:pull`, opts);
   const top = await fetchManifest(client, r, r.digest ?? (r.tag as string));
   opts.onEvent?.({ type: 'resolved', ref: r.full(), digest: top.digest, mediaType: top.mediaType });

@@ -5,11 +5,11 @@
 import test, { type ExecutionContext } from 'ava';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { inspectImage, listImages, MediaTypes, pull, push, RegistryError, sha256Of, type Index, type Store } from '../src/index.js';
+import { inspectImage, listImages, MediaTypes, pull, push, RegistryError, sha256Of, type Digest, type Index, type Store } from '../src/index.js';
 import { importBusybox, startRegistry, tempStore } from './archive-fixtures.js';
 
 /** A registry holding busybox as `hreg/bb:1`; returns its host and the manifest digest. */
-async function registryWithBusybox(t: ExecutionContext): Promise<{ host: string; digest: string; id: string; src: Store }> {
+async function registryWithBusybox(t: ExecutionContext): Promise<{ host: string; digest: Digest; id: Digest; src: Store }> {
   const host = await startRegistry(t);
   const src = await tempStore(t);
   const { id } = await importBusybox(t, src, `${host}/hreg/bb:1`);
@@ -32,4 +32,18 @@ test('an index without the platform: dockerd\'s "no matching manifest" message, 
   t.is(await readFile(join(dst.root, 'index.json'), 'utf8'), before);
   // the platform that is there
   t.is((await pull(dst, `${host}/hreg/bb:noamd`, { platform: { os: 'linux', architecture: 's390x' } })).manifest.digest, m.digest);
+});
+
+test('pull name:tag@digest pulls by the digest and stores no tag, as dockerd', async (t) => {
+  const { host, digest, id } = await registryWithBusybox(t);
+  const dst = await tempStore(t);
+  const canonical = `${host}/hreg/bb@${digest}`;
+  const pulled = await pull(dst, `${host}/hreg/bb:other@${digest}`);
+  t.is(pulled.ref, canonical);
+  t.is(pulled.id, id);
+  t.true(pulled.updated);
+  const ins = await inspectImage(dst, canonical);
+  t.deepEqual([ins.RepoTags, ins.RepoDigests], [[], [canonical]]);
+  t.deepEqual((await listImages(dst)).map((r) => [r.repository, r.tag, r.digest]), [[`${host}/hreg/bb`, '<none>', digest]]);
+  t.false((await readFile(join(dst.root, 'index.json'), 'utf8')).includes(':other'));
 });

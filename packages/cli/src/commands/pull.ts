@@ -41,12 +41,14 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     if (!quiet) ctx.stdout.write(s);
   };
   if (ref.digest === undefined && !/:[\w][\w.-]*$/.test(input.slice(input.lastIndexOf('/') + 1))) out('Using default tag: latest\n');
+  // as dockerd: `name:tag@digest` is pulled (and named in its lines) by the digest alone
+  const pulled = ref.digest !== undefined && ref.tag !== undefined ? parseReference(`${ref.name}@${ref.digest}`) : ref;
   const store = await openStore(ctx);
   // as dockerd: a digest pull names the whole reference; an image whose config is already here
   // lists no layers ("the image already exists locally, no need to pull anything")
   let known = false;
   const onEvent = (e: RegistryEvent): void => {
-    if (e.type === 'resolved') out(`${ref.digest !== undefined ? ref.familiar() : ref.tag}: Pulling from ${ref.path}\n`);
+    if (e.type === 'resolved') out(`${pulled.digest !== undefined ? pulled.familiar() : pulled.tag}: Pulling from ${pulled.path}\n`);
     else if (e.type !== 'blob') return;
     else if (e.kind === 'config') known = e.status === 'exists';
     else if (!known || e.status !== 'exists') out(`${e.id.slice(7, 19)}: ${e.status === 'exists' ? 'Already exists' : 'Pull complete'}\n`);
@@ -59,7 +61,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     ...(platformFlag !== undefined ? { platform: parsePlatform(platformFlag) } : {}),
   });
   out(`Digest: ${result.digest}\n`);
-  out(`Status: ${result.updated ? 'Downloaded newer image' : 'Image is up to date'} for ${ref.familiar()}\n`);
+  out(`Status: ${result.updated ? 'Downloaded newer image' : 'Image is up to date'} for ${pulled.familiar()}\n`);
   ctx.stdout.write(`${ref.full()}\n`);
   return 0;
 }
