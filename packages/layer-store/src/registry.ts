@@ -166,11 +166,36 @@ async function pullImage(store: Store, ref: string, opts: PullOptions): Promise<
   const manifestDesc: Descriptor = { mediaType: chosen.mediaType, digest: chosen.digest, size: chosen.bytes.length };
   await store.writeBufferBlob(chosen.bytes, { expected: chosen.digest, ...(opts.signal ? { signal: opts.signal } : {}) });
   const tagRef = r.full();
+  const id = manifest.config.digest;
   const before = (await store.readIndex()).manifests.find((m) => m.annotations?.[REF_NAME_ANNOTATION] === tagRef);
-  await store.tag(tagRef, manifestDesc);
+  // dockerd's "up to date": the reference already named this image ID; a digest reference also
+  // names it as a recorded RepoDigest (a pull by tag records repo@digest, as dockerd's reference
+  // store holds it), and then nothing is added to the index
+  const known = before !== undefined ? await configDigestOf(store, before.digest) : r.digest !== undefined && (await readRepoDigests(store)).get(tagRef) === id && (await hasImage(store, id)) ? id : undefined;
+  const updated = known !== id;
+  if (before !== undefined ? before.digest !== manifestDesc.digest : updated) await store.tag(tagRef, manifestDesc);
   // Docker's RepoDigests: the repository with the digest the registry knows the image by
-  await recordRepoDigest(store, r.name, top.digest, manifest.config.digest);
-  return { ref: tagRef, id: manifest.config.digest, manifest: manifestDesc, digest: top.digest, updated: before?.digest !== manifestDesc.digest };
+  await recordRepoDigest(store, r.name, top.digest, id);
+  return { ref: tagRef, id, manifest: manifestDesc, digest: top.digest, updated };
+}
+
+async function configDigestOf(store: Store, manifest: Digest): Promise<Digest | undefined> {
+  try {
+    return (await store.readJSONBlob<Manifest>(manifest)).config?.digest;
+  } catch (err) {
+    if (err instanceof StoreError) return undefined;
+    throw err;
+  }
+}
+
+async function hasImage(store: Store, id: Digest): Promise<boolean> {
+  try {
+    await store.resolveImage(id);
+    return true;
+  } catch (err) {
+    if (err instanceof ImageNotFoundError) return false;
+    throw err;
+  }
 }
 
 /**

@@ -47,3 +47,22 @@ test('pull name:tag@digest pulls by the digest and stores no tag, as dockerd', a
   t.deepEqual((await listImages(dst)).map((r) => [r.repository, r.tag, r.digest]), [[`${host}/hreg/bb`, '<none>', digest]]);
   t.false((await readFile(join(dst.root, 'index.json'), 'utf8')).includes(':other'));
 });
+
+test('pull by digest after a pull by tag: "up to date" (dockerd keeps repo@digest from the tag pull), index unchanged', async (t) => {
+  const { host, digest, id } = await registryWithBusybox(t);
+  const dst = await tempStore(t);
+  t.true((await pull(dst, `${host}/hreg/bb:1`)).updated);
+  const index = await readFile(join(dst.root, 'index.json'), 'utf8');
+  const canonical = `${host}/hreg/bb@${digest}`;
+  const again = await pull(dst, canonical);
+  t.false(again.updated);
+  t.is(again.id, id);
+  t.is(await readFile(join(dst.root, 'index.json'), 'utf8'), index);
+  t.deepEqual((await listImages(dst)).map((r) => [r.repository, r.tag, r.digest]), [[`${host}/hreg/bb`, '1', digest]]);
+  // and a tag pulled for an image there by digest only: a new tag, so "Downloaded newer image"
+  const other = await tempStore(t);
+  t.true((await pull(other, canonical)).updated);
+  t.false((await pull(other, canonical)).updated);
+  t.true((await pull(other, `${host}/hreg/bb:1`)).updated);
+  t.false((await pull(other, `${host}/hreg/bb:1`)).updated);
+});
