@@ -214,7 +214,7 @@ export async function push(store: Store, ref: string, opts: RegistryOptions = {}
   try {
     image = await store.resolveImage(r.full());
   } catch (err) {
-    if (err instanceof ImageNotFoundError) throw new ImageNotFoundError(ref, { hint: `an image does not exist locally with the tag ${r.familiar()}; build it or 'tsbuild tag' one`, cause: err });
+    if (err instanceof ImageNotFoundError) throw new PushSourceNotFoundError(r, err);
     throw err;
   }
   const client = new RegistryClient(r.domain, `repository:${r.path}:pull,push`, opts);
@@ -245,6 +245,14 @@ export async function push(store: Store, ref: string, opts: RegistryOptions = {}
   }
   await recordRepoDigest(store, r.name, desc.digest, image.id);
   return { ref: r.full(), digest: desc.digest, size: bytes.length };
+}
+
+/** `push` of a reference the store has no image for: dockerd 20.10's words (its familiar name). */
+class PushSourceNotFoundError extends ImageNotFoundError {
+  constructor(r: Reference, cause: ImageNotFoundError) {
+    super(r.familiar(), { hint: `no image in the store is tagged ${r.familiar()}; build one with -t or 'tsbuild tag' one`, cause });
+    this.message = `An image does not exist locally with the tag: ${r.familiarName()}`;
+  }
 }
 
 /**

@@ -28,6 +28,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     if (!quiet) ctx.stdout.write(s);
   };
   const store = await openStore(ctx);
+  // as the docker 20.10 CLI: a name without tag pushes `latest` and says so
+  if (ref.digest === undefined && !/:[\w][\w.-]*$/.test(args.positionals[0]!.slice(args.positionals[0]!.lastIndexOf('/') + 1))) out('Using default tag: latest\n');
   out(`The push refers to repository [${ref.name}]\n`);
   const onEvent = (e: RegistryEvent): void => {
     // dockerd without a terminal: each layer's 'Preparing', then what became of it
