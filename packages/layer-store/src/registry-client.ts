@@ -95,6 +95,11 @@ interface RegistryRequest {
   ok: readonly number[];
   /** What is being done, for error messages: "pushing blob sha256:…". */
   what: string;
+  /**
+   * Missing credentials are reported as dockerd's push does, a bare 'no basic auth credentials'
+   * (its pull says `Head "URL": no basic auth credentials`, the default).
+   */
+  bareAuthError?: boolean;
 }
 
 /**
@@ -130,6 +135,10 @@ export class RegistryClient {
     const res = await this.#send('GET', '/v2/', {});
     if (res.status === 401) {
       await drain(res);
+      // as dockerd, whose ping only learns the challenge: without credentials for a Basic one, the
+      // first request that needs them fails (a push has listed its layers by then)
+      const challenge = parseAuthChallenge(res.headers.get('www-authenticate'));
+      if (!this.#opts.auth && this.#scope !== undefined && (challenge === undefined || challenge.scheme === 'basic')) return;
       await this.#authorize(res);
       const again = await this.#send('GET', '/v2/', {});
       // dockerd: "login attempt to http://h/v2/ failed with status: 401 Unauthorized"
@@ -153,7 +162,7 @@ export class RegistryClient {
     let res = await this.#send(method, path, init);
     if (res.status === 401) {
       await drain(res);
-      await this.#authorize(res);
+      await this.#authorize(res, init.bareAuthError ? undefined : `${method.charAt(0)}${method.slice(1).toLowerCase()} "${new URL(path, this.baseURL).href}"`);
       res = await this.#send(method, path, init);
       if (res.status === 401) throw await this.#unauthorized(res, init.what);
     }
@@ -195,8 +204,12 @@ export class RegistryClient {
     }
   }
 
-  /** Chooses credentials for the challenge of a 401 response (Basic, or a Bearer token). */
-  async #authorize(res: Response): Promise<void> {
+  /**
+   * Chooses credentials for the challenge of a 401 response (Basic, or a Bearer token).
+   * @param request the failed request as Go's url.Error names it (`Get "URL"`), for the error
+   * without credentials; undefined for the bare message.
+   */
+  async #authorize(res: Response, request?: string): Promise<void> {
     const challenge = parseAuthChallenge(res.headers.get('www-authenticate'));
     const auth = this.#opts.auth;
     if (challenge?.scheme === 'bearer' && challenge.params.realm) {
@@ -205,7 +218,7 @@ export class RegistryClient {
     }
     if (challenge?.scheme === 'basic' || challenge === undefined) {
       // dockerd's words when it has nothing to answer a Basic challenge with
-      if (!auth) throw await this.#unauthorized(res, `${res.url ? `${res.url}: ` : ''}no basic auth credentials`, true);
+      if (!auth) throw await this.#unauthorized(res, `${request !== undefined ? `${request}: ` : ''}no basic auth credentials`, true);
       this.#authorization = basicAuthorization(auth);
       return;
     }

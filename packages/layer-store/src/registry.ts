@@ -468,7 +468,7 @@ async function mountSource(store: Store, r: Reference, id: Digest): Promise<stri
 }
 
 async function pushBlob(store: Store, client: RegistryClient, r: Reference, desc: Descriptor, mountFrom: string | undefined): Promise<'exists' | 'done' | 'mounted'> {
-  const head = await client.request('HEAD', `/v2/${r.path}/blobs/${desc.digest}`, { ok: [200, 404], what: `checking blob ${desc.digest}` });
+  const head = await client.request('HEAD', `/v2/${r.path}/blobs/${desc.digest}`, { ok: [200, 404], what: `checking blob ${desc.digest}`, bareAuthError: true });
   await head.body?.cancel();
   if (head.status === 200) return 'exists';
   const size = await store.blobSize(desc.digest);

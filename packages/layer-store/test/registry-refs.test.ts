@@ -66,3 +66,19 @@ test('pull by digest after a pull by tag: "up to date" (dockerd keeps repo@diges
   t.true((await pull(other, `${host}/hreg/bb:1`)).updated);
   t.false((await pull(other, `${host}/hreg/bb:1`)).updated);
 });
+
+test('htpasswd registry without credentials: push lists its layers, then dockerd\'s bare "no basic auth credentials"; pull names the request', async (t) => {
+  const host = await startRegistry(t, { name: 'alice', password: 's3cret' });
+  const store = await tempStore(t);
+  const ref = `${host}/hreg/auth:1`;
+  await importBusybox(t, store, ref);
+  const events: string[] = [];
+  const anon = await t.throwsAsync(push(store, ref, { onEvent: (e) => events.push(e.type) }), { instanceOf: RegistryError });
+  t.is(anon!.message, 'no basic auth credentials');
+  t.is(anon!.status, 401);
+  t.is(anon!.hint, `log in first: 'tsbuild login ${host}'`);
+  t.deepEqual(events, ['preparing']);
+  const pullErr = await t.throwsAsync(pull(await tempStore(t), ref), { instanceOf: RegistryError });
+  // dockerd: 'Head "http://H/v2/hreg/auth/manifests/1": no basic auth credentials' (its first request is a HEAD)
+  t.is(pullErr!.message, `Get "http://${host}/v2/hreg/auth/manifests/1": no basic auth credentials`);
+});
