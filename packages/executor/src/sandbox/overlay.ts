@@ -119,7 +119,7 @@ async function mountAt(sys: SysCalls | undefined, target: string, upperdir: stri
     let data = `lowerdir=${topFirst.join(':')},upperdir=${upperdir},workdir=${workdir}${features}`;
     const what = `mounting the rootfs at ${target}`;
     if (data.length <= MAX_MOUNT_DATA) {
-      await mountCall(sys, what, { source: 'overlay', target, fstype: 'overlay', flags: 0, data }, ['-t', 'overlay', 'overlay', '-o', data, target], signal);
+      await overlayMount(data, (d) => mountCall(sys, what, { source: 'overlay', target, fstype: 'overlay', flags: 0, data: d }, ['-t', 'overlay', 'overlay', '-o', d, target], signal), opts.signal);
       return;
     }
     // Too long for one page (about 50 snapshot paths): as Docker's overlay2 does with its `l/`
@@ -136,10 +136,29 @@ async function mountAt(sys: SysCalls | undefined, target: string, upperdir: stri
       await Promise.all(topFirst.map((d, i) => symlink(d, path.join(links, String(i)))));
       const rel = (p: string) => path.relative(cwd, p) || '.';
       data = `lowerdir=${topFirst.map((_d, i) => rel(path.join(links, String(i)))).join(':')},upperdir=${rel(upperdir)},workdir=${rel(workdir)}${features}`;
-      await mountCall(undefined, what, { source: 'overlay', target, fstype: 'overlay', flags: 0, data }, ['-t', 'overlay', 'overlay', '-o', data, target], { ...signal, cwd });
+      await overlayMount(data, (d) => mountCall(undefined, what, { source: 'overlay', target, fstype: 'overlay', flags: 0, data: d }, ['-t', 'overlay', 'overlay', '-o', d, target], { ...signal, cwd }), opts.signal);
     } finally {
       await rm(links, { recursive: true, force: true });
     }
+  }
+}
+
+/**
+ * Mounts with `volatile` (Linux ≥ 5.10), and without it where the kernel refuses it. Without
+ * `volatile`, unmounting an overlay syncs its whole upper filesystem (ovl_sync_fs): the store's
+ * disk, with everything else dirty on it. A step's mount needs no such flush: its upper dir becomes a
+ * layer blob (written and fsynced by the store) and a snapshot, and snapshots are not flushed
+ * either (see layer-store's snapshots.ts: a power loss right after a build may leave one whose data
+ * had not reached the disk). Measured here: unmounting an overlay after 20,000 file writes took
+ * 118-546 ms, 57-74 ms with `volatile`. Each mount has a fresh work dir, so the `incompat/volatile`
+ * mark a volatile mount leaves there never blocks a later one.
+ */
+async function overlayMount(data: string, mount: (data: string) => Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await mount(`${data},volatile`);
+  } catch (err) {
+    if (signal?.aborted === true) throw err;
+    await mount(data);
   }
 }
 
