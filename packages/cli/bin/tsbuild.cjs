@@ -27,7 +27,7 @@ function mtimeMs(file) {
 function bundleIsFresh() {
   const built = mtimeMs(bundle);
   if (built === undefined) return false;
-  for (const p of ['parser', 'layer-store', 'executor', 'cli']) {
+  for (const p of ['parser', 'sys', 'layer-store', 'executor', 'cli']) {
     const compiled = mtimeMs(path.join(packages, p, 'dist', '.tsbuildinfo'));
     if (compiled !== undefined && compiled > built) return false;
   }
