@@ -225,8 +225,9 @@ export async function push(store: Store, ref: string, opts: RegistryOptions = {}
   // the registry is reached (and its authentication done) before the layers are listed, as dockerd
   await client.ping();
   opts.onEvent?.({ type: 'preparing', ids: blobs.filter((b) => b.kind === 'layer').map((b) => b.id).reverse() });
-  const mountFrom = await mountSource(store, r, image.id);
+  const sources = await mountSources(store, r);
   await eachLimit(blobs, BLOB_CONCURRENCY, async (b) => {
+    const mountFrom = sources.get(b.desc.digest);
     const status = await pushBlob(store, client, r, b.desc, mountFrom);
     opts.onEvent?.({ type: 'blob', kind: b.kind, digest: b.desc.digest, id: b.id, size: b.desc.size, status, ...(status === 'mounted' && mountFrom !== undefined ? { from: mountFrom } : {}) });
   });
@@ -453,18 +454,42 @@ function sizeLimit(max: number): Transform {
 }
 
 /**
- * A repository of the same registry this image was pushed to or pulled from (recorded repository
- * digests), from which the registry can mount blobs instead of receiving them again, as Docker
- * mounts from the repositories its metadata knows. The image's own other repositories only.
+ * For each blob of the images recorded in repositories of the same registry (repository digests
+ * of pushes and pulls), the repository to mount it from instead of sending it again, as dockerd's
+ * per-layer metadata does: an image sharing only its base layers with one pushed elsewhere mounts
+ * those. Among several, the repository whose path shares the most leading components with the
+ * target's (dockerd's likeness order; it also prefers the most recent, which we do not record),
+ * then by name.
  */
-async function mountSource(store: Store, r: Reference, id: Digest): Promise<string | undefined> {
-  const candidates = [...(await readRepoDigests(store))]
-    .filter(([k, v]) => v === id)
-    .map(([k]) => parseReference(repositoryOf(k)))
-    .filter((x) => x.domain === r.domain && x.path !== r.path)
-    .map((x) => x.path)
-    .sort();
-  return candidates[0];
+async function mountSources(store: Store, r: Reference): Promise<Map<string, string>> {
+  const pathsOf = new Map<Digest, Set<string>>();
+  for (const [canonical, id] of await readRepoDigests(store)) {
+    const x = parseReference(repositoryOf(canonical));
+    if (x.domain !== r.domain || x.path === r.path) continue;
+    (pathsOf.get(id) ?? pathsOf.set(id, new Set()).get(id)!).add(x.path);
+  }
+  const likeness = (p: string): number => {
+    const a = p.split('/');
+    const b = r.path.split('/');
+    let n = 0;
+    while (n < a.length && n < b.length && a[n] === b[n]) n++;
+    return n;
+  };
+  const best = new Map<string, string>();
+  for (const [id, paths] of pathsOf) {
+    const image = await store.resolveImage(id).catch((err: unknown) => {
+      if (err instanceof ImageNotFoundError) return undefined;
+      throw err;
+    });
+    if (!image) continue;
+    for (const blob of [image.manifest.config, ...image.manifest.layers]) {
+      for (const p of paths) {
+        const cur = best.get(blob.digest);
+        if (cur === undefined || likeness(p) > likeness(cur) || (likeness(p) === likeness(cur) && p < cur)) best.set(blob.digest, p);
+      }
+    }
+  }
+  return best;
 }
 
 async function pushBlob(store: Store, client: RegistryClient, r: Reference, desc: Descriptor, mountFrom: string | undefined): Promise<'exists' | 'done' | 'mounted'> {

@@ -5,8 +5,9 @@
 import test, { type ExecutionContext } from 'ava';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { inspectImage, listImages, MediaTypes, pull, push, RegistryError, sha256Of, type Digest, type Index, type Store } from '../src/index.js';
-import { importBusybox, startRegistry, tempStore } from './archive-fixtures.js';
+import { gzipSync } from 'node:zlib';
+import { inspectImage, listImages, MediaTypes, pull, push, RegistryError, sha256Of, type Digest, type Index, type RegistryEvent, type Store } from '../src/index.js';
+import { importBusybox, makeTar, startRegistry, tempStore } from './archive-fixtures.js';
 
 /** A registry holding busybox as `hreg/bb:1`; returns its host and the manifest digest. */
 async function registryWithBusybox(t: ExecutionContext): Promise<{ host: string; digest: Digest; id: Digest; src: Store }> {
@@ -81,4 +82,46 @@ test('htpasswd registry without credentials: push lists its layers, then dockerd
   const pullErr = await t.throwsAsync(pull(await tempStore(t), ref), { instanceOf: RegistryError });
   // dockerd: 'Head "http://H/v2/hreg/auth/manifests/1": no basic auth credentials' (its first request is a HEAD)
   t.is(pullErr!.message, `Get "http://${host}/v2/hreg/auth/manifests/1": no basic auth credentials`);
+});
+
+/** Tags `child` in `store`: the image `base` names plus one layer holding `file`. */
+async function addLayer(store: Store, base: string, child: string, file: string): Promise<void> {
+  const img = await store.resolveImage(base);
+  const tarBytes = await makeTar([{ name: file, data: file }]);
+  const layer = gzipSync(tarBytes);
+  await store.writeBufferBlob(layer);
+  const config = Buffer.from(JSON.stringify({ ...img.config, rootfs: { type: 'layers', diff_ids: [...img.config.rootfs.diff_ids, sha256Of(tarBytes)] } }));
+  await store.writeBufferBlob(config);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      ...img.manifest,
+      config: { ...img.manifest.config, digest: sha256Of(config), size: config.length },
+      layers: [...img.manifest.layers, { mediaType: MediaTypes.ociLayerGzip, digest: sha256Of(layer), size: layer.length }],
+    }),
+  );
+  await store.writeBufferBlob(manifest);
+  await store.tag(child, { mediaType: img.manifestDescriptor.mediaType, digest: sha256Of(manifest), size: manifest.length });
+}
+
+test('push of an image sharing its base layer with one pushed to another repository mounts that layer ("Mounted from"), as dockerd', async (t) => {
+  const host = await startRegistry(t);
+  const store = await tempStore(t);
+  await importBusybox(t, store, `${host}/hreg/base:1`);
+  await push(store, `${host}/hreg/base:1`);
+  await addLayer(store, `${host}/hreg/base:1`, `${host}/hreg/child:1`, 'child.txt');
+  const events: RegistryEvent[] = [];
+  await push(store, `${host}/hreg/child:1`, { onEvent: (e) => events.push(e) });
+  const img = await store.resolveImage(`${host}/hreg/child:1`);
+  const layers = events.filter((e): e is Extract<RegistryEvent, { type: 'blob' }> => e.type === 'blob' && e.kind === 'layer');
+  t.deepEqual(
+    layers.map((e) => [e.digest, e.status, e.from]).sort(),
+    [
+      [img.manifest.layers[0]!.digest, 'mounted', 'hreg/base'],
+      [img.manifest.layers[1]!.digest, 'done', undefined],
+    ].sort(),
+  );
+  // the registry has the mounted layer in the new repository
+  const head = await fetch(`http://${host}/v2/hreg/child/blobs/${img.manifest.layers[0]!.digest}`, { method: 'HEAD' });
+  t.is(head.status, 200);
+  t.is((await pull(await tempStore(t), `${host}/hreg/child:1`)).id, img.id);
 });
