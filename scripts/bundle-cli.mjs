@@ -5,7 +5,7 @@
 // the module resolution, file reads and per-module compilation of a cold start (issue 6).
 // Run after `tsc -b` (`npm run build` and `npm test` do). usage: node scripts/bundle-cli.mjs
 import { build } from 'esbuild';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -53,3 +53,23 @@ await build({
   plugins: [fsXattr],
   logLevel: 'warning',
 });
+
+/**
+ * Built-in modules that most commands never use, required on first use instead of at start:
+ * esbuild hoists every `require("node:…")` of the bundled modules to the start, and these cost
+ * ~15 ms of each start together (child_process brings net and dgram). A save, an inspect or a
+ * no-change rebuild runs no process (flock and mount are @tsbuild/sys calls) and inflates nothing.
+ * The bundle only reads properties of these modules (`(0, import_node_zlib.createGunzip)(…)`), so
+ * a proxy that requires the module on its first property read is the module to the code.
+ */
+const LAZY_BUILTINS = ['node:child_process', 'node:zlib', 'node:net', 'node:perf_hooks'];
+let code = await readFile(outfile, 'utf8');
+for (const name of LAZY_BUILTINS) {
+  if (code.includes(`__toESM(require("${name}")`)) throw new Error(`${name} has a default import in the bundle: it cannot be loaded lazily; import its named exports`);
+  code = code.replaceAll(`require("${name}")`, `__lazyBuiltin("${name}")`);
+}
+const LAZY_HELPER =
+  'function __lazyBuiltin(name){let m;const get=()=>m??=require(name);return new Proxy({},{get:(_,k)=>get()[k],has:(_,k)=>k in get(),ownKeys:()=>Reflect.ownKeys(get()),getOwnPropertyDescriptor:(_,k)=>{const d=Reflect.getOwnPropertyDescriptor(get(),k);return d&&{...d,configurable:true}}})}\n';
+// after the 'use strict' prologue, if any
+code = code.startsWith('"use strict";') ? `"use strict";${LAZY_HELPER}${code.slice('"use strict";'.length)}` : LAZY_HELPER + code;
+await writeFile(outfile, code);
