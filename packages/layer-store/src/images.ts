@@ -516,6 +516,7 @@ export interface ImagePruneReport extends PruneReport {
 export async function prune(store: Store, opts: ImagePruneOptions = {}): Promise<ImagePruneReport> {
   // the filters read each candidate's config first (outside the index update, which is synchronous)
   const filtered = opts.until !== undefined || opts.labels !== undefined || opts.notLabels !== undefined;
+  if (opts.all === true) return pruneAll(store, opts, filtered);
   const allowed = new Set<string>();
   if (filtered) {
     for (const m of (await store.readIndex()).manifests) {
@@ -566,10 +567,74 @@ export async function prune(store: Store, opts: ImagePruneOptions = {}): Promise
 }
 
 /**
+ * `image prune -a`: every image the filters allow goes, tagged or not, as dockerd 20.10's
+ * ImagesPrune with danglingOnly false: each of its references (tags and digest references, in
+ * lexical order of their full names) is removed as `rmi` removes it, skipping one an earlier
+ * removal took along (a tag takes its repository's digest references); an image without any is
+ * removed by ID. Then garbage collection. dockerd also removes the untagged parent images of the
+ * classic builder; we have none.
+ */
+async function pruneAll(store: Store, opts: ImagePruneOptions, filtered: boolean): Promise<ImagePruneReport> {
+  const images: PrunedImage[] = [];
+  const seen = new Set<string>();
+  for (const m of (await store.readIndex()).manifests) {
+    if (seen.has(m.digest)) continue;
+    seen.add(m.digest);
+    let id: Digest = m.digest;
+    let config: ImageConfig | undefined;
+    try {
+      id = (await store.readJSONBlob<Manifest>(m.digest)).config.digest;
+      config = await store.readJSONBlob<ImageConfig>(id);
+    } catch {
+      config = undefined;
+    }
+    // an image whose config cannot be read passes no filter (dockerd cannot load it either)
+    if (filtered && (config === undefined || !prunable(config, opts))) continue;
+    const refs = await currentRefs(store, m.digest);
+    const pruned: PrunedImage = { untagged: [], deleted: id, layers: [] };
+    if (refs.length === 0) {
+      const r = await removeImage(store, m.digest, { force: true });
+      Object.assign(pruned, { deleted: r.deleted ?? m.digest, layers: r.layers });
+    } else {
+      for (const ref of refs) {
+        // dockerd's imageDeleteFailed: a reference an earlier removal took along is skipped
+        if (!(await currentRefs(store, m.digest)).includes(ref)) continue;
+        const r = await removeImage(store, ref).catch((err: unknown) => {
+          if (err instanceof StoreError && err.code === 'E_IMAGE_NOT_FOUND') return undefined;
+          throw err;
+        });
+        if (r === undefined) continue;
+        pruned.untagged.push(...r.untagged);
+        if (r.deleted !== undefined) Object.assign(pruned, { deleted: r.deleted, layers: r.layers });
+      }
+    }
+    images.push(pruned);
+  }
+  const report = await collectGarbage(store, opts);
+  return { ...report, imagesDeleted: images.map((i) => i.deleted), images };
+}
+
+/** The references naming a manifest now: its index entries and its image's recorded repository digests, sorted. */
+async function currentRefs(store: Store, manifestDigest: Digest): Promise<string[]> {
+  const refs = new Set<string>();
+  let id: Digest | undefined;
+  for (const m of (await store.readIndex()).manifests) {
+    if (m.digest !== manifestDigest) continue;
+    const stored = m.annotations?.[REF_NAME_ANNOTATION];
+    if (stored) refs.add(stored);
+    id ??= (await store.readJSONBlob<Manifest>(m.digest).catch(() => undefined))?.config.digest;
+  }
+  if (id !== undefined) for (const r of repoDigestsOf(await readRepoDigests(store), id)) refs.add(r);
+  return [...refs].sort();
+}
+
+/**
  * Options of {@link prune}: Docker 20.10's image prune filters. An image is pruned only when it
  * matches all of them.
  */
 export interface ImagePruneOptions extends GcOptions {
+  /** `-a`: every image, not only dangling ones (dockerd's `dangling=false`). */
+  all?: boolean;
   /** `until=`: only images created at or before this time (a later one is kept). */
   until?: Date;
   /** `label=`: only images whose config has every one of these labels (`key` or `key=value`). */
@@ -620,6 +685,8 @@ export interface PruneCacheOptions extends GcOptions {
 export interface PruneCacheReport extends PruneReport {
   /** cache record files removed */
   recordsDeleted: number;
+  /** Their names (the record file names without `.json`), sorted. */
+  records: string[];
 }
 
 /**
@@ -664,7 +731,7 @@ export async function pruneCache(store: Store, opts: PruneCacheOptions = {}): Pr
     if (opts.usedBefore !== undefined ? r.lastUsed < opts.usedBefore.getTime() : opts.keepStorage === undefined) doomed.add(r.name);
   }
   for (const name of doomed) await unlink(join(store.cacheDir, name)).catch(() => undefined);
-  return { ...(await collectGarbage(store, opts.onWait ? { onWait: opts.onWait } : {})), recordsDeleted: doomed.size };
+  return { ...(await collectGarbage(store, opts.onWait ? { onWait: opts.onWait } : {})), recordsDeleted: doomed.size, records: [...doomed].map((n) => n.slice(0, -'.json'.length)).sort() };
 }
 
 async function markLive(store: Store, index: Index): Promise<Live> {

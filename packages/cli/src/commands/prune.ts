@@ -1,11 +1,11 @@
-/** `tsbuild prune [-f]`: remove dangling images and every blob and snapshot nothing refers to. */
+/** `tsbuild prune [-a] [-f]`: remove dangling (or all) images and every blob and snapshot nothing refers to. */
 import { prune, pruneCache, StoreError, type ImagePruneOptions } from '@tsbuild/layer-store';
 import { flagBool, flagList, flagString, parseArgs, UsageError } from '../args.js';
 import type { CliContext } from '../context.js';
 import { humanSize, openStore, waitingForBuilds } from './image-output.js';
 
 /** Reads one line from stdin (the answer to a prompt); '' at end of input. */
-async function readLine(ctx: CliContext): Promise<string> {
+export async function readLine(ctx: CliContext): Promise<string> {
   let buf = '';
   for await (const chunk of ctx.stdin) {
     buf += String(chunk);
@@ -47,34 +47,56 @@ async function pruneBuildCache(ctx: CliContext, filter: string | undefined, keep
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const args = parseArgs(argv, [
+    { name: 'all', short: 'a', type: 'boolean' },
     { name: 'force', short: 'f', type: 'boolean' },
     { name: 'help', type: 'boolean' },
     { name: 'cache', type: 'boolean' },
     { name: 'filter', type: 'string', multiple: true },
     { name: 'keep-storage', type: 'string' },
   ]);
-  if (args.flags.has('help')) return void ctx.stdout.write('Usage: tsbuild prune [OPTIONS]\n\nRemove dangling images and unreferenced blobs and snapshots\n\nOptions:\n  -f, --force   Do not prompt for confirmation\n'), 0;
+  if (args.flags.has('help')) return void ctx.stdout.write('Usage: tsbuild prune [OPTIONS]\n\nRemove dangling images and unreferenced blobs and snapshots\n\nOptions:\n  -a, --all     Remove all images, not only dangling ones, and the build cache\n  -f, --force   Do not prompt for confirmation\n'), 0;
   if (args.positionals.length > 0) throw new UsageError('"prune" accepts no arguments.');
+  // the docker CLI's -a is the filter dangling=false
+  const filterFlags = [...flagList(args, 'filter'), ...(flagBool(args, 'all') ? ['dangling=false'] : [])];
   if (!flagBool(args, 'force')) {
-    ctx.stdout.write('WARNING! This will remove all dangling images and unreferenced data.\nAre you sure you want to continue? [y/N] ');
+    const what = flagBool(args, 'all') ? 'all images without at least one container associated to them.' : 'all dangling images and unreferenced data.';
+    ctx.stdout.write(`WARNING! This will remove ${what}\nAre you sure you want to continue? [y/N] `);
     const answer = (await readLine(ctx)).trim().toLowerCase();
     if (answer !== 'y' && answer !== 'yes') return 0;
   }
   if (flagBool(args, 'cache')) return pruneBuildCache(ctx, flagList(args, 'filter').at(-1), flagString(args, 'keep-storage'));
-  const filters = imagePruneFilters(flagList(args, 'filter'), new Date());
+  const { images, reclaimed } = await pruneImages(ctx, filterFlags, false);
+  if (images !== '') ctx.stdout.write(`${images}\n`);
+  ctx.stdout.write(`Total reclaimed space: ${humanSize(reclaimed, 4)}\n`);
+  return 0;
+}
+
+/**
+ * The image part of `prune` and `system prune`: dockerd's 'Deleted Images:' block ('' when none
+ * went) and the bytes freed. With `dangling=false` (-a) and no other filter the build cache goes
+ * too: Docker's classic builder keeps its cache as the parent images of what it built, which
+ * `image prune -a` removes with them; `cacheRecords` adds dockerd's 'Deleted build cache
+ * objects:' block for `system prune`.
+ */
+export async function pruneImages(ctx: CliContext, filterFlags: readonly string[], cacheRecords: boolean): Promise<{ images: string; cache: string; reclaimed: number }> {
+  const filters = imagePruneFilters(filterFlags, new Date());
   const store = await openStore(ctx);
   // work dirs of killed builds first: their sandboxes ended, mounts gone, dirs removed
   const { reapStaleWork } = await import('@tsbuild/executor');
   await reapStaleWork(store);
   const report = await prune(store, { ...filters, onWait: waitingForBuilds(ctx) });
+  let images = '';
   if (report.images.length > 0) {
-    // as dockerd: each image's digest references (untagged:), the image, then its layers no
-    // other image has (deleted:, by chain ID)
+    // as dockerd: each image's references (untagged:), the image, then its layers no other
+    // image has (deleted:, by chain ID)
     const lines = report.images.map((i) => [...i.untagged.map((u) => `untagged: ${u}\n`), ...[i.deleted, ...i.layers].map((d) => `deleted: ${d}\n`)].join(''));
-    ctx.stdout.write(`Deleted Images:\n${lines.join('')}\n`);
+    images = `Deleted Images:\n${lines.join('')}`;
   }
-  ctx.stdout.write(`Total reclaimed space: ${humanSize(report.reclaimed, 4)}\n`);
-  return 0;
+  const unfiltered = filters.until === undefined && filters.labels === undefined && filters.notLabels === undefined;
+  if (filters.all !== true || !unfiltered) return { images, cache: '', reclaimed: report.reclaimed };
+  const cache = await pruneCache(store, { onWait: waitingForBuilds(ctx) });
+  const objects = cacheRecords && cache.records.length > 0 ? `Deleted build cache objects:\n${cache.records.map((r) => `${r}\n`).join('')}` : '';
+  return { images, cache: objects, reclaimed: report.reclaimed + cache.reclaimed };
 }
 
 /**
@@ -84,10 +106,11 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
  * value as time or duration: "X"`, `more than one until filter specified`.
  * @throws UsageError for a flag that is not name=value; StoreError E_FILTER for the rest.
  */
-export function imagePruneFilters(flags: readonly string[], now: Date): Pick<ImagePruneOptions, 'until' | 'labels' | 'notLabels'> {
-  const out: { until?: Date; labels?: string[]; notLabels?: string[] } = {};
+export function imagePruneFilters(flags: readonly string[], now: Date): Pick<ImagePruneOptions, 'all' | 'until' | 'labels' | 'notLabels'> {
+  const out: { all?: boolean; until?: Date; labels?: string[]; notLabels?: string[] } = {};
   const bad = (message: string, hint: string): StoreError => new StoreError(message, { code: 'E_FILTER', hint });
   let untils = 0;
+  const dangling: string[] = [];
   for (const f of flags) {
     const eq = f.indexOf('=');
     if (eq < 0) throw new UsageError(`invalid argument "${f}" for "--filter" flag: bad format of filter (expected name=value)`);
@@ -99,10 +122,13 @@ export function imagePruneFilters(flags: readonly string[], now: Date): Pick<Ima
       out.until = pruneTime(value, now);
     } else if (key === 'label') (out.labels ??= []).push(value);
     else if (key === 'label!') (out.notLabels ??= []).push(value);
-    else if (key === 'dangling' && ['true', '1'].includes(value.toLowerCase())) continue;
-    else if (key === 'dangling') throw bad(`Invalid filter 'dangling=[${value}]'`, 'tsbuild prune removes dangling images only (docker image prune -a is not supported)');
-    else throw bad(`Invalid filter '${key}'`, 'prune takes until=, label=, label!= and dangling=true filters');
+    // dockerd's ExactMatch: 'false' or '0' anywhere means every image, else each must be true/1
+    else if (key === 'dangling' && ['false', '0'].includes(value)) out.all = true;
+    else if (key === 'dangling') dangling.push(value);
+    else throw bad(`Invalid filter '${key}'`, 'prune takes until=, label=, label!= and dangling= filters');
   }
+  const wrong = dangling.filter((v) => v !== 'true' && v !== '1');
+  if (out.all !== true && wrong.length > 0) throw bad(`Invalid filter 'dangling=[${wrong.join(' ')}]'`, 'dangling= takes true or false (-a is dangling=false)');
   return out;
 }
 
