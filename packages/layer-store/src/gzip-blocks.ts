@@ -6,14 +6,16 @@
  * the earlier blob instead of deflating it again, and the result is byte for byte what a fresh
  * compression gives.
  *
- * The store keeps, for each layer written with `indexBlocks`, a private side file
- * `gzip-blocks/<blob digest hex>`: the zlib version, level and block size, and per block the
- * sha256 of (level, final, dictionary, block) with the block's compressed length. Blocks sit at
+ * The same holds for libdeflate's gzip members (deflate-engine.ts), whose bytes depend on the level
+ * and the block alone. The store keeps, for each layer written with `indexBlocks`, a private side
+ * file `gzip-blocks/<blob digest hex>`: the block format, engine (deflate-engine.ts `engineId`),
+ * level and block size, and per block the sha256 of (level, final, dictionary, block) — for
+ * members: of (level, block) — with the block's compressed length. Blocks sit at
  * fixed offsets of the tar, so an edit that keeps the tar's length (tar pads each file to 512
  * bytes) leaves every other block reusable; one that changes it leaves the blocks before it.
  *
  * The file is a cache like `layer-sizes/`: written without fsync, ignored when unreadable, for
- * another zlib, level or block size, or when its lengths do not add up to the blob's size.
+ * another engine, format, level or block size, or when its lengths do not add up to the blob's size.
  */
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
@@ -23,20 +25,20 @@ import { hexOf } from './digest.js';
 import { tempName } from './fsutil.js';
 import type { Store } from './store.js';
 import type { Digest } from './types.js';
+import { engineId, type BlockEngine } from './deflate-engine.js';
 
 /** Name of the store-private directory of gzip block indexes. */
 export const GZIP_BLOCKS_DIR = 'gzip-blocks';
-/** Bytes of the gzip header parallel-gzip writes (no name, no extra field). */
-const HEADER = 10;
-/** Bytes of the gzip trailer (CRC32, ISIZE). */
-const TRAILER = 8;
-
 /**
- * How parallel-gzip deflates a block besides level and dictionary (memLevel 8, windowBits 15,
- * default strategy, sync flush, stored incompressible blocks). Change it with any of those: an
- * index of another format is not used.
+ * How parallel-gzip makes a block's bytes besides the engine's version, per engine. zlib (1): one
+ * member, raw deflate primed with the previous 32 KiB, memLevel 8, windowBits 15, default
+ * strategy, sync flush, stored incompressible blocks. libdeflate (2): one gzip member per block,
+ * fixed header, stored incompressible blocks. Change it with any of those: an index of another
+ * format is not used.
  */
-const BLOCK_FORMAT = 1;
+const BLOCK_FORMAT: Record<BlockEngine, number> = { zlib: 1, libdeflate: 2 };
+/** Bytes before the first block and after the last: zlib's one member has a 10-byte header and an 8-byte trailer; members carry their own. */
+const FRAME: Record<BlockEngine, [header: number, trailer: number]> = { zlib: [10, 8], libdeflate: [0, 0] };
 
 /** What identifies a block's compressed bytes: sha256 of level, final flag, dictionary and block (hex). */
 export function blockKey(level: number, final: boolean, dictionary: Buffer | undefined, block: Buffer): string {
@@ -48,6 +50,7 @@ export function blockKey(level: number, final: boolean, dictionary: Buffer | und
 
 /** The blocks of one written blob, in order: key ('' for a block that is not worth reusing) and compressed length. */
 export interface BlockIndex {
+  engine: BlockEngine;
   level: number;
   blockSize: number;
   blocks: Array<[key: string, length: number]>;
@@ -55,7 +58,8 @@ export interface BlockIndex {
 
 interface BlockIndexFile extends BlockIndex {
   format: number;
-  zlib: string;
+  /** `engineId` of the engine at the level. */
+  engineId: string;
 }
 
 function indexPath(store: Store, digest: Digest): string {
@@ -64,7 +68,7 @@ function indexPath(store: Store, digest: Digest): string {
 
 /** Records the block index of the blob `digest` (temp file in the store's `tmp/`, then rename). */
 export async function recordBlockIndex(store: Store, digest: Digest, index: BlockIndex): Promise<void> {
-  const file: BlockIndexFile = { format: BLOCK_FORMAT, zlib: process.versions.zlib ?? '', ...index };
+  const file: BlockIndexFile = { format: BLOCK_FORMAT[index.engine], engineId: engineId(index.engine, index.level), ...index };
   await mkdir(join(store.root, GZIP_BLOCKS_DIR), { recursive: true });
   const tmp = tempName(store.tmpDir, 'gzip-blocks');
   try {
@@ -84,19 +88,22 @@ export interface BlockSource {
 }
 
 /**
- * The blocks of the stored blob `digest` that a new blob at `level` and `blockSize` may take, or
- * undefined when it has no usable index (none, damaged, another zlib, level or block size).
+ * The blocks of the stored blob `digest` that a new blob of `engine` at `level` and `blockSize`
+ * may take, or undefined when it has no usable index (none, damaged, another engine or version of
+ * it, format, level or block size).
  */
-export function openBlockSource(store: Store, digest: Digest, level: number, blockSize: number): BlockSource | undefined {
+export function openBlockSource(store: Store, digest: Digest, engine: BlockEngine, level: number, blockSize: number): BlockSource | undefined {
   let file: BlockIndexFile;
   try {
     file = JSON.parse(readFileSync(indexPath(store, digest), 'utf8')) as BlockIndexFile;
   } catch {
     return undefined;
   }
-  if (file.format !== BLOCK_FORMAT || file.zlib !== (process.versions.zlib ?? '') || file.level !== level || file.blockSize !== blockSize || !Array.isArray(file.blocks)) return undefined;
+  if (file.engine !== engine || file.format !== BLOCK_FORMAT[engine] || file.level !== level || file.blockSize !== blockSize || !Array.isArray(file.blocks)) return undefined;
+  if (file.engineId !== engineId(engine, level)) return undefined;
+  const [header, trailer] = FRAME[engine];
   const where = new Map<string, [offset: number, length: number]>();
-  let offset = HEADER;
+  let offset = header;
   for (const b of file.blocks) {
     if (!Array.isArray(b) || typeof b[0] !== 'string' || !Number.isSafeInteger(b[1]) || b[1] < 0) return undefined;
     if (b[0] !== '') where.set(b[0], [offset, b[1]]);
@@ -109,7 +116,7 @@ export function openBlockSource(store: Store, digest: Digest, level: number, blo
     return undefined;
   }
   // a blob that is not the one indexed (or a damaged index) cannot add up
-  if (fstatSync(fd).size !== offset + TRAILER) {
+  if (fstatSync(fd).size !== offset + trailer) {
     closeSync(fd);
     return undefined;
   }

@@ -24,6 +24,7 @@ import { OVERLAY_OPAQUE_XATTR, OVERLAY_WHITEOUT_XATTR, upperToLayerEntries } fro
 import { TimeSlices } from './slices.js';
 import { ContentSizeCounter, recordContentSize } from './layer-size.js';
 import { openBlockSource, recordBlockIndex, type BlockSource } from './gzip-blocks.js';
+import { defaultBlockEngine, type BlockEngine } from './deflate-engine.js';
 import { sortUtf8 } from './order.js';
 
 /** Options of `layerTarStream` / `writeLayer`. */
@@ -474,12 +475,13 @@ interface WrittenBlob {
  * compressed, so memory stays at a few MiB. Same bytes as `layerTarStream` piped into
  * `createParallelGzip({ level })`.
  */
-async function writeTarBlob(dir: string, opts: LayerTarOptions, out: Writable, level: number | undefined, sizes: ContentSizeCounter, blocks: { index?: boolean; reuse?: BlockSource } = {}): Promise<WrittenBlob> {
+async function writeTarBlob(dir: string, opts: LayerTarOptions, out: Writable, level: number | undefined, sizes: ContentSizeCounter, blocks: { index?: boolean; reuse?: BlockSource; engine?: BlockEngine } = {}): Promise<WrittenBlob> {
   const tarHash = createHash('sha256');
   const blobHash = level === undefined ? tarHash : createHash('sha256');
   let size = 0;
   const signalOpt = opts.signal ? { signal: opts.signal } : {};
   const emit = async (b: Buffer): Promise<void> => {
+    if (b.length === 0) return;
     if (level !== undefined) blobHash.update(b);
     size += b.length;
     if (!out.write(b)) await once(out, 'drain', signalOpt);
@@ -530,6 +532,7 @@ export async function writeLayer(store: Store, dir: string, opts: WriteLayerOpti
   try {
     const fh = await open(tmp, 'wx', 0o644);
     let written: WrittenBlob;
+    let engine: BlockEngine = 'zlib';
     const sizes = new ContentSizeCounter();
     try {
       const out = fileSink(fh);
@@ -542,9 +545,10 @@ export async function writeLayer(store: Store, dir: string, opts: WriteLayerOpti
         written = await writeTarBlob(dir, opts, out, undefined, sizes);
       } else {
         const level = gzipLevel(opts);
-        const reuse = opts.reuseBlocksOf !== undefined ? openBlockSource(store, opts.reuseBlocksOf, level, CHUNK) : undefined;
+        engine = defaultBlockEngine();
+        const reuse = opts.reuseBlocksOf !== undefined ? openBlockSource(store, opts.reuseBlocksOf, engine, level, CHUNK) : undefined;
         try {
-          written = await writeTarBlob(dir, opts, out, level, sizes, { index: opts.indexBlocks === true || opts.reuseBlocksOf !== undefined, ...(reuse ? { reuse } : {}) });
+          written = await writeTarBlob(dir, opts, out, level, sizes, { engine, index: opts.indexBlocks === true || opts.reuseBlocksOf !== undefined, ...(reuse ? { reuse } : {}) });
         } finally {
           reuse?.close();
         }
@@ -557,7 +561,7 @@ export async function writeLayer(store: Store, dir: string, opts: WriteLayerOpti
     // what Docker reports as the layer's size (see layer-size.ts), kept beside the blob
     await recordContentSize(store, written.diffID, sizes.total);
     // a cache: a layer whose index could not be written is whole, its rebuild only slower
-    if (written.blocks !== undefined) await recordBlockIndex(store, written.digest, { level: gzipLevel(opts), blockSize: CHUNK, blocks: written.blocks }).catch(() => undefined);
+    if (written.blocks !== undefined) await recordBlockIndex(store, written.digest, { engine, level: gzipLevel(opts), blockSize: CHUNK, blocks: written.blocks }).catch(() => undefined);
     const layer = store.layerOf({ mediaType: gzip ? MediaTypes.ociLayerGzip : MediaTypes.ociLayer, digest: written.digest, size: written.size }, written.diffID);
     return written.blocks === undefined ? layer : Object.assign(layer, { gzipBlocks: { total: written.blocks.length, reused: written.reused ?? 0 } });
   } catch (err) {

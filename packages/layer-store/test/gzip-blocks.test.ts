@@ -90,7 +90,8 @@ test('a block index that does not fit (another level, damaged, not the blob it n
     ['not JSON', good.slice(0, 40)],
     // one length off: the lengths no longer add up to the blob
     ['a wrong length', JSON.stringify({ ...index, blocks: index.blocks.map(([k, n], i) => [k, i === 0 ? n + 1 : n]) })],
-    ['another zlib', JSON.stringify({ ...index, zlib: 'other' })],
+    ['another version of the engine', JSON.stringify({ ...index, engineId: 'other' })],
+    ['another engine', JSON.stringify({ ...index, engine: 'zlib' })],
     ['another block format', JSON.stringify({ ...index, format: 0 })],
   ];
   for (const [what, body] of damaged) {

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zc, crc32, deflateRawSync, gunzipSync, inflateRawSync } from 'node:zlib';
 import { importRootfs, layerTarStream, Store, writeLayer } from '../src/index.js';
-import { createParallelGzip, isIncompressible, PARALLEL_GZIP_BLOCK_SIZE, storedDeflate } from '../src/parallel-gzip.js';
+import { createParallelGzip, isIncompressible, PARALLEL_GZIP_BLOCK_SIZE, storedDeflate, storedMember } from '../src/parallel-gzip.js';
 import { tempDir } from './helpers.js';
 
 const KIB = 1024;
@@ -107,9 +107,9 @@ function perBlockDeflate(data: Buffer, blockSize: number, level: number, store: 
   return Buffer.concat(parts);
 }
 
-async function pgzip(data: Buffer): Promise<Buffer> {
+async function pgzip(data: Buffer, engine: 'zlib' | 'libdeflate' = 'zlib'): Promise<Buffer> {
   const out: Buffer[] = [];
-  for await (const c of Readable.from([data], { objectMode: false }).pipe(createParallelGzip({ level: 6 }))) out.push(c as Buffer);
+  for await (const c of Readable.from([data], { objectMode: false }).pipe(createParallelGzip({ level: 6, engine }))) out.push(c as Buffer);
   return Buffer.concat(out);
 }
 
@@ -131,6 +131,26 @@ test('random blocks are stored, text blocks deflated as before, in one member gz
   const randomBytes = 3 * MIB + 99;
   const textGz = deflateRawSync(text(MIB, 11), { level: 6 }).length;
   t.true(gz.length < randomBytes * 1.0001 + textGz + 1024, `${gz.length} bytes`);
+});
+
+test('libdeflate: random blocks are stored gzip members, text blocks deflated; gzip(1) tests and reads back', async (t) => {
+  const dir = await tempDir(t);
+  const data = Buffer.concat([noise(MIB, 10), text(MIB, 11), noise(2 * MIB + 99, 12)]);
+  const gz = await pgzip(data, 'libdeflate');
+  t.true(gunzipSync(gz).equals(data));
+  // members: stored (1 MiB random), deflated text, stored, stored (the 99-byte rest is deflated, too short to judge)
+  const first = storedMember(data.subarray(0, MIB), 6);
+  t.true(gz.subarray(0, first.length).equals(first), 'the first block is a stored member');
+  t.true(gunzipSync(first).equals(data.subarray(0, MIB)));
+  const third = storedMember(data.subarray(2 * MIB, 3 * MIB), 6);
+  t.true(gz.includes(third), 'so is the third');
+  const file = join(dir, 'x.gz');
+  await writeFile(file, gz);
+  execFileSync('gzip', ['-t', file]);
+  t.true(execFileSync('gzip', ['-dc', file], { maxBuffer: 1 << 26 }).equals(data));
+  // the random blocks cost their size and their framing, no more
+  const textGz = (await pgzip(text(MIB, 11), 'libdeflate')).length;
+  t.true(gz.length < 3 * MIB + 99 + textGz + 1024, `${gz.length} bytes`);
 });
 
 test("writeLayer of random files: blob ≈ tar size, reproducible, and Go's gzip reader (skopeo) inflates it to the diffID", async (t) => {

@@ -68,62 +68,112 @@ function parseMember(gz: Buffer): { header: Buffer; body: Buffer; crc: number; i
   return { header: gz.subarray(0, 10), body: inflateRawSync(gz.subarray(10, gz.length - 8)), crc: gz.readUInt32LE(gz.length - 8), isize: gz.readUInt32LE(gz.length - 4) };
 }
 
+/**
+ * Splits a multi-member gzip by hand (RFC 1952 §2.2): each member a fixed header, one raw deflate
+ * stream (its end found by inflating it: `info` gives the bytes it read), CRC32 and ISIZE.
+ */
+function parseMembers(gz: Buffer): Array<{ raw: Buffer; header: Buffer; body: Buffer; crc: number; isize: number }> {
+  const out: Array<{ raw: Buffer; header: Buffer; body: Buffer; crc: number; isize: number }> = [];
+  let off = 0;
+  while (off < gz.length) {
+    const { buffer: body, engine } = inflateRawSync(gz.subarray(off + 10), { info: true }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+    const end = off + 10 + engine.bytesWritten;
+    out.push({ raw: gz.subarray(off, end + 8), header: gz.subarray(off, off + 10), body, crc: gz.readUInt32LE(end), isize: gz.readUInt32LE(end + 4) });
+    off = end + 8;
+  }
+  return out;
+}
+
 const sizes = [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK, 5 * BLOCK + 17];
 const levels = [0, 1, 6, 9];
+const header = (level: number): number[] => [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, level === 9 ? 2 : level <= 1 ? 4 : 0, 3];
 for (const size of sizes) {
   for (const level of levels) {
-    test(`round trip: ${size} bytes at level ${level} → one gzip member that node:zlib inflates to the input`, async (t) => {
+    test(`round trip, zlib: ${size} bytes at level ${level} → one gzip member that node:zlib inflates to the input`, async (t) => {
       const data = mixedData(size, size + level);
-      const gz = await pgzip(data, { level, blockSize: BLOCK });
+      const gz = await pgzip(data, { level, blockSize: BLOCK, engine: 'zlib' });
       t.true(gunzipSync(gz).equals(data));
       const m = parseMember(gz);
-      t.deepEqual([...m.header], [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, level === 9 ? 2 : level <= 1 ? 4 : 0, 3], 'fixed header: no name, mtime 0, OS Unix');
+      t.deepEqual([...m.header], header(level), 'fixed header: no name, mtime 0, OS Unix');
       t.true(m.body.equals(data), 'the body is a single deflate stream ending in the trailer');
       t.is(m.crc, crc32(data));
       t.is(m.isize, size);
     });
+    test(`round trip, libdeflate: ${size} bytes at level ${level} → one gzip member per block, node:zlib inflates them to the input`, async (t) => {
+      const data = mixedData(size, size + level);
+      const gz = await pgzip(data, { level, blockSize: BLOCK, engine: 'libdeflate' });
+      t.true(gunzipSync(gz).equals(data));
+      const members = parseMembers(gz);
+      // every full block, then the final (shorter or empty) one
+      t.is(members.length, Math.floor(size / BLOCK) + 1);
+      members.forEach((m, i) => {
+        const block = data.subarray(i * BLOCK, Math.min(size, (i + 1) * BLOCK));
+        t.deepEqual([...m.header], header(level), `member ${i}: fixed header`);
+        t.true(m.body.equals(block), `member ${i} holds block ${i}`);
+        t.is(m.crc, crc32(block));
+        t.is(m.isize, block.length);
+      });
+    });
   }
 }
 
-test('determinism: the bytes depend on input, level and block size only, not on chunking or concurrency', async (t) => {
-  const data = mixedData(7 * BLOCK + 123, 42);
-  const a = await pgzip(data, { blockSize: BLOCK, concurrency: 1 }, [data.length]);
-  const b = await pgzip(data, { blockSize: BLOCK, concurrency: 4 }, [1, 7, 4093, BLOCK + 5, 999]);
-  const c = await pgzip(data, { blockSize: BLOCK, concurrency: 2 }, [BLOCK]);
-  t.true(b.equals(a));
-  t.true(c.equals(a));
-  const otherBlock = await pgzip(data, { blockSize: 2 * BLOCK });
-  t.false(otherBlock.equals(a), 'a different block size cuts elsewhere');
-  t.true(gunzipSync(otherBlock).equals(data));
+test('libdeflate: a member depends on its block alone: the same block anywhere gives the same bytes', async (t) => {
+  const a = mixedData(BLOCK, 21);
+  const b = mixedData(BLOCK, 22);
+  const one = parseMembers(await pgzip(Buffer.concat([a, b, a]), { blockSize: BLOCK, engine: 'libdeflate' })).map((m) => m.raw);
+  const two = parseMembers(await pgzip(Buffer.concat([b, a]), { blockSize: BLOCK, engine: 'libdeflate' })).map((m) => m.raw);
+  t.true(one[0]!.equals(one[2]!), 'block a, first and third');
+  t.true(one[0]!.equals(two[1]!), 'block a after another block');
+  t.true(one[1]!.equals(two[0]!), 'block b');
 });
 
-test('blocks are primed with the previous block: content repeated across a cut still compresses', async (t) => {
+for (const engine of ['zlib', 'libdeflate'] as const) {
+  test(`determinism, ${engine}: the bytes depend on input, level and block size only, not on chunking or concurrency`, async (t) => {
+    const data = mixedData(7 * BLOCK + 123, 42);
+    const a = await pgzip(data, { blockSize: BLOCK, concurrency: 1, engine }, [data.length]);
+    const b = await pgzip(data, { blockSize: BLOCK, concurrency: 4, engine }, [1, 7, 4093, BLOCK + 5, 999]);
+    const c = await pgzip(data, { blockSize: BLOCK, concurrency: 2, engine }, [BLOCK]);
+    t.true(b.equals(a));
+    t.true(c.equals(a));
+    const otherBlock = await pgzip(data, { blockSize: 2 * BLOCK, engine });
+    t.false(otherBlock.equals(a), 'a different block size cuts elsewhere');
+    t.true(gunzipSync(otherBlock).equals(data));
+  });
+
+  test(`size, ${engine}: within 1% of zlib gzip at level 6 with the default block size`, async (t) => {
+    const data = mixedData(6 * 1024 * KIB + 4321, 3);
+    const gz = await pgzip(data, { level: 6, engine });
+    const ref = gzipSync(data, { level: 6 });
+    t.true(gunzipSync(gz).equals(data));
+    t.true(Math.abs(gz.length - ref.length) / ref.length < 0.01, `parallel ${gz.length} vs zlib ${ref.length}`);
+  });
+
+  test(`gzip(1) tests and decompresses the output, ${engine}`, async (t) => {
+    const dir = await tempDir(t);
+    const data = mixedData(4 * BLOCK + 99, 5);
+    const file = join(dir, 'x.gz');
+    await writeFile(file, await pgzip(data, { blockSize: BLOCK, engine }));
+    execFileSync('gzip', ['-t', file]);
+    t.true(execFileSync('gzip', ['-dc', file], { maxBuffer: 1 << 26 }).equals(data));
+  });
+}
+
+test('the default engine is libdeflate here (the addon is built on the machines the tests run on)', async (t) => {
+  const data = mixedData(3 * BLOCK, 8);
+  t.true((await pgzip(data, { blockSize: BLOCK })).equals(await pgzip(data, { blockSize: BLOCK, engine: 'libdeflate' })));
+});
+
+test('zlib: blocks are primed with the previous block: content repeated across a cut still compresses', async (t) => {
   // Incompressible noise whose last 8 KiB before the cut reappear right after it: only a match
   // reaching back into the previous block (its dictionary) can shorten the copy.
   const noise = mixedData(2 * BLOCK, 7).map((b, i) => b ^ ((i * 131) & 0xff));
   const repeat = noise.subarray(BLOCK - 8 * KIB, BLOCK);
   const data = Buffer.concat([noise.subarray(0, BLOCK), repeat, noise.subarray(BLOCK)]);
-  const gz = await pgzip(data, { blockSize: BLOCK });
+  const gz = await pgzip(data, { blockSize: BLOCK, engine: 'zlib' });
   t.true(gunzipSync(gz).equals(data));
   t.true(gz.length < data.length - 6 * KIB, `${gz.length} bytes for ${data.length} with ${repeat.length} repeated`);
 });
 
-test('size: within 1% of zlib gzip at level 6 with the default block size', async (t) => {
-  const data = mixedData(6 * 1024 * KIB + 4321, 3);
-  const gz = await pgzip(data, { level: 6 });
-  const ref = gzipSync(data, { level: 6 });
-  t.true(gunzipSync(gz).equals(data));
-  t.true(Math.abs(gz.length - ref.length) / ref.length < 0.01, `parallel ${gz.length} vs zlib ${ref.length}`);
-});
-
-test('gzip(1) tests and decompresses the output', async (t) => {
-  const dir = await tempDir(t);
-  const data = mixedData(4 * BLOCK + 99, 5);
-  const file = join(dir, 'x.gz');
-  await writeFile(file, await pgzip(data, { blockSize: BLOCK }));
-  execFileSync('gzip', ['-t', file]);
-  t.true(execFileSync('gzip', ['-dc', file], { maxBuffer: 1 << 26 }).equals(data));
-});
 
 test('bad options: level, block size and concurrency are refused with codes', (t) => {
   t.is(t.throws(() => createParallelGzip({ level: 10 }))?.['code' as keyof Error], 'E_GZIP_LEVEL');

@@ -111,6 +111,8 @@ static napi_value js_strerror(napi_env env, napi_callback_info info) {
   return r;
 }
 
+napi_value tsbuild_deflate_init(napi_env env, napi_value exports);
+
 static napi_value init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -119,7 +121,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"strerror", NULL, js_strerror, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
-  return exports;
+  return tsbuild_deflate_init(env, exports); /* deflate.c */
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

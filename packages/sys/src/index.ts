@@ -105,3 +105,39 @@ export function sysCalls(): SysCalls | undefined {
     },
   };
 }
+
+/** The addon's libdeflate functions (native/deflate.c). */
+interface DeflateAddon {
+  gzipMember(input: Buffer, level: number, output: Buffer, done: (length: number) => void): void;
+  gzipMemberSync(input: Buffer, level: number, output: Buffer): number;
+  libdeflateLoaded(): boolean;
+}
+
+/** libdeflate's whole-buffer gzip compression (native/deflate.c). */
+export interface Libdeflate {
+  /**
+   * `input` as one complete gzip member (fixed header: no name, mtime 0, OS Unix) written into
+   * `output`, compressed on libuv's thread pool at `level` (0-12); resolves with the member's
+   * length, 0 when `output` is too small. Neither buffer may change until it resolves.
+   */
+  gzipMember(input: Buffer, level: number, output: Buffer): Promise<number>;
+  /** The same on the calling thread. */
+  gzipMemberSync(input: Buffer, level: number, output: Buffer): number;
+}
+
+/**
+ * libdeflate (loaded by the addon from libdeflate.so.0 on first use), or undefined when the addon
+ * is not built or the library is missing: callers then compress with node:zlib.
+ */
+export function libdeflate(): Libdeflate | undefined {
+  const addon = loadAddon() as (Addon & Partial<DeflateAddon>) | undefined;
+  if (addon?.gzipMember === undefined || addon.gzipMemberSync === undefined || addon.libdeflateLoaded?.() !== true) return undefined;
+  const { gzipMember, gzipMemberSync } = addon as DeflateAddon;
+  return {
+    gzipMember: (input, level, output) =>
+      new Promise((resolve, reject) => {
+        gzipMember(input, level, output, (n) => (n >= 0 ? resolve(n) : reject(new Error('libdeflate: the compression was cancelled'))));
+      }),
+    gzipMemberSync: (input, level, output) => gzipMemberSync(input, level, output),
+  };
+}
