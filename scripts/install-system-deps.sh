@@ -8,8 +8,9 @@
 #   attr jq zstd xz-utils bzip2   archive formats and inspection in tests
 #   docker-registry apache2-utils   the reference registry (push/pull tests) and htpasswd for its auth
 #   g++ make python3   node-gyp builds the native addons at `npm ci`: @tsbuild/sys (flock, mount, umount) and fs-xattr
+#   libdeflate0     the layer gzip's compressor, which @tsbuild/sys loads (dlopen) when present
 set -euo pipefail
-pkgs=(runc busybox-static skopeo umoci docker.io attr jq zstd xz-utils bzip2 iproute2 docker-registry apache2-utils g++ make python3)
+pkgs=(runc busybox-static skopeo umoci docker.io attr jq zstd xz-utils bzip2 iproute2 docker-registry apache2-utils g++ make python3 libdeflate0)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
