@@ -20,6 +20,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { getAttributeSync, setAttributeSync } from 'fs-xattr';
 import { chmod, lchown, lstat, lutimes, mkdir, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { TimeSlices } from '@tsbuild/layer-store';
@@ -49,6 +50,8 @@ export interface CopyOptions {
   /**
    * Entries keep their owner (COPY --from without --chown: Docker's `preserveOwnership`), and no
    * chown happens, so setuid/setgid bits survive. Directories created for the copy are 0:0.
+   * Regular files below a directory source also keep their file capabilities (see
+   * {@link copyCapability}).
    */
   preserveOwnership?: boolean;
   /** The destination is a directory (it ends with `/`, or there are several sources or a wildcard). */
@@ -172,6 +175,8 @@ interface CopyState {
   readonly owner: Owner;
   readonly chmod: number | undefined;
   readonly preserveOwnership: boolean;
+  /** Files below a directory source keep security.capability (see copyCapability). */
+  keepCapabilities: boolean;
   readonly buffer: Buffer;
   /** Slices of the copy: a big file's bytes are copied in them, so an abort (Ctrl-C) is seen mid-file. */
   readonly slices: TimeSlices;
@@ -374,6 +379,11 @@ async function copyEntries(host: string, entries: readonly SourceEntry[], st: Co
       writeDir(e, target, st);
       dirs.add(e.rel);
       dirTimes.push([target, e.mtimeNs]);
+    } else if (e.type === 'file' && st.keepCapabilities) {
+      // not linked from an earlier build: its file's capability was not part of the comparison
+      const pending = writeLeaf(e, target, st);
+      if (pending !== undefined) await pending;
+      copyCapability(e.hostPath, target);
     } else if (st.reuse !== undefined && e.type === 'file' && deferLink(e, host, target, st, st.reuse)) {
       // linked from the earlier snapshot after the unmount
     } else if (e.type === 'file' || e.type === 'symlink') {
@@ -387,6 +397,26 @@ async function copyEntries(host: string, entries: readonly SourceEntry[], st: Co
     const t = copiedTime(ns);
     lutimesSync(target, t, t);
   }
+}
+
+/**
+ * Gives the copied regular file `target` the file capabilities (security.capability) of `source`,
+ * if it has any. Docker 20.10 copies a directory source through its own tar (TarUntar), whose
+ * writer records security.capability and whose reader sets it after the chown; a COPY --from
+ * without --chown does no chown after that (which would clear it), so `setcap` in a build stage
+ * survives `COPY --from=build /out/ /usr/local/` (checked against dockerd, hreal/multi). Its
+ * single-file copy (CopyFileWithTar) and the build context carry none, and --chown clears them.
+ */
+function copyCapability(source: string, target: string): void {
+  let cap: Buffer;
+  try {
+    cap = getAttributeSync(source, 'security.capability');
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === 'ENODATA' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') return;
+    throw cause;
+  }
+  setAttributeSync(target, 'security.capability', cap);
 }
 
 /**
@@ -493,7 +523,12 @@ async function copyDirectory(rootfs: string, src: Source, destImage: string, st:
     if (cause instanceof ContextError) throw notADirectory(destImage, 'failed to copy directory', cause);
     throw cause;
   }
-  await copyEntries(host, src.entries.slice(1), st, signal);
+  st.keepCapabilities = st.preserveOwnership;
+  try {
+    await copyEntries(host, src.entries.slice(1), st, signal);
+  } finally {
+    st.keepCapabilities = false;
+  }
 }
 
 /**
@@ -585,6 +620,7 @@ export async function copyInto(opts: CopyOptions): Promise<void> {
     owner: opts.chown ?? { uid: 0, gid: 0 },
     chmod: opts.chmod,
     preserveOwnership: opts.preserveOwnership === true && opts.chown === undefined,
+    keepCapabilities: false,
     buffer: Buffer.allocUnsafe(COPY_BUFFER_BYTES),
     slices: new TimeSlices(opts.signal),
   };

@@ -6,7 +6,7 @@
  * upper dir).
  */
 import { readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { chainIDsOf, writeLayer, ImageNotFoundError } from '@tsbuild/layer-store';
@@ -14,9 +14,11 @@ import type { Descriptor, DiffID } from '@tsbuild/layer-store';
 import { mountRootfs, resolveChown, SandboxError, type Rootfs } from '../../sandbox/index.js';
 import {
   addInto,
+  cleanPath,
   compileIgnore,
   ContextError,
   copyInto,
+  resolveInRoot,
   dockerSourceHash,
   hashSources,
   readDockerignore,
@@ -35,6 +37,20 @@ import type { FsStep } from '../expand.js';
 import { stageRef } from '../plan.js';
 import { BuildError, invalidImageReference } from '../errors.js';
 import { nopCreatedBy1 } from '../config.js';
+
+/**
+ * The entries a COPY or ADD set to "now" (sub-second): the destination and every directory above
+ * it, as written and as resolved through the image's symlinks, relative to the rootfs. The
+ * snapshot cuts them to whole seconds, as Docker 20.10's next step sees them (checked: after `COPY
+ * f /newdir/sub/f`, `stat -c %y /newdir` in a RUN shows .000000000; the copied entries keep their
+ * source mtimes, whole seconds already). A handful of paths: never a pass over what was copied.
+ */
+async function destinationPrefixes(rootfs: string, dest: string, workdir: string): Promise<string[]> {
+  const image = dest.startsWith('/') ? cleanPath(dest) : cleanPath(`${workdir}/${dest}`);
+  const prefixes = (rel: string): string[] => rel.split('/').filter(Boolean).map((_, i, parts) => parts.slice(0, i + 1).join('/'));
+  const resolved = relative(rootfs, await resolveInRoot(rootfs, image)).split(sep).join('/');
+  return [...new Set([...prefixes(image), ...(resolved.startsWith('..') ? [] : prefixes(resolved))])];
+}
 
 /** A COPY or ADD step after expansion. */
 export type CopyStep = Extract<FsStep, { kind: 'COPY' | 'ADD' }>;
@@ -293,6 +309,7 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
     const dest = await mountState(ctx, state, tmp, 'rootfs');
     const reuse = reuseOf(ctx, state, step, prior, statIndex, dest.upperdir);
     let urlHashes: string[] = [];
+    let wholeSeconds: string[] = [];
     try {
       const owner = step.chown !== undefined && step.chown !== '' ? await chownOwner(dest.path, step.chown) : undefined;
       const mode = step.chmod !== undefined && step.chmod !== '' ? chmodMode(step.chmod) : undefined;
@@ -315,6 +332,7 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
       for (const h of step.heredocs) {
         await writeHeredoc(dest.path, step.dest, h.content, { name: h.name, workdir, ...(owner ? { chown: owner } : {}), ...(mode !== undefined ? { chmod: mode } : {}) });
       }
+      wholeSeconds = await destinationPrefixes(dest.path, step.dest, workdir);
     } finally {
       await dest.unmount();
     }
@@ -335,8 +353,9 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
     const createdBy = nopCreatedBy1(state.image.config, `${step.kind} ${chownComment}${hash} in ${step.dest} `);
     const upper = dest.upperdir;
     if ((await readdir(upper)).length === 0) return addHistory(ctx, state, createdBy, true);
-    // COPY writes no xattrs (as Docker's): the layer writer need not list each file's; ADD extracts archives with theirs
-    const noFileXattrs = step.kind === 'COPY';
+    // COPY writes no xattrs (as Docker's): the layer writer need not list each file's; ADD extracts
+    // archives with theirs, and COPY --from without --chown keeps file capabilities (copyCapability)
+    const noFileXattrs = step.kind === 'COPY' && (step.from === undefined || (step.chown !== undefined && step.chown !== ''));
     // A rebuilt COPY/ADD mostly writes the tar it wrote before: the gzip blocks that did not change
     // are taken from the earlier blob instead of compressed again (same bytes; gzip-blocks.ts).
     const earlier = prior?.layers.length === 1 ? prior.layers[0]!.descriptor.digest : undefined;
@@ -352,7 +371,7 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
     });
     const withLayer = addLayer(state, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, layer.diffID);
     // the upper dir is this layer's snapshot already: keep it instead of unpacking the tar again
-    await store.adoptSnapshot(withLayer.image.rootfs.diff_ids, upper, { ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
+    await store.adoptSnapshot(withLayer.image.rootfs.diff_ids, upper, { wholeSeconds, ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
     return addHistory(ctx, withLayer, createdBy, false);
   } finally {
     if (src) await src.unmount();
