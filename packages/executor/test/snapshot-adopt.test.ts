@@ -3,6 +3,8 @@
  * that makes this safe: the adopted snapshot holds exactly what unpacking the layer would give.
  */
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { lstatSync } from 'node:fs';
 import { lstat, mkdir, readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { getAttribute } from 'fs-xattr';
@@ -60,5 +62,36 @@ test('adopted snapshots equal their unpacked layers (whiteouts, opaque dirs, mod
     await mkdir(unpacked);
     await applyLayer(store.openBlob(image.manifest.layers[i]!.digest), unpacked, { format: 'overlay' });
     t.deepEqual(await listing(adopted), await listing(unpacked), `layer ${i}`);
+  }
+});
+
+// dockerd 20.10 (checked: COPY f /newdir/sub/f, COPY d /copied/, WORKDIR /wd/x, ADD a.tar /ext/,
+// then RUN stat -c %y): the directories those steps made or changed show .000000000 in the next
+// step, since its commit unpacks the layer tar; our adopted snapshots kept the sub-second "now"
+test('directories COPY, ADD and WORKDIR make have whole-second mtimes in the adopted snapshot', async (t) => {
+  const dir = await testDir(t, 'adopt-mtime');
+  const ctxDir = path.join(dir, 'ctx');
+  await writeFiles(ctxDir, {
+    Dockerfile: ['FROM busybox', 'COPY f /newdir/sub/f', 'COPY d /copied/', 'WORKDIR /wd/x', 'ADD a.tar /ext/'].join('\n'),
+    f: 'f\n',
+    'd/g': 'g\n',
+    'tarsrc/td/t': 't\n',
+  });
+  execFileSync('tar', ['-C', path.join(ctxDir, 'tarsrc'), '-cf', path.join(ctxDir, 'a.tar'), 'td']);
+  const store = await busyboxStore(dir);
+  const { result } = await buildCollect({ store: store.root, contextDir: ctxDir, dockerfile: { path: path.join(ctxDir, 'Dockerfile') } });
+  const image = await store.resolveImage(result.id);
+  const chains = chainIDsOf(image.config.rootfs.diff_ids);
+  const expected: Array<[number, string[]]> = [
+    [1, ['newdir', 'newdir/sub']],
+    [2, ['copied']],
+    [3, ['wd', 'wd/x']],
+    [4, ['ext']],
+  ];
+  for (const [layer, paths] of expected) {
+    for (const p of paths) {
+      const st = lstatSync(path.join(store.snapshotDirFor(chains[layer]!), p), { bigint: true });
+      t.is(st.mtimeNs % 1_000_000_000n, 0n, `${p} in layer ${layer}`);
+    }
   }
 });

@@ -9,7 +9,7 @@
  * store's filesystem before the rename would close that (Node has no binding; `sync -f DIR` is one
  * process per snapshot) at the price of flushing everything else dirty on that filesystem.
  */
-import { createReadStream, openSync } from 'node:fs';
+import { createReadStream, lstatSync, lutimesSync, openSync } from 'node:fs';
 import { chmod, lstat, lutimes, readdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -90,6 +90,11 @@ export async function prepareSnapshots(
  * `sourceDateEpoch`, mtimes newer than it are clamped first, so the snapshot holds what
  * unpacking the layer's tar would give and later steps see the same files on every machine.
  *
+ * `wholeSeconds` names the entries (paths relative to `dir`) whose mtime the step set to "now":
+ * they are cut to whole seconds, as the tar holds them and as Docker 20.10's next step sees them
+ * (its commit unpacks the tar). Only those: entries copied with a source mtime hold whole seconds
+ * already, and a pass over every file would cost a COPY of many files dearly.
+ *
  * @returns false, leaving `dir` alone, when the chain already has a snapshot.
  * `dir` must be on the store's file system (under `tmp/`) and no longer mounted.
  */
@@ -97,12 +102,13 @@ export async function adoptSnapshot(
   store: Store,
   diffIDs: readonly DiffID[],
   dir: string,
-  opts: Cancellable & { sourceDateEpoch?: number } = {},
+  opts: AdoptOptions = {},
 ): Promise<boolean> {
   const chain = chainIDsOf(diffIDs).at(-1);
   if (chain === undefined) return false;
   const target = store.snapshotDirFor(chain);
   if (await exists(target)) return false;
+  if (opts.wholeSeconds !== undefined) truncateMtimes(dir, opts.wholeSeconds);
   if (opts.sourceDateEpoch !== undefined) await clampMtimes(dir, opts.sourceDateEpoch, opts.signal);
   await chmod(dir, 0o755);
   try {
@@ -113,6 +119,24 @@ export async function adoptSnapshot(
     // another builder installed the same chain first: theirs is as good as ours
     if (code === 'ENOTEMPTY' || code === 'EEXIST') return false;
     throw new StoreError(`installing snapshot ${target}`, { cause: err });
+  }
+}
+
+/** Options of {@link adoptSnapshot}. */
+export interface AdoptOptions extends Cancellable {
+  /** Clamp mtimes newer than this (Unix seconds), as the layer tar did. */
+  sourceDateEpoch?: number;
+  /** Entries (relative to the dir; missing ones skipped) whose mtime is cut to whole seconds. */
+  wholeSeconds?: readonly string[];
+}
+
+/** Cuts the mtime of each of `paths` under `dir` (not following symlinks) to whole seconds; the atime stays. */
+function truncateMtimes(dir: string, paths: readonly string[]): void {
+  for (const rel of new Set(paths)) {
+    const p = join(dir, rel);
+    const st = lstatSync(p, { bigint: true, throwIfNoEntry: false });
+    if (st === undefined || st.mtimeNs % 1_000_000_000n === 0n) continue;
+    lutimesSync(p, Number(st.atimeNs) / 1e9, Number(st.mtimeNs / 1_000_000_000n));
   }
 }
 

@@ -18,7 +18,7 @@ import {
 import { fileSink, fsyncDir, OWNER_TAG, tempName, writeFileAtomic } from './fsutil.js';
 import { canonicalJSON, shapeForMediaType } from './json.js';
 import { acquireLock, type HeldLock } from './lock.js';
-import { adoptSnapshot, prepareSnapshots } from './snapshots.js';
+import { adoptSnapshot, prepareSnapshots, type AdoptOptions } from './snapshots.js';
 import { namesLegacyReference, parseReference, referenceProblem, ReferenceError, storedName, type Reference } from './reference.js';
 import {
   MediaTypes,
@@ -580,7 +580,7 @@ export class Store {
    * that chain's snapshot (mtimes clamped to `sourceDateEpoch` first), so the layer is never
    * unpacked again. Returns false, leaving `dir` alone, when the snapshot exists already.
    */
-  adoptSnapshot(diffIDs: readonly DiffID[], dir: string, opts: Cancellable & { sourceDateEpoch?: number } = {}): Promise<boolean> {
+  adoptSnapshot(diffIDs: readonly DiffID[], dir: string, opts: AdoptOptions = {}): Promise<boolean> {
     return adoptSnapshot(this, diffIDs, dir, opts);
   }
 

@@ -162,6 +162,9 @@ export async function ensureWorkdir(ctx: BuildContext, state: ImageState): Promi
   const tmp = await store.makeTempDir('workdir');
   try {
     const rootfs = await mountState(ctx, state, tmp, 'rootfs');
+    // the directories made (and their parents, whose mtime mkdir sets): whole seconds in the
+    // snapshot, as Docker 20.10's next step sees them after its commit
+    const made: string[] = [];
     try {
       const host = await resolveInRoot(rootfs.path, dir);
       const rel = relative(rootfs.path, host);
@@ -175,6 +178,7 @@ export async function ensureWorkdir(ctx: BuildContext, state: ImageState): Promi
         if (st?.isDirectory()) continue;
         if (st !== null) throw new BuildError('E_STEP', `Cannot mkdir: ${dir} is not a directory`);
         await mkdir(cur);
+        made.push(relative(rootfs.path, dirname(cur)), relative(rootfs.path, cur));
         // Docker's MkdirAllAndChownNew: root's, and it never chmods, so a new directory keeps
         // the setgid bit (and not the group) mkdir(2) gives it below a setgid directory
         const parentMode = (await lstat(dirname(cur))).mode;
@@ -188,7 +192,7 @@ export async function ensureWorkdir(ctx: BuildContext, state: ImageState): Promi
     const layer = await writeLayer(store, rootfs.upperdir, { kind: 'upper', ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
     const withLayer = addLayer(state, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, layer.diffID);
     // the upper dir is this layer's snapshot already: keep it instead of unpacking the tar again
-    await store.adoptSnapshot(withLayer.image.rootfs.diff_ids, rootfs.upperdir, { ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
+    await store.adoptSnapshot(withLayer.image.rootfs.diff_ids, rootfs.upperdir, { wholeSeconds: made.filter(Boolean), ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}), ...(signal ? { signal } : {}) });
     const history = [...(withLayer.image.history ?? [])];
     const last = history.pop();
     if (last) {
