@@ -25,6 +25,7 @@ import { TimeSlices } from './slices.js';
 import { ContentSizeCounter, recordContentSize } from './layer-size.js';
 import { openBlockSource, recordBlockIndex, type BlockSource } from './gzip-blocks.js';
 import { defaultBlockEngine, type BlockEngine } from './deflate-engine.js';
+import { fastFs, LSTAT_FIELDS, type FastFs } from '@tsbuild/sys';
 import { sortUtf8 } from './order.js';
 
 /** Options of `layerTarStream` / `writeLayer`. */
@@ -118,6 +119,56 @@ function readXattrs(path: string, opts: LayerTarOptions): Map<string, Buffer> | 
   return out.size > 0 ? out : undefined;
 }
 
+/** What the walk reads of an lstat: Node's bigint stats, or a {@link NativeStat}. */
+type EntryStat = Pick<BigIntStats, 'mode' | 'uid' | 'gid' | 'size' | 'mtimeMs' | 'nlink' | 'dev' | 'ino' | 'rdev' | 'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isCharacterDevice' | 'isBlockDevice' | 'isFIFO'>;
+
+const S_IFMT = 0o170000n;
+
+/** An lstat from `FastFs.lstatBatch`: the same values as Node's bigint stats for what the tar uses. */
+class NativeStat implements EntryStat {
+  readonly mode: bigint;
+  readonly uid: bigint;
+  readonly gid: bigint;
+  readonly size: bigint;
+  readonly mtimeMs: bigint;
+  readonly nlink: bigint;
+  readonly dev: bigint;
+  readonly ino: bigint;
+  readonly rdev: bigint;
+  constructor(f: BigUint64Array, o: number) {
+    this.mode = f[o]!;
+    this.uid = f[o + 1]!;
+    this.gid = f[o + 2]!;
+    this.size = f[o + 3]!;
+    this.mtimeMs = BigInt.asIntN(64, f[o + 4]!);
+    this.nlink = f[o + 5]!;
+    this.dev = f[o + 6]!;
+    this.ino = f[o + 7]!;
+    this.rdev = f[o + 8]!;
+  }
+  isFile(): boolean {
+    return (this.mode & S_IFMT) === 0o100000n;
+  }
+  isDirectory(): boolean {
+    return (this.mode & S_IFMT) === 0o040000n;
+  }
+  isSymbolicLink(): boolean {
+    return (this.mode & S_IFMT) === 0o120000n;
+  }
+  isCharacterDevice(): boolean {
+    return (this.mode & S_IFMT) === 0o020000n;
+  }
+  isBlockDevice(): boolean {
+    return (this.mode & S_IFMT) === 0o060000n;
+  }
+  isFIFO(): boolean {
+    return (this.mode & S_IFMT) === 0o010000n;
+  }
+}
+
+/** Names per `lstatBatch` call: bounds the buffer whatever a directory holds. */
+const STAT_BATCH = 256;
+
 interface Item {
   header: TarHeader;
   /** Absolute path of a regular file whose content follows the header. */
@@ -141,7 +192,7 @@ function walkState(opts: LayerTarOptions): WalkState {
  * Docker does). `xattrs`: the entry's kept xattrs when the caller read them already (directories
  * of a merged walk), else read here (unless `noFileXattrs` and a regular file).
  */
-function itemOf(w: WalkState, rel: string, abs: string, st: BigIntStats, xattrs?: Map<string, Buffer> | null): Item | undefined {
+function itemOf(w: WalkState, rel: string, abs: string, st: EntryStat, xattrs?: Map<string, Buffer> | null): Item | undefined {
   const { opts, links } = w;
   const header: TarHeader = {
     name: rel,
@@ -198,21 +249,49 @@ function itemOf(w: WalkState, rel: string, abs: string, st: BigIntStats, xattrs?
  * so the event loop is held for a few milliseconds at most, and there is no thread-pool round trip
  * per syscall (which cost ~1 ms per entry on a loaded machine).
  */
-function* walk(root: string, opts: LayerTarOptions): Generator<Item> {
+function* walk(root: string, opts: LayerTarOptions, fast: FastFs | undefined): Generator<Item> {
   const w = walkState(opts);
   // readdir names hold no '/' and are never '.' or '..': plain concatenation is the join
   const base = root.endsWith('/') ? root : `${root}/`;
+  const fields = new BigUint64Array(STAT_BATCH * LSTAT_FIELDS);
+  /**
+   * The lstat of each of `names` in `dirBase` not in `knownStats`, by one native call, with
+   * whether it has no xattrs at all (`null`: nothing to read); undefined where the call failed
+   * (the walk repeats it with Node's lstat, which throws the usual error).
+   */
+  function batch(dirBase: string, rel: string, names: string[]): Array<[EntryStat, null | undefined] | undefined> {
+    const out = new Array<[EntryStat, null | undefined] | undefined>(names.length);
+    if (fast === undefined) return out;
+    const ask = opts.knownStats === undefined ? names : names.filter((n) => !opts.knownStats!.has(rel === '' ? n : `${rel}/${n}`));
+    if (ask.length === 0) return out;
+    const done = fast.lstatBatch(dirBase, ask, fields);
+    const at = ask === names ? undefined : new Map(names.map((n, i) => [n, i]));
+    for (let k = 0; k < done; k++) {
+      const o = k * LSTAT_FIELDS;
+      if (fields[o + 11] !== 0n) continue;
+      out[at === undefined ? k : at.get(ask[k]!)!] = [new NativeStat(fields, o), fields[o + 10] === 0n ? null : undefined];
+    }
+    return out;
+  }
   function* visit(rel: string): Generator<Item> {
     opts.signal?.throwIfAborted();
-    const names = sortUtf8(readdirSync(rel === '' ? root : base + rel));
-    for (const name of names) {
-      const childRel = rel === '' ? name : `${rel}/${name}`;
-      const childAbs = base + childRel;
-      const st = opts.knownStats?.get(childRel) ?? lstatEntry(childAbs, childRel);
-      const item = itemOf(w, childRel, childAbs, st);
-      if (item === undefined) continue;
-      yield item;
-      if (item.header.type === 'directory') yield* visit(childRel);
+    const all = sortUtf8(readdirSync(rel === '' ? root : base + rel));
+    const dirBase = rel === '' ? base : `${base}${rel}/`;
+    for (let c = 0; c < all.length; c += STAT_BATCH) {
+      const names = all.slice(c, c + STAT_BATCH);
+      // stats made before any recursion reuses `fields`
+      const stats = batch(dirBase, rel, names);
+      for (let k = 0; k < names.length; k++) {
+        const childRel = rel === '' ? names[k]! : `${rel}/${names[k]!}`;
+        const childAbs = base + childRel;
+        const known = opts.knownStats?.get(childRel);
+        const native = known === undefined ? stats[k] : undefined;
+        const st = known ?? native?.[0] ?? lstatEntry(childAbs, childRel);
+        const item = itemOf(w, childRel, childAbs, st, native?.[1]);
+        if (item === undefined) continue;
+        yield item;
+        if (item.header.type === 'directory') yield* visit(childRel);
+      }
     }
   }
   yield* visit('');
@@ -413,6 +492,14 @@ export function layerTarStream(dir: string, opts: LayerTarOptions): Readable {
 }
 
 /**
+ * `layerTarStream` with Node's fs calls only, never the addon's batched ones: for tests, which
+ * check that both give the same bytes and errors.
+ */
+export function layerTarStreamNodeFs(dir: string, opts: LayerTarOptions): Readable {
+  return countedTarStream(dir, opts, undefined, null);
+}
+
+/**
  * The tar `layerTarStream` would make of an overlayfs mount of the snapshot dirs `roots` (top
  * first), without mounting: the flattened tree of an image from its layers' snapshots (see
  * `mergedWalk`).
@@ -422,9 +509,12 @@ export function mergedTarStream(roots: readonly string[], opts: Cancellable = {}
   return tarStream(mergedWalk(roots, o), o);
 }
 
-/** `layerTarStream`, adding each entry's content size to `sizes`. */
-function countedTarStream(dir: string, opts: LayerTarOptions, sizes?: ContentSizeCounter): Readable {
-  return tarStream(walk(dir, opts), opts, sizes);
+/**
+ * `layerTarStream`, adding each entry's content size to `sizes`. `fast`: the addon's batched
+ * calls (default: when built), `null` for Node's fs only.
+ */
+function countedTarStream(dir: string, opts: LayerTarOptions, sizes?: ContentSizeCounter, fast: FastFs | null = fastFs() ?? null): Readable {
+  return tarStream(walk(dir, opts, fast ?? undefined), opts, sizes);
 }
 
 /** The tar of the walk `items` as a stream of fresh CHUNK-sized blocks (no empty one). */
@@ -493,7 +583,7 @@ async function writeTarBlob(dir: string, opts: LayerTarOptions, out: Writable, l
   const allocate = (): Buffer => free.pop() ?? Buffer.allocUnsafe(CHUNK);
   if (gz) await emit(gz.header());
   const slices = new TimeSlices(opts.signal);
-  for (const block of tarBlocks(walk(dir, opts), opts, CHUNK, allocate, sizes)) {
+  for (const block of tarBlocks(walk(dir, opts, fastFs()), opts, CHUNK, allocate, sizes)) {
     tarHash.update(block);
     if (!gz) {
       await emit(block);

@@ -193,7 +193,9 @@ static napi_value js_libdeflate_loaded(napi_env env, napi_callback_info info) {
   return r;
 }
 
-/* Adds gzipMember, gzipMemberSync and libdeflateLoaded to the addon's exports (sys.c's init calls it). */
+napi_value tsbuild_walk_init(napi_env env, napi_value exports);
+
+/* Adds gzipMember, gzipMemberSync and libdeflateLoaded (and walk.c's functions) to the addon's exports (sys.c's init calls it). */
 napi_value tsbuild_deflate_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"gzipMember", NULL, js_gzip_member, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -201,5 +203,5 @@ napi_value tsbuild_deflate_init(napi_env env, napi_value exports) {
       {"libdeflateLoaded", NULL, js_libdeflate_loaded, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
-  return exports;
+  return tsbuild_walk_init(env, exports); /* walk.c */
 }

@@ -141,3 +141,34 @@ export function libdeflate(): Libdeflate | undefined {
     gzipMemberSync: (input, level, output) => gzipMemberSync(input, level, output),
   };
 }
+
+/** The addon's batched file system calls (native/walk.c). */
+interface FastFsAddon {
+  lstatBatch(base: string, names: readonly string[], out: BigUint64Array): number;
+}
+
+/**
+ * Batched file system calls for tight synchronous loops (the layer tar writer): one native call
+ * instead of two Node calls per name. Errors come back as values; the caller repeats the call
+ * with Node's API to throw the usual error.
+ */
+export interface FastFs {
+  /**
+   * lstat and the size of the llistxattr list of `base + name` for each of `names`, into `out`
+   * ({@link LSTAT_FIELDS} per name): mode, uid, gid, size, mtimeMs (signed: `BigInt.asIntN(64, v)`;
+   * nanoseconds / 1e6 truncated, as Node's bigint stats), nlink, dev, ino, rdev, 0, xattr list
+   * bytes (0: none or unsupported; signed -1: llistxattr failed), lstat's errno (0: ok). Returns
+   * how many names were done.
+   */
+  lstatBatch(base: string, names: readonly string[], out: BigUint64Array): number;
+}
+
+/** Fields per name of {@link FastFs.lstatBatch}'s output. */
+export const LSTAT_FIELDS = 12;
+
+/** The batched calls, or undefined when the addon is not built (callers use Node's fs). */
+export function fastFs(): FastFs | undefined {
+  const addon = loadAddon() as (Addon & Partial<FastFsAddon>) | undefined;
+  if (addon?.lstatBatch === undefined) return undefined;
+  return { lstatBatch: addon.lstatBatch };
+}
