@@ -38,3 +38,21 @@ test('a RUN snapshot holds whole-second mtimes, as the layer tar does', async (t
   seen['run'] = subSecond(store.snapshotDirFor(chains[1]!));
   t.deepEqual(seen, { run: [] });
 });
+
+test("COPY of a directory into an existing one changes that one's mtime, as Docker's chrootarchive untar does", async (t) => {
+  const dir = await testDir(t, 'copy-dest-mtime');
+  const ctxDir = path.join(dir, 'ctx');
+  await writeFiles(ctxDir, {
+    Dockerfile: ['FROM busybox', 'RUN mkdir -p /u1/bin /u2/bin && touch -t 200101010000 /u1 /u2 /u1/bin /u2/bin', 'COPY d/ /u1/', ''].join('\n'),
+    'd/bin/y': 'y\n',
+  });
+  const store = await busyboxStore(dir);
+  const { result } = await buildCollect({ store: store.root, contextDir: ctxDir, dockerfile: { path: path.join(ctxDir, 'Dockerfile') } });
+  const image = await store.resolveImage(result.id);
+  const chains = chainIDsOf(image.config.rootfs.diff_ids);
+  const year = (p: string): number => lstatSync(path.join(store.snapshotDirFor(chains[2]!), p)).mtime.getUTCFullYear();
+  // /u2 is not in the COPY's layer; /u1 is, with the copy's time; /u1/bin has the source's
+  t.false(lstatSync(path.join(store.snapshotDirFor(chains[2]!), 'u2'), { throwIfNoEntry: false }) !== undefined);
+  t.true(year('u1') > 2001);
+  t.is(year('u1/bin'), lstatSync(path.join(ctxDir, 'd', 'bin')).mtime.getUTCFullYear());
+});

@@ -529,6 +529,19 @@ async function copyDirectory(rootfs: string, src: Source, destImage: string, st:
   } finally {
     st.keepCapabilities = false;
   }
+  touchDestination(host);
+}
+
+/**
+ * Sets the mtime of the directory a directory source was copied into to now (atime kept), as
+ * Docker 20.10's copy changes it even when nothing new lands directly in it: its chrootarchive
+ * untar makes and removes a pivot_root temp dir inside the destination (checked against dockerd,
+ * hreal/probe3: 'COPY --from=b /out/ /u1/' and 'COPY ctxd/ /u2/' with /u1/bin, /u2/bin already
+ * there give /u1 and /u2 the copy's time; ours kept the image's 2001-01-01).
+ */
+function touchDestination(host: string): void {
+  const st = lstatSync(host);
+  lutimesSync(host, st.atime, new Date());
 }
 
 /**
