@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { Store, writeLayer, layerTarStream } from '../src/index.js';
+import { defaultBlockEngine } from '../src/deflate-engine.js';
 
 const MB = 1e6;
 const MIB = 1024 * 1024;
@@ -180,7 +181,7 @@ async function main(argv: string[]): Promise<void> {
     await make(trees[name]);
   }
   const out = join(data, 'out');
-  console.log(`load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}; level ${level}; ${runs} run(s) each, best wall time kept`);
+  console.log(`load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}; level ${level}; ${runs} run(s) each, best wall time kept; parallel gzip blocks by ${defaultBlockEngine()}`);
   for (const [name, dir] of Object.entries(trees)) {
     // Warm the page cache so no contender pays for the first read.
     execFileSync('bash', ['-c', 'tar -C "$1" -cf - . | cat > /dev/null', '-', dir]);
