@@ -11,6 +11,7 @@
  * (gzip-blocks.ts) to know whether an earlier blob's blocks are what this process would make.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { libdeflate, type Libdeflate } from '@tsbuild/sys';
 
 /** Which block compressor: see the module comment. */
@@ -46,12 +47,22 @@ function fingerprintSample(): Buffer {
 
 /**
  * What identifies the bytes `engine` makes at `level`: zlib's version, or for libdeflate (whose
- * version the library does not report) the sha256 of its member of a fixed sample at that level.
+ * version the library does not report) the sha256 of the library file it was loaded from (its
+ * code is the compressor), and where the loader does not say, of its member of a fixed sample at
+ * that level. A block index (gzip-blocks.ts) of another id is not used, so a member reused from an
+ * earlier blob is always what this library makes.
  */
 export function engineId(engine: BlockEngine, level: number): string {
   if (engine === 'zlib') return `zlib-${process.versions.zlib ?? ''}`;
   const d = memberDeflater();
   if (d === undefined) return 'libdeflate-missing';
+  if (d.path !== undefined) {
+    try {
+      return `libdeflate-so-${createHash('sha256').update(readFileSync(d.path)).digest('hex').slice(0, 32)}`;
+    } catch {
+      // unreadable: the fingerprint below
+    }
+  }
   const sample = fingerprintSample();
   const out = Buffer.allocUnsafe(sample.length * 2);
   const n = d.gzipMemberSync(sample, level, out);

@@ -534,7 +534,8 @@ function gzipLevel(opts: WriteLayerOptions): number {
   if (!Number.isInteger(level) || level < -1 || level > 9) {
     throw new StoreError(`gzip level ${level} is out of range`, { code: 'E_GZIP_LEVEL', hint: 'use an integer from 0 (store) to 9 (smallest), or -1 for the default (6)' });
   }
-  return level;
+  // -1 is zlib's "default": 6, named once here so that every engine and block index sees 6
+  return level === -1 ? 6 : level;
 }
 
 function compressor(opts: WriteLayerOptions): Transform {

@@ -35,6 +35,11 @@ export interface LockOptions {
 /** Runs the flock(1) helper on `fd`: 0 when locked, 1 when `-n` found it taken. */
 function flockHelper(path: string, fd: number, args: string[], signal: AbortSignal | undefined): Promise<number> {
   return new Promise<number>((resolve, reject) => {
+    // (an abort listener added to an aborted signal never fires: the wait would outlast the abort)
+    if (signal?.aborted === true) {
+      reject(new LockError(`waiting for lock ${path} was cancelled`, { cause: signal.reason }));
+      return;
+    }
     const child = spawn('flock', [...args, '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
     let stderr = '';
     child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));

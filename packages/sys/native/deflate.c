@@ -12,6 +12,7 @@
  * version): `deflateEngine()` names the library and a fingerprint of its output, which callers
  * record beside anything that must be reproduced byte for byte.
  */
+#define _GNU_SOURCE /* dladdr */
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <dlfcn.h>
@@ -131,6 +132,11 @@ static napi_value js_gzip_member(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "E_SYS_ARGS", "gzipMember(input: Buffer, level: 0..12, output: Buffer, done: Function)");
     return NULL;
   }
+  napi_valuetype cb_type;
+  if (napi_typeof(env, argv[3], &cb_type) != napi_ok || cb_type != napi_function || (uint8_t *)in < (uint8_t *)out + room && (uint8_t *)out < (uint8_t *)in + n) {
+    napi_throw_type_error(env, "E_SYS_ARGS", "gzipMember: done must be a function, and input and output must not overlap");
+    return NULL;
+  }
   if (!ld_ready()) {
     napi_throw_error(env, "E_SYS_NO_LIBDEFLATE", "libdeflate.so.0 is not loaded");
     return NULL;
@@ -145,14 +151,15 @@ static napi_value js_gzip_member(napi_env env, napi_callback_info info) {
   j->out = out;
   j->room = room;
   j->level = level;
-  napi_create_reference(env, argv[0], 1, &j->in_ref);
-  napi_create_reference(env, argv[2], 1, &j->out_ref);
-  napi_create_reference(env, argv[3], 1, &j->cb_ref);
+  int refs_ok = napi_create_reference(env, argv[0], 1, &j->in_ref) == napi_ok;
+  refs_ok = napi_create_reference(env, argv[2], 1, &j->out_ref) == napi_ok && refs_ok;
+  refs_ok = napi_create_reference(env, argv[3], 1, &j->cb_ref) == napi_ok && refs_ok;
   napi_create_string_utf8(env, "tsbuild:gzipMember", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_async_work(env, NULL, name, job_execute, job_complete, j, &j->work) != napi_ok || napi_queue_async_work(env, j->work) != napi_ok) {
-    napi_delete_reference(env, j->in_ref);
-    napi_delete_reference(env, j->out_ref);
-    napi_delete_reference(env, j->cb_ref);
+  if (!refs_ok || napi_create_async_work(env, NULL, name, job_execute, job_complete, j, &j->work) != napi_ok || napi_queue_async_work(env, j->work) != napi_ok) {
+    if (j->work != NULL) napi_delete_async_work(env, j->work);
+    if (j->in_ref != NULL) napi_delete_reference(env, j->in_ref);
+    if (j->out_ref != NULL) napi_delete_reference(env, j->out_ref);
+    if (j->cb_ref != NULL) napi_delete_reference(env, j->cb_ref);
     free(j);
     napi_throw_error(env, "E_SYS_QUEUE", "could not queue the compression");
     return NULL;
@@ -193,6 +200,18 @@ static napi_value js_libdeflate_loaded(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* libdeflatePath(): string | null — the file libdeflate was loaded from (its bytes name the compressor exactly). */
+static napi_value js_libdeflate_path(napi_env env, napi_callback_info info) {
+  napi_value r;
+  Dl_info dl;
+  if (ld_ready() && dladdr((void *)ld.deflate, &dl) != 0 && dl.dli_fname != NULL) {
+    napi_create_string_utf8(env, dl.dli_fname, NAPI_AUTO_LENGTH, &r);
+  } else {
+    napi_get_null(env, &r);
+  }
+  return r;
+}
+
 napi_value tsbuild_walk_init(napi_env env, napi_value exports);
 
 /* Adds gzipMember, gzipMemberSync and libdeflateLoaded (and walk.c's functions) to the addon's exports (sys.c's init calls it). */
@@ -201,6 +220,7 @@ napi_value tsbuild_deflate_init(napi_env env, napi_value exports) {
       {"gzipMember", NULL, js_gzip_member, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gzipMemberSync", NULL, js_gzip_member_sync, NULL, NULL, NULL, napi_enumerable, NULL},
       {"libdeflateLoaded", NULL, js_libdeflate_loaded, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"libdeflatePath", NULL, js_libdeflate_path, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return tsbuild_walk_init(env, exports); /* walk.c */

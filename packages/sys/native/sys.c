@@ -38,7 +38,8 @@ static int string_arg(napi_env env, napi_value v, char **out) {
   if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return -1;
   *out = malloc(len + 1);
   if (*out == NULL) return -1;
-  if (napi_get_value_string_utf8(env, v, *out, len + 1, &len) != napi_ok) {
+  if (napi_get_value_string_utf8(env, v, *out, len + 1, &len) != napi_ok || strlen(*out) != len) {
+    /* (a NUL inside the string would make it another, shorter path: refused, as Node refuses it) */
     free(*out);
     *out = NULL;
     return -1;
@@ -99,6 +100,75 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
   return int_value(env, result);
 }
 
+/* umount2 on the thread pool: unmounting an overlay can take tens of milliseconds or more (its
+ * dentries are freed, and without `volatile` its upper filesystem is synced). */
+typedef struct {
+  napi_async_work work;
+  napi_ref cb_ref;
+  char *target;
+  int flags;
+  int result;
+} umount_job_t;
+
+static void umount_execute(napi_env env, void *data) {
+  umount_job_t *j = data;
+  j->result = umount2(j->target, j->flags) == 0 ? 0 : errno;
+}
+
+static void umount_complete(napi_env env, napi_status status, void *data) {
+  umount_job_t *j = data;
+  napi_value cb, undef, argv[1];
+  napi_get_reference_value(env, j->cb_ref, &cb);
+  napi_get_undefined(env, &undef);
+  napi_create_int32(env, status == napi_ok ? j->result : ECANCELED, &argv[0]);
+  napi_delete_reference(env, j->cb_ref);
+  napi_delete_async_work(env, j->work);
+  free(j->target);
+  free(j);
+  napi_call_function(env, undef, cb, 1, argv, NULL);
+}
+
+/* umount2Async(target, flags, done: (errno) => void) */
+static napi_value js_umount2_async(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], name;
+  int32_t flags;
+  napi_valuetype t;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 3) CHECK(napi_invalid_arg);
+  CHECK(napi_get_value_int32(env, argv[1], &flags));
+  CHECK(napi_typeof(env, argv[2], &t));
+  if (t != napi_function) CHECK(napi_invalid_arg);
+  umount_job_t *j = calloc(1, sizeof *j);
+  if (j == NULL) CHECK(napi_generic_failure);
+  if (string_arg(env, argv[0], &j->target) != 0 || j->target == NULL) {
+    free(j->target);
+    free(j);
+    CHECK(napi_invalid_arg);
+  }
+  j->flags = flags;
+  if (napi_create_reference(env, argv[2], 1, &j->cb_ref) != napi_ok) {
+    free(j->target);
+    free(j);
+    CHECK(napi_generic_failure);
+  }
+  if (napi_create_string_utf8(env, "tsbuild:umount2", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, umount_execute, umount_complete, j, &j->work) != napi_ok) {
+    napi_delete_reference(env, j->cb_ref);
+    free(j->target);
+    free(j);
+    CHECK(napi_generic_failure);
+  }
+  if (napi_queue_async_work(env, j->work) != napi_ok) {
+    napi_delete_async_work(env, j->work);
+    napi_delete_reference(env, j->cb_ref);
+    free(j->target);
+    free(j);
+    CHECK(napi_generic_failure);
+  }
+  return NULL;
+}
+
 /* strerror(errno) -> the C library's message */
 static napi_value js_strerror(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -118,6 +188,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
       {"umount2", NULL, js_umount2, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"umount2Async", NULL, js_umount2_async, NULL, NULL, NULL, napi_enumerable, NULL},
       {"strerror", NULL, js_strerror, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

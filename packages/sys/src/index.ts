@@ -40,6 +40,7 @@ interface Addon {
   flock(fd: number, op: number): number;
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): number;
   umount2(target: string, flags: number): number;
+  umount2Async?(target: string, flags: number, done: (errno: number) => void): void;
   strerror(errno: number): string;
 }
 
@@ -55,6 +56,12 @@ export interface SysCalls {
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
   /** `umount2(target, flags)`. */
   umount(target: string, flags?: number): void;
+  /**
+   * `umount2(target, flags)` on libuv's thread pool: unmounting an overlay frees its dentries (and
+   * without `volatile` syncs its upper filesystem), tens of milliseconds or more that the event
+   * loop keeps running through.
+   */
+  umountAsync(target: string, flags?: number): Promise<void>;
 }
 
 const EWOULDBLOCK = 11;
@@ -103,6 +110,23 @@ export function sysCalls(): SysCalls | undefined {
       const e = addon.umount2(target, flags);
       if (e !== 0) fail(addon, 'umount', e, target);
     },
+    umountAsync(target, flags = 0) {
+      const async = addon.umount2Async;
+      // (an addon built before umount2Async existed: the synchronous call)
+      if (async === undefined) return Promise.resolve().then(() => this.umount(target, flags));
+      return new Promise((resolve, reject) => {
+        async(target, flags, (e) => {
+          if (e === 0) resolve();
+          else {
+            try {
+              fail(addon, 'umount', e, target);
+            } catch (err) {
+              reject(err);
+            }
+          }
+        });
+      });
+    },
   };
 }
 
@@ -111,6 +135,7 @@ interface DeflateAddon {
   gzipMember(input: Buffer, level: number, output: Buffer, done: (length: number) => void): void;
   gzipMemberSync(input: Buffer, level: number, output: Buffer): number;
   libdeflateLoaded(): boolean;
+  libdeflatePath(): string | null;
 }
 
 /** libdeflate's whole-buffer gzip compression (native/deflate.c). */
@@ -123,6 +148,8 @@ export interface Libdeflate {
   gzipMember(input: Buffer, level: number, output: Buffer): Promise<number>;
   /** The same on the calling thread. */
   gzipMemberSync(input: Buffer, level: number, output: Buffer): number;
+  /** The file the library was loaded from (its bytes are the compressor), when the loader says. */
+  readonly path: string | undefined;
 }
 
 /**
@@ -139,6 +166,7 @@ export function libdeflate(): Libdeflate | undefined {
         gzipMember(input, level, output, (n) => (n >= 0 ? resolve(n) : reject(new Error('libdeflate: the compression was cancelled'))));
       }),
     gzipMemberSync: (input, level, output) => gzipMemberSync(input, level, output),
+    path: (addon as DeflateAddon).libdeflatePath?.() ?? undefined,
   };
 }
 

@@ -3,8 +3,13 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { LOCK_EX, LOCK_NB, LOCK_SH, MNT_DETACH, MS_BIND, MS_RDONLY, MS_REC, SysError, sysCalls, type SysCalls } from '../src/index.js';
+import { gunzipSync } from 'node:zlib';
+import { libdeflate, LOCK_EX, LOCK_NB, LOCK_SH, MNT_DETACH, MS_BIND, MS_RDONLY, MS_REC, SysError, sysCalls, type SysCalls } from '../src/index.js';
+
+/** The addon itself, below the typed wrappers (from dist/test/: ../../build). */
+const sysAddon = (): unknown => createRequire(import.meta.url)('../../build/Release/tsbuild_sys.node');
 
 /** The addon must be built where the tests run (`npm ci` builds it; it needs python3, make and g++). */
 function calls(): SysCalls {
@@ -21,8 +26,10 @@ async function tempDir(t: { teardown(f: () => Promise<void>): void }): Promise<s
 
 const mountPoints = (): string[] => readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '');
 
-test('the addon is built and loads', (t) => {
+test('the addon is built, loads, and has every call (an addon built from older sources lacks some)', (t) => {
   t.not(sysCalls(), undefined);
+  const raw = sysAddon() as Record<string, unknown>;
+  for (const f of ['flock', 'mount', 'umount2', 'umount2Async', 'strerror', 'gzipMember', 'gzipMemberSync', 'libdeflateLoaded', 'libdeflatePath', 'lstatBatch']) t.is(typeof raw[f], 'function', f);
 });
 
 test('flock: a free lock is taken at once; a conflicting one is refused without waiting, shared ones coexist', async (t) => {
@@ -105,4 +112,49 @@ test('mount of a missing source is a SysError with errno ENOENT naming the targe
 test('bad arguments throw an error instead of crashing the process', (t) => {
   const sys = sysCalls() as unknown as { flock(a: unknown, b: unknown): boolean };
   t.throws(() => sys.flock('x', 'y'));
+});
+
+test('umountAsync unmounts on the thread pool; a busy mount rejects with EBUSY, one not mounted with EINVAL', async (t) => {
+  const sys = calls();
+  const dir = await tempDir(t);
+  const src = join(dir, 'src');
+  const target = join(dir, 'target');
+  mkdirSync(src);
+  mkdirSync(target);
+  writeFileSync(join(src, 'f'), 'x');
+  sys.mount(src, target, null, MS_BIND, null);
+  const fd = openSync(join(target, 'f'), 'r');
+  try {
+    const busy = await t.throwsAsync(sys.umountAsync(target), { instanceOf: SysError });
+    t.is(busy?.code, 'EBUSY');
+    t.true(mountPoints().includes(target));
+  } finally {
+    closeSync(fd);
+  }
+  await sys.umountAsync(target);
+  t.false(mountPoints().includes(target));
+  const gone = await t.throwsAsync(sys.umountAsync(target), { instanceOf: SysError });
+  t.is(gone?.code, 'EINVAL');
+});
+
+test('a path with a NUL byte is refused, not cut short', async (t) => {
+  const sys = calls();
+  const dir = await tempDir(t);
+  mkdirSync(join(dir, 'target'));
+  t.throws(() => sys.umount(`${join(dir, 'target')}\0/ignored`));
+  t.throws(() => sys.mount(dir, `${join(dir, 'target')}\0x`, null, MS_BIND, null));
+  t.false(mountPoints().includes(join(dir, 'target')));
+});
+
+test('libdeflate: loaded (Debian libdeflate0), from a file the loader names; gzipMember refuses a missing callback and overlapping buffers', async (t) => {
+  const d = libdeflate();
+  if (d === undefined) throw new Error('libdeflate.so.0 did not load: apt-get install libdeflate0 (scripts/install-system-deps.sh does)');
+  t.regex(d.path ?? '', /libdeflate\.so/);
+  const raw = sysAddon() as { gzipMember(i: Buffer, l: number, o: Buffer, cb: unknown): void };
+  const buf = Buffer.alloc(4096, 'a');
+  t.throws(() => raw.gzipMember(Buffer.from('abc'), 6, Buffer.alloc(100), 42), { message: /done must be a function/ });
+  t.throws(() => raw.gzipMember(buf.subarray(0, 1000), 6, buf.subarray(500), () => undefined), { message: /must not overlap/ });
+  const out = Buffer.alloc(200);
+  const n = await d.gzipMember(Buffer.from('hello hello hello'), 6, out);
+  t.is(gunzipSync(out.subarray(0, n)).toString(), 'hello hello hello');
 });

@@ -52,8 +52,12 @@ export async function mountRootfs(opts: MountRootfsOptions): Promise<Rootfs> {
   try {
     await mountAt(sys, target, upperdir, opts);
   } catch (err) {
-    // An abort may land after the kernel mounted but before mount(8) returned.
-    if (opts.signal?.aborted && sys === undefined) await runTool(await requireTool('umount', 'util-linux (mount)'), [target]);
+    // An abort may land after the kernel mounted but before mount(8) returned (mount(8) also
+    // mounts the long lower lists where the addon is loaded): nothing may stay mounted.
+    if (opts.signal?.aborted === true) {
+      if (sys !== undefined) await sys.umountAsync(target, MNT_DETACH).catch(() => undefined);
+      else await runTool(await requireTool('umount', 'util-linux (mount)'), [target]);
+    }
     throw err;
   }
   let mounted = true;
@@ -72,7 +76,8 @@ export async function mountRootfs(opts: MountRootfsOptions): Promise<Rootfs> {
 async function unmountAt(sys: SysCalls | undefined, target: string): Promise<void> {
   if (sys !== undefined) {
     try {
-      sys.umount(target);
+      // on the thread pool: an overlay's unmount can take tens of milliseconds
+      await sys.umountAsync(target);
     } catch (err) {
       if (!(err instanceof SysError) || err.code !== 'EBUSY') throw new SandboxError(`unmounting ${target}: ${(err as Error).message}`, { cause: err });
       try {
