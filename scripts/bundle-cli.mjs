@@ -72,4 +72,11 @@ const LAZY_HELPER =
   'function __lazyBuiltin(name){let m;const get=()=>m??=require(name);return new Proxy({},{get:(_,k)=>get()[k],has:(_,k)=>k in get(),ownKeys:()=>Reflect.ownKeys(get()),getOwnPropertyDescriptor:(_,k)=>{const d=Reflect.getOwnPropertyDescriptor(get(),k);return d&&{...d,configurable:true}}})}\n';
 // after the 'use strict' prologue, if any
 code = code.startsWith('"use strict";') ? `"use strict";${LAZY_HELPER}${code.slice('"use strict";'.length)}` : LAZY_HELPER + code;
+// bin/tsbuild.cjs reads the bundle as latin1, which is exact for ASCII and faster than UTF-8
+// decoding (5.6-7.4 ms against 12.9-17.2 ms for this 534 KB file); esbuild writes non-ASCII
+// characters as escapes except inside regular expression literals: write those as \u escapes
+const nonAscii = /[^\x00-\x7f]/.exec(code);
+if (nonAscii !== null) {
+  throw new Error(`the CLI bundle must be ASCII: ${JSON.stringify(code.slice(Math.max(0, nonAscii.index - 60), nonAscii.index + 20))} (write the character as a \\u escape in its source)`);
+}
 await writeFile(outfile, code);

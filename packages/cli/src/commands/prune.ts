@@ -132,14 +132,15 @@ export function imagePruneFilters(flags: readonly string[], now: Date): Pick<Ima
   return out;
 }
 
-const GO_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1e3, m: 6e4, h: 36e5 };
+// (µ as escapes: the CLI bundle is kept ASCII, see scripts/bundle-cli.mjs)
+const GO_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, '\u00b5s': 1e-3, '\u03bcs': 1e-3, ms: 1, s: 1e3, m: 6e4, h: 36e5 };
 
 /** docker's timetypes.GetTimestamp for until=: a Go duration before now, a time, or Unix seconds. */
 function pruneTime(value: string, now: Date): Date {
-  const duration = /^([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$/.test(value) || value === '0';
+  const duration = /^([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h))+$/.test(value) || value === '0';
   if (duration) {
     let ms = 0;
-    for (const m of value.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g)) ms += Number(m[1]) * GO_UNITS[m[2]!]!;
+    for (const m of value.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/g)) ms += Number(m[1]) * GO_UNITS[m[2]!]!;
     return new Date(now.getTime() - (value.startsWith('-') ? -ms : ms));
   }
   if (/^\d+(\.\d+)?$/.test(value)) return new Date(Number(value) * 1000);
