@@ -4,7 +4,7 @@
  * unmounts and removes the dir (reapStaleWork); a live build's work is never touched.
  */
 import test from 'ava';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -51,6 +51,18 @@ for (const isolation of ['oci', 'chroot'] as const) {
     const child = spawn(process.execPath, [script], { stdio: 'ignore' });
     const exited = once(child, 'exit');
     t.teardown(() => void child.kill('SIGKILL'));
+    // whatever an assertion below left (it failed once on a machine at load 20): no sandbox, no
+    // mount outlives the test (teardowns run last first: before the test dir is removed)
+    t.teardown(() => {
+      for (const pid of processesNaming(store.tmpDir)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      for (const m of mountsUnder(store.tmpDir).sort((a, b) => b.length - a.length)) spawnSync('umount', ['--lazy', m]);
+    });
     await until(() => mountsUnder(store.tmpDir).length > 0 && processesNaming(store.tmpDir).length > 0, 'the RUN step to start');
     child.kill('SIGKILL');
     await exited;
