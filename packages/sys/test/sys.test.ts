@@ -24,6 +24,22 @@ async function tempDir(t: { teardown(f: () => Promise<void>): void }): Promise<s
   return dir;
 }
 
+/** A bind mount at `<temp>/target` of `<temp>/src`, which holds a file `f` with `content`. */
+async function bindMounted(t: { teardown(f: () => Promise<void>): void }, content: string, flags = 0): Promise<string> {
+  const dir = await tempDir(t);
+  const src = join(dir, 'src');
+  const target = join(dir, 'target');
+  mkdirSync(src);
+  mkdirSync(target);
+  writeFileSync(join(src, 'f'), content);
+  calls().mount(src, target, null, MS_BIND | flags, null);
+  // (teardowns run last first: a failed test's mount goes before its directory)
+  t.teardown(async () => {
+    if (mountPoints().includes(target)) calls().umount(target, MNT_DETACH);
+  });
+  return target;
+}
+
 const mountPoints = (): string[] => readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '');
 
 test('the addon is built, loads, and has every call (an addon built from older sources lacks some)', (t) => {
@@ -61,13 +77,7 @@ test('flock: a bad descriptor is a SysError with errno EBADF', (t) => {
 
 test('mount and umount: a read-only bind mount shows the source, refuses writes, and is gone after umount', async (t) => {
   const sys = calls();
-  const dir = await tempDir(t);
-  const src = join(dir, 'src');
-  const target = join(dir, 'target');
-  mkdirSync(src);
-  mkdirSync(target);
-  writeFileSync(join(src, 'f'), 'hello');
-  sys.mount(src, target, null, MS_BIND | MS_REC, null);
+  const target = await bindMounted(t, 'hello', MS_REC);
   try {
     sys.mount(null, target, null, MS_BIND | MS_RDONLY | 32 /* MS_REMOUNT */, null);
     t.true(mountPoints().includes(target));
@@ -84,13 +94,7 @@ test('mount and umount: a read-only bind mount shows the source, refuses writes,
 
 test('umount of a busy mount fails with EBUSY; MNT_DETACH detaches it', async (t) => {
   const sys = calls();
-  const dir = await tempDir(t);
-  const src = join(dir, 'src');
-  const target = join(dir, 'target');
-  mkdirSync(src);
-  mkdirSync(target);
-  writeFileSync(join(src, 'f'), 'x');
-  sys.mount(src, target, null, MS_BIND, null);
+  const target = await bindMounted(t, 'x');
   const fd = openSync(join(target, 'f'), 'r');
   try {
     t.is(t.throws(() => sys.umount(target), { instanceOf: SysError })?.code, 'EBUSY');
@@ -116,13 +120,7 @@ test('bad arguments throw an error instead of crashing the process', (t) => {
 
 test('umountAsync unmounts on the thread pool; a busy mount rejects with EBUSY, one not mounted with EINVAL', async (t) => {
   const sys = calls();
-  const dir = await tempDir(t);
-  const src = join(dir, 'src');
-  const target = join(dir, 'target');
-  mkdirSync(src);
-  mkdirSync(target);
-  writeFileSync(join(src, 'f'), 'x');
-  sys.mount(src, target, null, MS_BIND, null);
+  const target = await bindMounted(t, 'x');
   const fd = openSync(join(target, 'f'), 'r');
   try {
     const busy = await t.throwsAsync(sys.umountAsync(target), { instanceOf: SysError });
