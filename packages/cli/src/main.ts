@@ -141,33 +141,42 @@ export function runCli(): void {
     if (err.code === 'EPIPE') process.exit(141);
     throw err;
   };
-  process.stdout.on('error', brokenPipe);
-  process.stderr.on('error', brokenPipe);
+  // Node makes process.stdout and process.stderr on first use: a pipe's is a net.Socket, which
+  // loads `net` (~5 ms at start-up). A command that prints nothing (`save -o FILE`) makes neither.
+  let stdout: NodeJS.WriteStream | undefined;
+  let stderr: NodeJS.WriteStream | undefined;
+  const out = (): NodeJS.WriteStream => (stdout ??= process.stdout.on('error', brokenPipe));
+  const errOut = (): NodeJS.WriteStream => (stderr ??= process.stderr.on('error', brokenPipe));
+  const made = (): NodeJS.WriteStream[] => [stdout, stderr].filter((s): s is NodeJS.WriteStream => s !== undefined);
   main(process.argv.slice(2), {
     // only the commands that read stdin make its stream (opening it costs ~10 ms at start-up)
     get stdin() {
       return process.stdin;
     },
-    stdout: process.stdout,
-    stderr: process.stderr,
+    get stdout() {
+      return out();
+    },
+    get stderr() {
+      return errOut();
+    },
     env: process.env,
     signal: controller.signal,
   }).then(
-    (code) => exit(code),
-    (err: unknown) => exit(renderError(err, process.stderr)),
+    (code) => exit(code, made()),
+    (err: unknown) => exit(renderError(err, errOut()), made()),
   );
 }
 
 /**
- * Ends the process once the command is done and stdout and stderr have handed everything to the
+ * Ends the process once the command is done and the standard streams it made (`streams`) have handed everything to the
  * kernel (a write to a pipe is asynchronous: exiting before would cut the output): everything the
  * command started has been awaited, so exiting now only skips tearing the heap down piece by
  * piece (about 10 ms of a 0.2 s command).
  */
-function exit(code: number): void {
+function exit(code: number, streams: readonly NodeJS.WriteStream[]): void {
   // nothing queued: all is with the kernel already (an empty write would fail with EPIPE when the
   // reader has read everything and gone, as tar does at the end of an archive)
   const flushed = (s: NodeJS.WriteStream): Promise<void> => (s.writableLength === 0 ? Promise.resolve() : new Promise((resolve) => s.write('', () => resolve())));
-  void Promise.all([flushed(process.stdout), flushed(process.stderr)]).then(() => process.exit(code));
+  void Promise.all(streams.map(flushed)).then(() => process.exit(code));
 }
 if (isEntry()) runCli();
