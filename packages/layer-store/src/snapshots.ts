@@ -9,11 +9,12 @@
  * store's filesystem before the rename would close that (Node has no binding; `sync -f DIR` is one
  * process per snapshot) at the price of flushing everything else dirty on that filesystem.
  */
-import { createReadStream, lstatSync, lutimesSync, openSync } from 'node:fs';
-import { chmod, lstat, lutimes, readdir, rename, stat } from 'node:fs/promises';
+import { createReadStream, lstatSync, lutimesSync, openSync, readdirSync } from 'node:fs';
+import { chmod, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { applyLayer } from './apply.js';
+import { TimeSlices } from './slices.js';
 import { chainIDsOf, hashing } from './digest.js';
 import { BlobNotFoundError, DigestMismatchError, StoreError } from './errors.js';
 import type { Store } from './store.js';
@@ -93,7 +94,9 @@ export async function prepareSnapshots(
  * `wholeSeconds` names the entries (paths relative to `dir`) whose mtime the step set to "now":
  * they are cut to whole seconds, as the tar holds them and as Docker 20.10's next step sees them
  * (its commit unpacks the tar). Only those: entries copied with a source mtime hold whole seconds
- * already, and a pass over every file would cost a COPY of many files dearly.
+ * already, and a pass over every file would cost a COPY of many files dearly. `'all'`: every
+ * entry, atime = mtime (a RUN's upper dir, whatever its command wrote), in the same single pass
+ * as the `sourceDateEpoch` clamp.
  *
  * @returns false, leaving `dir` alone, when the chain already has a snapshot.
  * `dir` must be on the store's file system (under `tmp/`) and no longer mounted.
@@ -108,8 +111,9 @@ export async function adoptSnapshot(
   if (chain === undefined) return false;
   const target = store.snapshotDirFor(chain);
   if (await exists(target)) return false;
-  if (opts.wholeSeconds !== undefined) truncateMtimes(dir, opts.wholeSeconds);
-  if (opts.sourceDateEpoch !== undefined) await clampMtimes(dir, opts.sourceDateEpoch, opts.signal);
+  const all = opts.wholeSeconds === 'all';
+  if (opts.wholeSeconds !== undefined && opts.wholeSeconds !== 'all') truncateMtimes(dir, opts.wholeSeconds);
+  if (all || opts.sourceDateEpoch !== undefined) await settleTimes(dir, all, opts.sourceDateEpoch, opts.signal);
   await chmod(dir, 0o755);
   try {
     await rename(dir, target);
@@ -126,8 +130,8 @@ export async function adoptSnapshot(
 export interface AdoptOptions extends Cancellable {
   /** Clamp mtimes newer than this (Unix seconds), as the layer tar did. */
   sourceDateEpoch?: number;
-  /** Entries (relative to the dir; missing ones skipped) whose mtime is cut to whole seconds. */
-  wholeSeconds?: readonly string[];
+  /** Entries (relative to the dir; missing ones skipped) whose mtime is cut to whole seconds, or `'all'` of them. */
+  wholeSeconds?: readonly string[] | 'all';
 }
 
 /** Cuts the mtime of each of `paths` under `dir` (not following symlinks) to whole seconds; the atime stays. */
@@ -140,15 +144,36 @@ function truncateMtimes(dir: string, paths: readonly string[]): void {
   }
 }
 
-/** Sets every mtime (and atime) newer than `epoch` to `epoch`, as the layer tar writer clamps them. */
-async function clampMtimes(dir: string, epoch: number, signal?: AbortSignal): Promise<void> {
+const NS_PER_S = 1_000_000_000n;
+
+/**
+ * One pass over every entry below `dir`: an mtime newer than `epoch` becomes `epoch` (atime too),
+ * as the layer tar writer clamps them; with `whole`, any other sub-second mtime is cut to its
+ * second (atime = mtime; toward zero, as the tar's header takes `mtimeMs / 1000n`), and so is
+ * `dir`'s own. Synchronous calls in time slices (an async call per entry costs a thread-pool
+ * round trip each).
+ */
+async function settleTimes(dir: string, whole: boolean, epoch: number | undefined, signal?: AbortSignal): Promise<void> {
+  const slices = new TimeSlices(signal);
+  const limit = epoch === undefined ? undefined : BigInt(epoch) * NS_PER_S;
+  const settle = (p: string, clamp: boolean): void => {
+    const ns = lstatSync(p, { bigint: true }).mtimeNs;
+    if (clamp && limit !== undefined && ns > limit) {
+      lutimesSync(p, epoch!, epoch!);
+    } else if (whole && ns % NS_PER_S !== 0n) {
+      const s = Number(ns / NS_PER_S);
+      lutimesSync(p, s, s);
+    }
+  };
+  if (whole) settle(dir, false);
   const pending = [dir];
   for (let d = pending.pop(); d !== undefined; d = pending.pop()) {
     signal?.throwIfAborted();
-    for (const e of await readdir(d, { withFileTypes: true })) {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (slices.due()) await slices.yield();
       const p = join(d, e.name);
       if (e.isDirectory()) pending.push(p);
-      if ((await lstat(p)).mtimeMs > epoch * 1000) await lutimes(p, epoch, epoch);
+      settle(p, true);
     }
   }
 }

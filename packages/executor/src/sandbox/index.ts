@@ -5,6 +5,5 @@ export { detectIsolation, type Isolation } from './detect.js';
 export { runInSandbox, type SandboxOptions, type SandboxResult } from './run.js';
 export { resolveChown, resolveUser, type ResolvedUser } from './user.js';
 export { removeSandboxArtifacts } from './cleanup.js';
-export { truncateUpperTimes } from './times.js';
 export type { HostEntry } from './host-files.js';
 export { releaseStaleDir, reapStaleWork } from './stale.js';
