@@ -31,7 +31,7 @@ import { ArchiveError } from './archive-errors.js';
 import { archiveCompressionOf, contentKindOf, compressionOf, decompressing, peek, linkTarget, safeMemberName, type ContentKind } from './archive-stream.js';
 import { indexArchive, readExactly, type IndexedMember } from './archive-tar.js';
 import { hexOf, isDigest } from './digest.js';
-import { DigestMismatchError, ImageNotFoundError, StoreError } from './errors.js';
+import { DigestMismatchError, StoreError } from './errors.js';
 import { recordContentSize } from './layer-size.js';
 import { ContentSizeScanner } from './layer-size-scan.js';
 import { createParallelGzip } from './parallel-gzip.js';
@@ -928,10 +928,7 @@ async function commitPlans(store: Store, plans: Plan[]): Promise<LoadedImage[]> 
     if (plan.tags.length === 0) await addUntagged(store, manifestDesc);
     const moved: LoadedImage['moved'] = [];
     for (const t of plan.tags) {
-      const old = await store.resolveImage(t).then((img) => img.id, (err: unknown) => {
-        if (err instanceof ImageNotFoundError) return undefined;
-        throw err;
-      });
+      const old = (await store.findImage(t))?.id;
       if (old !== undefined && old !== plan.config.blob.digest) moved.push({ tag: t, oldId: old });
       await store.tag(t, manifestDesc);
     }

@@ -171,7 +171,7 @@ async function pullImage(store: Store, ref: string, opts: PullOptions): Promise<
   // dockerd's "up to date": the reference already named this image ID; a digest reference also
   // names it as a recorded RepoDigest (a pull by tag records repo@digest, as dockerd's reference
   // store holds it), and then nothing is added to the index
-  const known = before !== undefined ? await configDigestOf(store, before.digest) : r.digest !== undefined && (await readRepoDigests(store)).get(tagRef) === id && (await hasImage(store, id)) ? id : undefined;
+  const known = before !== undefined ? await configDigestOf(store, before.digest) : r.digest !== undefined && (await readRepoDigests(store)).get(tagRef) === id && (await store.findImage(id)) !== undefined ? id : undefined;
   const updated = known !== id;
   if (before !== undefined ? before.digest !== manifestDesc.digest : updated) await store.tag(tagRef, manifestDesc);
   // Docker's RepoDigests: the repository with the digest the registry knows the image by
@@ -188,15 +188,6 @@ async function configDigestOf(store: Store, manifest: Digest): Promise<Digest | 
   }
 }
 
-async function hasImage(store: Store, id: Digest): Promise<boolean> {
-  try {
-    await store.resolveImage(id);
-    return true;
-  } catch (err) {
-    if (err instanceof ImageNotFoundError) return false;
-    throw err;
-  }
-}
 
 /**
  * Pushes the image `ref` names in the store to the registry it names: each layer and the config
@@ -477,10 +468,7 @@ async function mountSources(store: Store, r: Reference): Promise<Map<string, str
   };
   const best = new Map<string, string>();
   for (const [id, paths] of pathsOf) {
-    const image = await store.resolveImage(id).catch((err: unknown) => {
-      if (err instanceof ImageNotFoundError) return undefined;
-      throw err;
-    });
+    const image = await store.findImage(id);
     if (!image) continue;
     for (const blob of [image.manifest.config, ...image.manifest.layers]) {
       for (const p of paths) {

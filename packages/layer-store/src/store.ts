@@ -504,6 +504,19 @@ export class Store {
     return this.#load(index, found);
   }
 
+  /**
+   * {@link resolveImage}, or undefined where it finds no image (an invalid name included).
+   * @throws AmbiguousImageError, and what reading the store throws
+   */
+  async findImage(refOrId: string): Promise<ResolvedImage | undefined> {
+    try {
+      return await this.resolveImage(refOrId);
+    } catch (err) {
+      if (err instanceof ImageNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
   async #findManifest(index: Index, input: string): Promise<Descriptor | undefined> {
     // 1. a full image ID or manifest digest
     if (isDigest(input)) {
