@@ -175,8 +175,6 @@ interface CopyState {
   readonly owner: Owner;
   readonly chmod: number | undefined;
   readonly preserveOwnership: boolean;
-  /** Files below a directory source keep security.capability (see copyCapability). */
-  keepCapabilities: boolean;
   readonly buffer: Buffer;
   /** Slices of the copy: a big file's bytes are copied in them, so an abort (Ctrl-C) is seen mid-file. */
   readonly slices: TimeSlices;
@@ -379,7 +377,9 @@ async function copyEntries(host: string, entries: readonly SourceEntry[], st: Co
       writeDir(e, target, st);
       dirs.add(e.rel);
       dirTimes.push([target, e.mtimeNs]);
-    } else if (e.type === 'file' && st.keepCapabilities) {
+    } else if (e.type === 'file' && st.preserveOwnership) {
+      // (copyEntries copies what is below a directory source, whose files keep their capability
+      // when ownership is preserved; see copyCapability)
       // not linked from an earlier build: its file's capability was not part of the comparison
       const pending = writeLeaf(e, target, st);
       if (pending !== undefined) await pending;
@@ -523,12 +523,7 @@ async function copyDirectory(rootfs: string, src: Source, destImage: string, st:
     if (cause instanceof ContextError) throw notADirectory(destImage, 'failed to copy directory', cause);
     throw cause;
   }
-  st.keepCapabilities = st.preserveOwnership;
-  try {
-    await copyEntries(host, src.entries.slice(1), st, signal);
-  } finally {
-    st.keepCapabilities = false;
-  }
+  await copyEntries(host, src.entries.slice(1), st, signal);
   touchDestination(host);
 }
 
@@ -633,7 +628,6 @@ export async function copyInto(opts: CopyOptions): Promise<void> {
     owner: opts.chown ?? { uid: 0, gid: 0 },
     chmod: opts.chmod,
     preserveOwnership: opts.preserveOwnership === true && opts.chown === undefined,
-    keepCapabilities: false,
     buffer: Buffer.allocUnsafe(COPY_BUFFER_BYTES),
     slices: new TimeSlices(opts.signal),
   };
