@@ -28,7 +28,8 @@ W=${BENCH_DIR:-/var/tmp/tsb-bench}
 mkdir -p "$W"
 export DOCKER_BUILDKIT=0
 DOCKER=/usr/bin/docker
-TSB="node $repo/packages/cli/bin/tsbuild.cjs"
+# the bin as the installed `tsbuild` command runs it: its launcher line (`node FILE` would skip it)
+TSB="$repo/packages/cli/bin/tsbuild.cjs"
 
 log() { echo "# $*" >&2; }
 # shellcheck source=lib.sh

@@ -20,7 +20,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 W=${LOAD_BENCH_DIR:-/var/tmp/tsb-load-bench}
-TSB="node $repo/packages/cli/bin/tsbuild.cjs"
+# the bin as the installed `tsbuild` command runs it: its launcher line (`node FILE` would skip it)
+TSB="$repo/packages/cli/bin/tsbuild.cjs"
 mkdir -p "$W"
 # shellcheck source=lib.sh
 . "$repo/bench/lib.sh"

@@ -25,7 +25,7 @@ done
 W=${REBUILD_DIR:-/var/tmp/tsb-rebuild}
 ROOT=$W/root
 MAIN=$repo/packages/cli/bin/tsbuild.cjs
-TSB=(node "$MAIN" --root "$ROOT")
+TSB=("$MAIN" --root "$ROOT") # run as a program, as the installed `tsbuild` (its launcher line)
 mkdir -p "$W"
 
 # shellcheck source=lib.sh

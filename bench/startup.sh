@@ -20,7 +20,8 @@ W=${BENCH_DIR:-/var/tmp/tsb-bench}
 S=${STARTUP_DIR:-$W/startup}
 # shellcheck source=lib.sh
 . "$here/lib.sh"
-TSB=(node "$entry" --root "$S/root")
+# the bin runs as a program, as the installed `tsbuild` does (its launcher line); other entries by node
+if [ -x "$entry" ] && [ "$(head -c 9 "$entry")" = '#!/bin/sh' ]; then TSB=("$entry" --root "$S/root"); else TSB=(node "$entry" --root "$S/root"); fi
 mkdir -p "$S"
 if [ ! -f "$W/busybox.tar" ]; then
   d=$(mktemp -d); bash "$repo/scripts/make-busybox-rootfs.sh" "$d"
@@ -53,6 +54,7 @@ run() { # label cmd...
 }
 echo "# load: $(cat /proc/loadavg)"
 run 'node -e 0' node -e 0
+run 'node -e 0 (no CA env)' env -u NODE_EXTRA_CA_CERTS node -e 0
 run 'small nochange' "${TSB[@]}" build -q -t st-small "$S/ctx/small"
 run 'instr60 nochange' "${TSB[@]}" build -q -t st-instr60 "$S/ctx/instr60"
 run 'save small' "${TSB[@]}" save -o "$S/out.tar" st-small

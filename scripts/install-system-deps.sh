@@ -9,8 +9,9 @@
 #   docker-registry apache2-utils   the reference registry (push/pull tests) and htpasswd for its auth
 #   g++ make python3   node-gyp builds the native addons at `npm ci`: @tsbuild/sys (flock, mount, umount) and fs-xattr
 #   libdeflate0     the layer gzip's compressor, which @tsbuild/sys loads (dlopen) when present
+#   openssl         makes the self-signed certificate of the HTTPS test (NODE_EXTRA_CA_CERTS under the launcher)
 set -euo pipefail
-pkgs=(runc busybox-static skopeo umoci docker.io attr jq zstd xz-utils bzip2 iproute2 docker-registry apache2-utils g++ make python3 libdeflate0)
+pkgs=(runc busybox-static skopeo umoci docker.io attr jq zstd xz-utils bzip2 iproute2 docker-registry apache2-utils g++ make python3 libdeflate0 openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command, CliContext } from './context.js';
 import { defaultRoot } from './context.js';
 import { renderError } from './errors.js';
+import { deferExtraCaCerts } from './extra-ca.js';
 import { HelpRequested, helpText } from './args.js';
 import { VERSION } from './version.js';
 
@@ -148,6 +149,7 @@ export function runCli(): void {
   const out = (): NodeJS.WriteStream => (stdout ??= process.stdout.on('error', brokenPipe));
   const errOut = (): NodeJS.WriteStream => (stderr ??= process.stderr.on('error', brokenPipe));
   const made = (): NodeJS.WriteStream[] => [stdout, stderr].filter((s): s is NodeJS.WriteStream => s !== undefined);
+  deferExtraCaCerts(process.env, (message) => errOut().write(message));
   main(process.argv.slice(2), {
     // only the commands that read stdin make its stream (opening it costs ~10 ms at start-up)
     get stdin() {
