@@ -296,6 +296,18 @@ test('detectIsolation: auto prefers runc, and each choice is honoured', async (t
   t.deepEqual(await detectIsolation('chroot'), { isolation: 'chroot' });
 });
 
+test('oci: a runtime that cannot start fails the step with a SandboxError naming it, and leaves nothing', async (t) => {
+  const env = await setup(t);
+  // gone since detectIsolation found it (which no longer runs it to check it)
+  const broken = path.join(env.dir, 'removed-runc');
+  const err = await t.throwsAsync(
+    runInSandbox({ rootfs: env.rootfs, args: ['/bin/true'], env: [], cwd: '/', user: ROOT_USER, network: 'host' }, { isolation: 'oci', runtime: broken, stateDir: env.stateDir }),
+    { instanceOf: SandboxError },
+  );
+  t.regex(err?.message ?? '', new RegExp(`^cannot start the OCI runtime ${broken}: spawn ${broken} ENOENT`));
+  t.regex(err?.hint ?? '', /--isolation chroot/);
+});
+
 test('mountRootfs: a lower list longer than the kernel takes in one page still mounts (relative paths)', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'sandbox-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));

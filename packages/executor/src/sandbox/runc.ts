@@ -25,6 +25,8 @@ export async function runWithRunc(spec: RunSpec, runtime: string, stateDir: stri
   await mkdir(bundle, { recursive: true });
   await mkdir(runcRoot, { recursive: true, mode: 0o700 });
   const runc = (...args: string[]) => runTool(runtime, ['--root', runcRoot, ...args]);
+  // whether the runtime ran at all: one that cannot start has no container to delete either
+  let started = false;
   try {
     const hostFiles = await writeHostFiles(bundle, hostname, spec.extraHosts);
     const config = ociConfig({
@@ -42,7 +44,13 @@ export async function runWithRunc(spec: RunSpec, runtime: string, stateDir: stri
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {},
     });
-    const exited = waitForExit(child, spec.onOutput);
+    const exited = waitForExit(child, spec.onOutput).catch((cause: unknown) => {
+      throw new SandboxError(`cannot start the OCI runtime ${runtime}: ${(cause as Error).message}`, {
+        hint: 'reinstall runc (apt-get install runc), or build with --isolation chroot',
+        cause,
+      });
+    });
+    child.once('spawn', () => (started = true));
     let aborted = false;
     const onAbort = () => {
       aborted = true;
@@ -68,7 +76,7 @@ export async function runWithRunc(spec: RunSpec, runtime: string, stateDir: stri
     return { exitCode: result.code, oomKilled };
   } finally {
     // run --keep leaves the container for us to delete (and its cgroup with it).
-    await runc('delete', '--force', id);
+    if (started) await runc('delete', '--force', id);
     await removeStepCgroups(cgroupName);
     await rm(bundle, { recursive: true, force: true });
   }
