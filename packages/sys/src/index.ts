@@ -200,3 +200,61 @@ export function fastFs(): FastFs | undefined {
   if (addon?.lstatBatch === undefined) return undefined;
   return { lstatBatch: addon.lstatBatch };
 }
+
+/** The addon's resumable sha256 and copy_file_range (native/hash.c). */
+interface HashAddon {
+  sha256Available(): boolean;
+  sha256Init(state: Buffer): void;
+  sha256Update(state: Buffer, data: Uint8Array): void;
+  sha256Digest(state: Buffer): Buffer;
+  copyFileRange(fdIn: number, offIn: number, fdOut: number, length: number): number;
+}
+
+/** Bytes of a {@link ResumableSha256} state (OpenSSL's SHA256_CTX). */
+export const SHA256_STATE_BYTES = 112;
+
+/**
+ * sha256 whose whole state is a Buffer of {@link SHA256_STATE_BYTES} bytes: copied, saved and
+ * given back later, it goes on where it stopped (node:crypto's Hash cannot export its state).
+ * OpenSSL's SHA256 from the node executable, so as fast as node:crypto's.
+ */
+export interface ResumableSha256 {
+  /** A fresh state. */
+  create(): Buffer;
+  /** Adds `data` to `state`. Throws a TypeError for a buffer that is no sha256 state. */
+  update(state: Buffer, data: Uint8Array): void;
+  /** The digest of what `state` has seen (`state` itself is unchanged: more may follow). */
+  digest(state: Buffer): Buffer;
+}
+
+/** The resumable sha256, or undefined when the addon is not built or node exports no SHA256 functions. */
+export function resumableSha256(): ResumableSha256 | undefined {
+  const addon = loadAddon() as (Addon & Partial<HashAddon>) | undefined;
+  if (addon?.sha256Available?.() !== true) return undefined;
+  const { sha256Init, sha256Update, sha256Digest } = addon as HashAddon;
+  return {
+    create() {
+      const state = Buffer.alloc(SHA256_STATE_BYTES);
+      sha256Init(state);
+      return state;
+    },
+    update: sha256Update,
+    digest: sha256Digest,
+  };
+}
+
+/**
+ * Copies `length` bytes of the file `fdIn` from `offIn` to `fdOut` at its file offset (which
+ * advances), by copy_file_range(2) (inside the kernel) or read/write where that is not supported;
+ * undefined when the addon is not built.
+ * @throws SysError on failure (ENODATA: `fdIn` ends before `offIn + length`).
+ */
+export function copyFileRange(): ((fdIn: number, offIn: number, fdOut: number, length: number) => void) | undefined {
+  const addon = loadAddon() as (Addon & Partial<HashAddon>) | undefined;
+  const copy = addon?.copyFileRange;
+  if (addon === undefined || copy === undefined) return undefined;
+  return (fdIn, offIn, fdOut, length) => {
+    const e = copy(fdIn, offIn, fdOut, length);
+    if (e !== 0) fail(addon, 'copy_file_range', e, `fd ${fdIn} → fd ${fdOut}`);
+  };
+}
