@@ -108,13 +108,11 @@ static napi_value js_lstat_batch(napi_env env, napi_callback_info info) {
   return r;
 }
 
-napi_value tsbuild_hash_init(napi_env env, napi_value exports);
-
-/* Adds lstatBatch (and hash.c's functions) to the addon's exports (deflate.c's init calls it). */
+/* Adds lstatBatch to the addon's exports (deflate.c's init calls it). */
 napi_value tsbuild_walk_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"lstatBatch", NULL, js_lstat_batch, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
-  return tsbuild_hash_init(env, exports); /* hash.c */
+  return exports;
 }

@@ -6,8 +6,7 @@ import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { createHash, randomBytes } from 'node:crypto';
-import { copyFileRange, libdeflate, LOCK_EX, resumableSha256, SHA256_STATE_BYTES, LOCK_NB, LOCK_SH, MNT_DETACH, MS_BIND, MS_RDONLY, MS_REC, SysError, sysCalls, type SysCalls } from '../src/index.js';
+import { libdeflate, LOCK_EX, LOCK_NB, LOCK_SH, MNT_DETACH, MS_BIND, MS_RDONLY, MS_REC, SysError, sysCalls, type SysCalls } from '../src/index.js';
 
 /** The addon itself, below the typed wrappers (from dist/test/: ../../build). */
 const sysAddon = (): unknown => createRequire(import.meta.url)('../../build/Release/tsbuild_sys.node');
@@ -46,7 +45,7 @@ const mountPoints = (): string[] => readFileSync('/proc/self/mounts', 'utf8').sp
 test('the addon is built, loads, and has every call (an addon built from older sources lacks some)', (t) => {
   t.not(sysCalls(), undefined);
   const raw = sysAddon() as Record<string, unknown>;
-  for (const f of ['flock', 'mount', 'umount2', 'umount2Async', 'strerror', 'gzipMember', 'gzipMemberSync', 'libdeflateLoaded', 'libdeflatePath', 'lstatBatch', 'sha256Available', 'sha256Init', 'sha256Update', 'sha256Digest', 'copyFileRange']) t.is(typeof raw[f], 'function', f);
+  for (const f of ['flock', 'mount', 'umount2', 'umount2Async', 'strerror', 'gzipMember', 'gzipMemberSync', 'libdeflateLoaded', 'libdeflatePath', 'lstatBatch']) t.is(typeof raw[f], 'function', f);
 });
 
 test('flock: a free lock is taken at once; a conflicting one is refused without waiting, shared ones coexist', async (t) => {
@@ -156,54 +155,4 @@ test('libdeflate: loaded (Debian libdeflate0), from a file the loader names; gzi
   const out = Buffer.alloc(200);
   const n = await d.gzipMember(Buffer.from('hello hello hello'), 6, out);
   t.is(gunzipSync(out.subarray(0, n)).toString(), 'hello hello hello');
-});
-
-test('resumableSha256: node:crypto\'s digests, from a state saved anywhere and resumed from a copy', (t) => {
-  const sha = resumableSha256();
-  if (sha === undefined) return t.fail('no resumable sha256 (addon not built, or node exports no SHA256_Init)');
-  const data = randomBytes(3_000_017);
-  const whole = createHash('sha256').update(data).digest('hex');
-  for (const cut of [0, 1, 63, 64, 65, 1_048_576, 2_999_999, data.length]) {
-    const state = sha.create();
-    t.is(state.length, SHA256_STATE_BYTES);
-    sha.update(state, data.subarray(0, cut));
-    const saved = Buffer.from(Buffer.from(state).toString('hex'), 'hex');
-    // digest leaves the state as it was
-    t.is(sha.digest(state).toString('hex'), createHash('sha256').update(data.subarray(0, cut)).digest('hex'));
-    sha.update(saved, data.subarray(cut));
-    t.is(sha.digest(saved).toString('hex'), whole, `cut at ${cut}`);
-  }
-  t.is(sha.digest(sha.create()).toString('hex'), createHash('sha256').digest('hex'));
-});
-
-test('resumableSha256: a buffer that is no state (length, or a damaged buffer count) is a TypeError, not a crash', (t) => {
-  const sha = resumableSha256()!;
-  t.throws(() => sha.update(Buffer.alloc(111), Buffer.from('x')), { instanceOf: TypeError });
-  const state = sha.create();
-  state.writeUInt32LE(64, 104); // num: bytes buffered, < 64 in any real state
-  t.throws(() => sha.update(state, Buffer.from('x')), { instanceOf: TypeError, message: /not a sha256 state/ });
-  t.throws(() => sha.digest(Buffer.alloc(SHA256_STATE_BYTES)), { instanceOf: TypeError });
-  t.throws(() => (sha.update as (s: Buffer, d: unknown) => void)(sha.create(), 'text'), { instanceOf: TypeError });
-});
-
-test('copyFileRange: copies a range to the output\'s offset, which advances; a source too short is ENODATA', async (t) => {
-  const copy = copyFileRange();
-  if (copy === undefined) return t.fail('the addon is not built');
-  const dir = await mkdtemp(join(tmpdir(), 'sys-copy-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const data = randomBytes(5_000_000);
-  writeFileSync(join(dir, 'in'), data);
-  const fdIn = openSync(join(dir, 'in'), 'r');
-  const fdOut = openSync(join(dir, 'out'), 'w');
-  try {
-    copy(fdIn, 1_000_000, fdOut, 2_500_000);
-    copy(fdIn, 0, fdOut, 10);
-    const err = t.throws(() => copy(fdIn, 4_999_000, fdOut, 2000), { instanceOf: SysError });
-    t.is(err?.code, 'ENODATA');
-  } finally {
-    closeSync(fdIn);
-    closeSync(fdOut);
-  }
-  const out = readFileSync(join(dir, 'out'));
-  t.true(out.subarray(0, 2_500_010).equals(Buffer.concat([data.subarray(1_000_000, 3_500_000), data.subarray(0, 10)])));
 });
