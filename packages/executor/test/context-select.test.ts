@@ -288,3 +288,28 @@ test('selectSources: wildcard matches in UTF-8 byte order, as Go sorts them (U+F
   for (const n of ['w\u{1F600}', 'w\uFF01', 'wa', 'w\u00e9']) await writeFile(path.join(root, n), n);
   t.deepEqual(names(await selectSources(root, ['w*'])), ['wa', 'w\u00e9', 'w\uFF01', 'w\u{1F600}']);
 });
+
+test('selectSources: each entry of a directory walk has the lstat of its file, to the nanosecond (the addon\'s batched lstat)', async (t) => {
+  const root = await tempDir(t);
+  await tree(root, ctxSpec);
+  // more names than one native call takes, sub-second times, a fifo, odd modes
+  for (let i = 0; i < 300; i++) await writeFile(path.join(root, 'dir', `n${i}`), `${i}`);
+  await utimes(path.join(root, 'dir/f1'), 1_600_000_000.123456789, 1_700_000_000.987654321);
+  await chmod(path.join(root, 'dir/sub/f2'), 0o4750);
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('mkfifo', [path.join(root, 'dir/fifo')]);
+  const [src] = await selectSources(root, ['.'], {});
+  const { lstatSync } = await import('node:fs');
+  t.true(src!.entries.length > 300);
+  for (const e of src!.entries) {
+    const st = lstatSync(e.hostPath, { bigint: true });
+    const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+    t.deepEqual(
+      [e.type, e.mode, e.uid, e.gid, e.size, e.dev, e.ino, e.nlink, e.mtimeNs, e.ctimeNs],
+      [type, Number(st.mode & 0o7777n), Number(st.uid), Number(st.gid), type === 'file' ? Number(st.size) : 0, st.dev, st.ino, Number(st.nlink), st.mtimeNs, st.ctimeNs],
+      e.rel,
+    );
+    if (type === 'symlink') t.is(e.linkTarget, (await import('node:fs')).readlinkSync(e.hostPath));
+  }
+  t.is(src!.entries.find((e) => e.rel === 'dir/fifo')?.type, 'other');
+});

@@ -17,7 +17,8 @@
  * The file is a cache like `layer-sizes/`: written without fsync, ignored when unreadable, for
  * another engine, format, level or block size, or when its lengths do not add up to the blob's size.
  */
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, read, readFileSync, readSync } from 'node:fs';
+import { poolSha256 } from '@tsbuild/sys';
 import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -46,6 +47,17 @@ export function blockKey(level: number, final: boolean, dictionary: Buffer | und
   h.update(Buffer.from([level & 0xff, final ? 1 : 0, dictionary === undefined ? 0 : 1]));
   if (dictionary !== undefined) h.update(dictionary);
   return h.update(block).digest('hex');
+}
+
+/**
+ * `blockKey(level, false, undefined, block)` (a gzip member's key), hashed on the thread pool
+ * (the addon's sha256). Only where `poolSha256()` is available.
+ */
+export async function blockKeyAsync(level: number, block: Buffer): Promise<string> {
+  const h = poolSha256()!;
+  h.update(Buffer.from([level & 0xff, 0, 0]));
+  h.update(block);
+  return (await h.digest()).toString('hex');
 }
 
 /** The blocks of one written blob, in order: key ('' for a block that is not worth reusing) and compressed length. */
@@ -84,6 +96,9 @@ export async function recordBlockIndex(store: Store, digest: Digest, index: Bloc
 export interface BlockSource {
   /** The compressed bytes of an earlier block with this key, or undefined. */
   take(key: string): Buffer | undefined;
+  /** The same, read on the thread pool. */
+  takeAsync(key: string): Promise<Buffer | undefined>;
+  /** Closes the earlier blob (once reads in flight are done). */
   close(): void;
 }
 
@@ -120,6 +135,8 @@ export function openBlockSource(store: Store, digest: Digest, engine: BlockEngin
     closeSync(fd);
     return undefined;
   }
+  let inFlight = 0;
+  let closing = false;
   return {
     take(key) {
       const at = where.get(key);
@@ -129,8 +146,22 @@ export function openBlockSource(store: Store, digest: Digest, engine: BlockEngin
       if (readSync(fd, out, 0, at[1], at[0]) !== at[1]) return undefined;
       return out;
     },
+    takeAsync(key) {
+      const at = where.get(key);
+      if (at === undefined) return Promise.resolve(undefined);
+      const out = Buffer.allocUnsafe(at[1]);
+      inFlight++;
+      return new Promise((resolve) => {
+        read(fd, out, 0, at[1], at[0], (err, n) => {
+          if (--inFlight === 0 && closing) closeSync(fd);
+          resolve(err === null && n === at[1] ? out : undefined);
+        });
+      });
+    },
     close() {
-      closeSync(fd);
+      // not under a read in flight: its fd number could be another file's by the time it runs
+      closing = true;
+      if (inFlight === 0) closeSync(fd);
     },
   };
 }

@@ -15,7 +15,7 @@ export { parseReference, referenceProblem, ReferenceError, storedName, type Refe
 export { canonicalJSON, EncodedJSON } from './json.js';
 export { TimeSlices } from './slices.js';
 export { compareUtf8, sortUtf8 } from './order.js';
-export { writeLayer, layerTarStream, DEFAULT_GZIP_LEVEL, type LayerTarOptions, type WriteLayerOptions, type WrittenLayer } from './layer-tar.js';
+export { writeLayer, layerTarStream, DEFAULT_GZIP_LEVEL, NativeStat, type EntryStat, type LayerTarOptions, type WriteLayerOptions, type WrittenLayer } from './layer-tar.js';
 export { applyLayer, type ApplyLayerOptions, type ApplyStats } from './apply.js';
 export {
   Store,

@@ -25,7 +25,7 @@ import { TimeSlices } from './slices.js';
 import { ContentSizeCounter, recordContentSize } from './layer-size.js';
 import { openBlockSource, recordBlockIndex, type BlockSource } from './gzip-blocks.js';
 import { defaultBlockEngine, type BlockEngine } from './deflate-engine.js';
-import { fastFs, LSTAT_FIELDS, type FastFs } from '@tsbuild/sys';
+import { fastFs, LSTAT_FIELDS, poolSha256, type FastFs } from '@tsbuild/sys';
 import { sortUtf8 } from './order.js';
 
 /** Options of `layerTarStream` / `writeLayer`. */
@@ -49,7 +49,7 @@ export interface LayerTarOptions extends Cancellable {
    * stat them again. Only for entries that cannot change meanwhile (snapshot inodes); a link
    * count or ctime that differs from the entry's own changes nothing in the tar.
    */
-  knownStats?: ReadonlyMap<string, BigIntStats>;
+  knownStats?: ReadonlyMap<string, EntryStat>;
   /**
    * Keep `user.*` xattrs too. Off by default: a layer keeps file capabilities only, as Docker
    * 20.10's tar writer (pkg/archive) does for what it builds, commits and exports. `import` turns
@@ -119,13 +119,16 @@ function readXattrs(path: string, opts: LayerTarOptions): Map<string, Buffer> | 
   return out.size > 0 ? out : undefined;
 }
 
-/** What the walk reads of an lstat: Node's bigint stats, or a {@link NativeStat}. */
-type EntryStat = Pick<BigIntStats, 'mode' | 'uid' | 'gid' | 'size' | 'mtimeMs' | 'nlink' | 'dev' | 'ino' | 'rdev' | 'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isCharacterDevice' | 'isBlockDevice' | 'isFIFO'>;
+/** What the layer tar writer reads of an lstat: Node's bigint stats, or a {@link NativeStat}. */
+export type EntryStat = Pick<BigIntStats, 'mode' | 'uid' | 'gid' | 'size' | 'mtimeMs' | 'nlink' | 'dev' | 'ino' | 'rdev' | 'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isCharacterDevice' | 'isBlockDevice' | 'isFIFO'>;
 
 const S_IFMT = 0o170000n;
 
-/** An lstat from `FastFs.lstatBatch`: the same values as Node's bigint stats for what the tar uses. */
-class NativeStat implements EntryStat {
+/**
+ * An lstat from `FastFs.lstatBatch` (`@tsbuild/sys`), the entry at offset `o` of its output: the
+ * same values as Node's bigint stats for what the tar uses, and mtimeNs.
+ */
+export class NativeStat implements EntryStat {
   readonly mode: bigint;
   readonly uid: bigint;
   readonly gid: bigint;
@@ -135,6 +138,7 @@ class NativeStat implements EntryStat {
   readonly dev: bigint;
   readonly ino: bigint;
   readonly rdev: bigint;
+  readonly mtimeNs: bigint;
   constructor(f: BigUint64Array, o: number) {
     this.mode = f[o]!;
     this.uid = f[o + 1]!;
@@ -145,6 +149,7 @@ class NativeStat implements EntryStat {
     this.dev = f[o + 6]!;
     this.ino = f[o + 7]!;
     this.rdev = f[o + 8]!;
+    this.mtimeNs = BigInt.asIntN(64, f[o + 12]!);
   }
   isFile(): boolean {
     return (this.mode & S_IFMT) === 0o100000n;
@@ -399,7 +404,7 @@ const ZEROS = Buffer.alloc(1024);
  * a time, so the event loop is held for a few milliseconds at most, and there is no thread-pool
  * round trip per file (which cost ~1 ms per entry on a loaded machine).
  */
-function* tarBlocks(items: Iterable<Item>, opts: LayerTarOptions, blockSize: number, allocate: () => Buffer, sizes?: ContentSizeCounter): Generator<Buffer> {
+function* tarBlocks(items: Iterable<Item>, opts: LayerTarOptions, blockSize: number, allocate: () => Buffer, sizes?: ContentSizeCounter, fast?: FastFs): Generator<Buffer> {
   let block = allocate();
   let fill = 0;
   const oneByte = Buffer.alloc(1);
@@ -420,6 +425,16 @@ function* tarBlocks(items: Iterable<Item>, opts: LayerTarOptions, blockSize: num
   }
   /** Reads the regular file `path` of `size` bytes in, yielding each block it fills. */
   function* content(path: string, size: number): Generator<Buffer> {
+    if (fast !== undefined && size < blockSize - fill) {
+      // the whole file and a byte more fit: one native call instead of open, read(s) and close
+      const r = fast.readFileInto(path, block, fill, size);
+      if (r === size) {
+        fill += size;
+        return;
+      }
+      if (r >= 0) throw changedError(path, size, r);
+      // a failed call: Node's calls below fail again with the usual error
+    }
     // O_NOFOLLOW: a file swapped for a symlink since the lstat is not followed.
     const fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
     try {
@@ -514,13 +529,13 @@ export function mergedTarStream(roots: readonly string[], opts: Cancellable = {}
  * calls (default: when built), `null` for Node's fs only.
  */
 function countedTarStream(dir: string, opts: LayerTarOptions, sizes?: ContentSizeCounter, fast: FastFs | null = fastFs() ?? null): Readable {
-  return tarStream(walk(dir, opts, fast ?? undefined), opts, sizes);
+  return tarStream(walk(dir, opts, fast ?? undefined), opts, sizes, fast ?? undefined);
 }
 
 /** The tar of the walk `items` as a stream of fresh CHUNK-sized blocks (no empty one). */
-function tarStream(items: Iterable<Item>, opts: LayerTarOptions, sizes?: ContentSizeCounter): Readable {
+function tarStream(items: Iterable<Item>, opts: LayerTarOptions, sizes?: ContentSizeCounter, fast?: FastFs): Readable {
   function* nonEmpty(): Generator<Buffer> {
-    for (const b of tarBlocks(items, opts, CHUNK, () => Buffer.allocUnsafe(CHUNK), sizes)) if (b.length > 0) yield b;
+    for (const b of tarBlocks(items, opts, CHUNK, () => Buffer.allocUnsafe(CHUNK), sizes, fast)) if (b.length > 0) yield b;
   }
   return Readable.from(nonEmpty(), { objectMode: false, highWaterMark: CHUNK });
 }
@@ -548,6 +563,30 @@ export interface WrittenLayer extends Layer {
   readonly gzipBlocks?: { total: number; reused: number };
 }
 
+/** A running sha256 whose updates are hashed later (`hashed` then) or at once. */
+interface RunningHash {
+  update(b: Buffer, hashed?: () => void): void;
+  /** The hex digest, once everything is hashed; once. */
+  digest(): Promise<string>;
+}
+
+/**
+ * A sha256 on the thread pool (the addon's: ~100 ms of main thread per 150 MB otherwise, while the
+ * other core is idle when a rebuilt layer's blocks are reused), or node:crypto's where there is none.
+ */
+function runningHash(): RunningHash {
+  const pool = poolSha256();
+  if (pool !== undefined) return { update: (b, hashed) => pool.update(b, hashed), digest: async () => (await pool.digest()).toString('hex') };
+  const h = createHash('sha256');
+  return {
+    update(b, hashed) {
+      h.update(b);
+      hashed?.();
+    },
+    digest: () => Promise.resolve(h.digest('hex')),
+  };
+}
+
 /** What `writeTarBlob` wrote: the tar's and the blob's sha256 and the blob's size. */
 interface WrittenBlob {
   diffID: DiffID;
@@ -567,8 +606,8 @@ interface WrittenBlob {
  * `createParallelGzip({ level })`.
  */
 async function writeTarBlob(dir: string, opts: LayerTarOptions, out: Writable, level: number | undefined, sizes: ContentSizeCounter, blocks: { index?: boolean; reuse?: BlockSource; engine?: BlockEngine } = {}): Promise<WrittenBlob> {
-  const tarHash = createHash('sha256');
-  const blobHash = level === undefined ? tarHash : createHash('sha256');
+  const tarHash = runningHash();
+  const blobHash = level === undefined ? tarHash : runningHash();
   let size = 0;
   const signalOpt = opts.signal ? { signal: opts.signal } : {};
   const emit = async (b: Buffer): Promise<void> => {
@@ -582,10 +621,22 @@ async function writeTarBlob(dir: string, opts: LayerTarOptions, out: Writable, l
   /** Compressed blocks whose buffers may be filled again (written-out blocks are not: `out` may hold them). */
   const free: Buffer[] = [];
   const allocate = (): Buffer => free.pop() ?? Buffer.allocUnsafe(CHUNK);
+  // a block is filled again only once both the compressor and the diffID hash are done with it
+  const unhashed = new Set<Buffer>();
+  const parked = new Set<Buffer>();
+  const recycle = (b: Buffer): void => {
+    if (unhashed.has(b)) parked.add(b);
+    else free.push(b);
+  };
   if (gz) await emit(gz.header());
   const slices = new TimeSlices(opts.signal);
-  for (const block of tarBlocks(walk(dir, opts, fastFs()), opts, CHUNK, allocate, sizes)) {
-    tarHash.update(block);
+  const fast = fastFs();
+  for (const block of tarBlocks(walk(dir, opts, fast), opts, CHUNK, allocate, sizes, fast)) {
+    unhashed.add(block);
+    tarHash.update(block, () => {
+      unhashed.delete(block);
+      if (parked.delete(block)) free.push(block);
+    });
     if (!gz) {
       await emit(block);
     } else {
@@ -593,7 +644,7 @@ async function writeTarBlob(dir: string, opts: LayerTarOptions, out: Writable, l
       while (gz.pending > 0 && (gz.ready || gz.pending >= concurrency)) {
         const { output, input } = await gz.next();
         await emit(output);
-        if (input.length === CHUNK) free.push(input);
+        if (input.length === CHUNK) recycle(input);
       }
     }
     // Let timers, I/O callbacks and an abort run now and then while the pool is keeping up.
@@ -605,8 +656,8 @@ async function writeTarBlob(dir: string, opts: LayerTarOptions, out: Writable, l
   }
   out.end();
   await finished(out, signalOpt);
-  const diffID = `sha256:${tarHash.digest('hex')}`;
-  return { diffID: diffID as DiffID, digest: (level === undefined ? diffID : `sha256:${blobHash.digest('hex')}`) as Digest, size, ...(gz && blocks.index ? { blocks: gz.blockIndex(), reused: gz.reused } : {}) };
+  const diffID = `sha256:${await tarHash.digest()}`;
+  return { diffID: diffID as DiffID, digest: (level === undefined ? diffID : `sha256:${await blobHash.digest()}`) as Digest, size, ...(gz && blocks.index ? { blocks: gz.blockIndex(), reused: gz.reused } : {}) };
 }
 
 /**

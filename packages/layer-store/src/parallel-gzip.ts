@@ -25,7 +25,8 @@ import { Transform, type TransformCallback, type TransformOptions } from 'node:s
 import { constants as zlibConstants, crc32, createDeflateRaw } from 'node:zlib';
 import { availableParallelism } from 'node:os';
 import { StoreError } from './errors.js';
-import { blockKey, type BlockSource } from './gzip-blocks.js';
+import { blockKey, blockKeyAsync, type BlockSource } from './gzip-blocks.js';
+import { poolSha256 } from '@tsbuild/sys';
 import { defaultBlockEngine, memberDeflater, type BlockEngine, type MemberDeflater } from './deflate-engine.js';
 
 /** Options of `createParallelGzip`. */
@@ -52,6 +53,8 @@ interface Job {
   readonly input: Buffer;
   output?: Buffer;
   error?: Error;
+  /** The block's key, when keyed ('' for a stored block); set by the time `done` resolves. */
+  key?: string;
 }
 
 /**
@@ -255,10 +258,10 @@ export class GzipBlocks {
   readonly #reuse: BlockSource | undefined;
   /** Per block taken by `next`: its key ('' for a stored block) and compressed length. */
   readonly #index: Array<[string, number]> = [];
-  /** Keys of the pending blocks, in order. */
-  readonly #keys: string[] = [];
   /** Blocks whose compressed bytes came from `reuse`. */
   reused = 0;
+  /** Whether keys are hashed on the thread pool (the addon's sha256), members only. */
+  readonly #keyAsync: boolean;
 
   /**
    * `index`: compute each deflated block's key, for `blockIndex`; `reuse`: an earlier blob's blocks
@@ -275,6 +278,29 @@ export class GzipBlocks {
     }
     this.#keyed = opts.index === true || opts.reuse !== undefined;
     this.#reuse = opts.reuse;
+    this.#keyAsync = this.#keyed && this.#members !== undefined && poolSha256() !== undefined;
+  }
+
+  /** A member block's job when keyed: key (pool), then the earlier bytes (pool read) or compression (pool). */
+  #keyedMember(members: MemberDeflater, block: Buffer): Job {
+    const job: { done?: Promise<void>; input: Buffer; output?: Buffer; error?: Error; key?: string } = { input: block };
+    job.done = (async () => {
+      const key = await blockKeyAsync(this.#level, block);
+      job.key = key;
+      const earlier = await this.#reuse?.takeAsync(key);
+      if (earlier !== undefined) {
+        this.reused++;
+        job.output = earlier;
+        return;
+      }
+      const compressed = memberBlock(members, block, this.#level);
+      await compressed.done;
+      if (compressed.error !== undefined) job.error = compressed.error;
+      else job.output = compressed.output!;
+    })().catch((err: unknown) => {
+      job.error = err instanceof Error ? err : new Error(String(err));
+    });
+    return job as Job;
   }
 
   /** Which engine compresses the blocks. */
@@ -309,15 +335,23 @@ export class GzipBlocks {
       this.#isize = (this.#isize + block.length) % 0x1_0000_0000;
     }
     const stored = this.#level !== 0 && isIncompressible(block);
+    if (members !== undefined && this.#keyed && !stored && this.#keyAsync) {
+      // a member depends on its block alone: its key is hashed, its earlier bytes read, or it is
+      // compressed, all on the thread pool, while the caller makes the next block
+      this.#jobs.push(this.#keyedMember(members, block));
+      return;
+    }
     // a stored block costs a copy: no key, never taken from an earlier blob. A member depends on
     // its block alone (not on being the last one, nor on the one before).
     const key = !this.#keyed || stored ? '' : members ? blockKey(this.#level, false, undefined, block) : blockKey(this.#level, final, this.#dictionary, block);
     const earlier = key !== '' ? this.#reuse?.take(key) : undefined;
     if (earlier !== undefined) this.reused++;
-    if (this.#keyed) this.#keys.push(key);
-    if (stored) this.#jobs.push(doneJob(block, members ? storedMember(block, this.#level) : storedDeflate(block, final)));
-    else if (earlier !== undefined) this.#jobs.push(doneJob(block, earlier));
-    else this.#jobs.push(members ? memberBlock(members, block, this.#level) : deflateBlock(block, this.#dictionary, this.#level, final));
+    let job: Job;
+    if (stored) job = doneJob(block, members ? storedMember(block, this.#level) : storedDeflate(block, final));
+    else if (earlier !== undefined) job = doneJob(block, earlier);
+    else job = members ? memberBlock(members, block, this.#level) : deflateBlock(block, this.#dictionary, this.#level, final);
+    job.key = key;
+    this.#jobs.push(job);
     if (!final && !members) this.#dictionary = Buffer.from(block.subarray(block.length - WINDOW));
   }
 
@@ -335,7 +369,7 @@ export class GzipBlocks {
     if (head === undefined) throw new StoreError('gzip: no block pending', { code: 'E_GZIP_STATE' });
     await head.done;
     this.#jobs.shift();
-    const key = this.#keyed ? this.#keys.shift()! : '';
+    const key = this.#keyed ? (head.key ?? '') : '';
     if (head.error) throw new StoreError('gzip: compressing a block', { cause: head.error });
     if (this.#keyed) this.#index.push([key, head.output!.length]);
     return { output: head.output!, input: head.input };

@@ -106,3 +106,22 @@ test('a name that is not valid UTF-8 fails the same way on both paths', async (t
     t.is((err as StoreError).code, 'E_NAME_ENCODING');
   }
 });
+
+test('a file longer or shorter than its lstat said fails the same way on both paths (one native read, or open/read/close)', async (t) => {
+  const dir = await tempDir(t, 'tar-native-size-');
+  await writeFile(join(dir, 'a'), 'x'.repeat(100));
+  const st = lstatSync(join(dir, 'a'), { bigint: true }) as BigIntStats;
+  // the stat told is what the walk believes: a size that is no longer the file's
+  for (const [size, message] of [
+    [99n, /file .*\/a changed size while it was being archived \(99 → 100\+ bytes\)/],
+    [101n, /file .*\/a changed size while it was being archived \(101 → 100 bytes\)/],
+  ] as const) {
+    const told = new Map([['a', Object.assign(Object.create(Object.getPrototypeOf(st) as object) as BigIntStats, st, { size })]]);
+    for (const s of [layerTarStream, layerTarStreamNodeFs]) {
+      const err = await t.throwsAsync(bytes(s(dir, { kind: 'rootfs', knownStats: told })));
+      t.true(err instanceof StoreError, String(err));
+      t.is((err as StoreError).code, 'E_FILE_CHANGED');
+      t.regex(err!.message, message);
+    }
+  }
+});

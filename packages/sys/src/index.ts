@@ -72,15 +72,24 @@ function here(): string {
   return url !== undefined ? fileURLToPath(url) : __filename;
 }
 
-/** The addon, through Node's module cache (loaded once per process); undefined when it is not built. */
+/**
+ * The process's one load of the addon (null: not built), like Node's own module cache: finding it
+ * (createRequire, resolve) cost ~0.3 ms a call, and the layer writer asks once per block.
+ */
+const loaded: { addon?: Addon | null } = {};
+
+/** The addon, loaded once per process; undefined when it is not built. */
 function loadAddon(): Addon | undefined {
-  try {
-    const req = createRequire(here());
-    const pkg = dirname(req.resolve('@tsbuild/sys/package.json'));
-    return req(join(pkg, 'build', 'Release', 'tsbuild_sys.node')) as Addon;
-  } catch {
-    return undefined;
+  if (loaded.addon === undefined) {
+    try {
+      const req = createRequire(here());
+      const pkg = dirname(req.resolve('@tsbuild/sys/package.json'));
+      loaded.addon = req(join(pkg, 'build', 'Release', 'tsbuild_sys.node')) as Addon;
+    } catch {
+      loaded.addon = null;
+    }
   }
+  return loaded.addon ?? undefined;
 }
 
 function fail(addon: Addon, syscall: string, errno: number, what: string): never {
@@ -172,31 +181,131 @@ export function libdeflate(): Libdeflate | undefined {
 
 /** The addon's batched file system calls (native/walk.c). */
 interface FastFsAddon {
-  lstatBatch(base: string, names: readonly string[], out: BigUint64Array): number;
+  lstatBatch(base: string, names: readonly string[], out: BigUint64Array, xattrs?: boolean): number;
+  readFileInto(path: string, buffer: Uint8Array, offset: number, length: number): number;
+  linkBatchAsync(from: readonly string[], to: readonly string[], errnos: Int32Array, done: (ok: boolean) => void): void;
 }
 
 /**
- * Batched file system calls for tight synchronous loops (the layer tar writer): one native call
- * instead of two Node calls per name. Errors come back as values; the caller repeats the call
- * with Node's API to throw the usual error.
+ * File system calls for tight synchronous loops (the layer tar writer, the context walk, a COPY
+ * rebuild's links): one native call instead of several Node calls, and no stats objects. Errors
+ * come back as values; the caller repeats the call with Node's API to throw the usual error.
  */
 export interface FastFs {
   /**
    * lstat and the size of the llistxattr list of `base + name` for each of `names`, into `out`
    * ({@link LSTAT_FIELDS} per name): mode, uid, gid, size, mtimeMs (signed: `BigInt.asIntN(64, v)`;
    * nanoseconds / 1e6 truncated, as Node's bigint stats), nlink, dev, ino, rdev, 0, xattr list
-   * bytes (0: none or unsupported; signed -1: llistxattr failed), lstat's errno (0: ok). Returns
-   * how many names were done.
+   * bytes (0: none or unsupported; signed -1: llistxattr failed; 0 without asking when `xattrs`
+   * is false), lstat's errno (0: ok), mtimeNs, ctimeNs (signed). Returns how many names were done.
    */
-  lstatBatch(base: string, names: readonly string[], out: BigUint64Array): number;
+  lstatBatch(base: string, names: readonly string[], out: BigUint64Array, xattrs?: boolean): number;
+  /**
+   * Reads the regular file `path` (O_NOFOLLOW) into `buffer[offset, offset + length)` in one call:
+   * returns the bytes read (less than `length`: the file is shorter), `length + 1` when it is
+   * longer, or a negative errno.
+   */
+  readFileInto(path: string, buffer: Uint8Array, offset: number, length: number): number;
+  /**
+   * `link(from[i], to[i])` for each i, in order, on libuv's thread pool (the event loop runs on):
+   * resolves with each call's errno (0: linked). Paths must be non-empty and hold no NUL (it
+   * rejects with a TypeError otherwise).
+   */
+  linkBatch(from: readonly string[], to: readonly string[]): Promise<Int32Array>;
 }
 
 /** Fields per name of {@link FastFs.lstatBatch}'s output. */
-export const LSTAT_FIELDS = 12;
+export const LSTAT_FIELDS = 14;
 
-/** The batched calls, or undefined when the addon is not built (callers use Node's fs). */
+/**
+ * The batched calls, or undefined when the addon is not built, or was built from older sources
+ * (12 fields per lstat then: never read with this stride), and callers use Node's fs.
+ */
 export function fastFs(): FastFs | undefined {
   const addon = loadAddon() as (Addon & Partial<FastFsAddon>) | undefined;
-  if (addon?.lstatBatch === undefined) return undefined;
-  return { lstatBatch: addon.lstatBatch };
+  if (addon?.lstatBatch === undefined || addon.readFileInto === undefined || addon.linkBatchAsync === undefined) return undefined;
+  const { linkBatchAsync } = addon as FastFsAddon;
+  return {
+    lstatBatch: addon.lstatBatch,
+    readFileInto: addon.readFileInto,
+    linkBatch: (from, to) =>
+      new Promise((resolve, reject) => {
+        const errnos = new Int32Array(from.length);
+        linkBatchAsync(from, to, errnos, (ok) => (ok ? resolve(errnos) : reject(new Error('linkBatch: the work was cancelled'))));
+      }),
+  };
+}
+
+/** The addon's sha256 (native/hash.c). */
+interface HashAddon {
+  sha256Available(): boolean;
+  sha256Init(state: Buffer): void;
+  sha256Update(state: Buffer, data: Uint8Array): void;
+  sha256Digest(state: Buffer): Buffer;
+  sha256UpdateAsync(state: Buffer, data: Uint8Array[], done: (ok: boolean) => void): void;
+}
+
+/**
+ * A sha256 computed on libuv's thread pool (OpenSSL's, from the node executable): `update` queues
+ * data, which is hashed in order, one pool job at a time taking everything queued; `digest`
+ * resolves once all of it is. Each piece of data must stay untouched until it is hashed: until its
+ * `hashed` callback, or `digest` resolved.
+ */
+export interface PoolSha256 {
+  update(data: Uint8Array, hashed?: () => void): void;
+  /** The digest of everything updated. Call it once, after the last update. */
+  digest(): Promise<Buffer>;
+}
+
+/** Bytes of the sha256 state the addon keeps in a Buffer (OpenSSL's SHA256_CTX). */
+const SHA256_STATE_BYTES = 112;
+
+class PoolHash implements PoolSha256 {
+  readonly #addon: HashAddon;
+  readonly #state = Buffer.alloc(SHA256_STATE_BYTES);
+  #queue: Uint8Array[] = [];
+  #callbacks: Array<(() => void) | undefined> = [];
+  #busy = false;
+  #waiters: Array<() => void> = [];
+  #error: Error | undefined;
+  constructor(addon: HashAddon) {
+    this.#addon = addon;
+    addon.sha256Init(this.#state);
+  }
+  update(data: Uint8Array, hashed?: () => void): void {
+    this.#queue.push(data);
+    this.#callbacks.push(hashed);
+    if (!this.#busy) this.#start();
+  }
+  #start(): void {
+    const data = this.#queue;
+    const callbacks = this.#callbacks;
+    this.#queue = [];
+    this.#callbacks = [];
+    this.#busy = true;
+    this.#addon.sha256UpdateAsync(this.#state, data, (ok) => {
+      this.#busy = false;
+      if (!ok) this.#error ??= new Error('sha256: the hashing was cancelled');
+      for (const cb of callbacks) cb?.();
+      if (this.#queue.length > 0) this.#start();
+      else for (const w of this.#waiters.splice(0)) w();
+    });
+  }
+  digest(): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const done = (): void => (this.#error !== undefined ? reject(this.#error) : resolve(this.#addon.sha256Digest(this.#state)));
+      if (!this.#busy && this.#queue.length === 0) done();
+      else this.#waiters.push(done);
+    });
+  }
+}
+
+/**
+ * A new {@link PoolSha256}, or undefined when the addon is not built or node exports no SHA256
+ * functions (callers hash with node:crypto on the main thread).
+ */
+export function poolSha256(): PoolSha256 | undefined {
+  const addon = loadAddon() as (Addon & Partial<HashAddon>) | undefined;
+  if (addon?.sha256UpdateAsync === undefined || addon.sha256Available?.() !== true) return undefined;
+  return new PoolHash(addon as HashAddon);
 }

@@ -1,12 +1,13 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { libdeflate, LOCK_EX, LOCK_NB, LOCK_SH, MNT_DETACH, MS_BIND, MS_RDONLY, MS_REC, SysError, sysCalls, type SysCalls } from '../src/index.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { fastFs, libdeflate, poolSha256, LSTAT_FIELDS, LOCK_EX, LOCK_NB, LOCK_SH, MNT_DETACH, MS_BIND, MS_RDONLY, MS_REC, SysError, sysCalls, type SysCalls } from '../src/index.js';
 
 /** The addon itself, below the typed wrappers (from dist/test/: ../../build). */
 const sysAddon = (): unknown => createRequire(import.meta.url)('../../build/Release/tsbuild_sys.node');
@@ -45,7 +46,7 @@ const mountPoints = (): string[] => readFileSync('/proc/self/mounts', 'utf8').sp
 test('the addon is built, loads, and has every call (an addon built from older sources lacks some)', (t) => {
   t.not(sysCalls(), undefined);
   const raw = sysAddon() as Record<string, unknown>;
-  for (const f of ['flock', 'mount', 'umount2', 'umount2Async', 'strerror', 'gzipMember', 'gzipMemberSync', 'libdeflateLoaded', 'libdeflatePath', 'lstatBatch']) t.is(typeof raw[f], 'function', f);
+  for (const f of ['flock', 'mount', 'umount2', 'umount2Async', 'strerror', 'gzipMember', 'gzipMemberSync', 'libdeflateLoaded', 'libdeflatePath', 'lstatBatch', 'readFileInto', 'linkBatchAsync', 'sha256Available', 'sha256Init', 'sha256Update', 'sha256Digest', 'sha256UpdateAsync']) t.is(typeof raw[f], 'function', f);
 });
 
 test('flock: a free lock is taken at once; a conflicting one is refused without waiting, shared ones coexist', async (t) => {
@@ -155,4 +156,104 @@ test('libdeflate: loaded (Debian libdeflate0), from a file the loader names; gzi
   const out = Buffer.alloc(200);
   const n = await d.gzipMember(Buffer.from('hello hello hello'), 6, out);
   t.is(gunzipSync(out.subarray(0, n)).toString(), 'hello hello hello');
+});
+
+test('lstatBatch: the fields of Node\'s bigint lstat, mtime and ctime to the nanosecond; no llistxattr when xattrs is false', async (t) => {
+  const fast = fastFs();
+  if (fast === undefined) return t.fail('the addon is not built');
+  const dir = await mkdtemp(join(tmpdir(), 'sys-lstat-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'f'), 'hello');
+  utimesSync(join(dir, 'f'), 1_000_000_000.123456, 1_500_000_000.987654);
+  symlinkSync('f', join(dir, 'l'));
+  const names = ['f', 'l', 'missing'];
+  const out = new BigUint64Array(names.length * LSTAT_FIELDS);
+  t.is(fast.lstatBatch(`${dir}/`, names, out), 3);
+  for (const [i, n] of ['f', 'l'].entries()) {
+    const st = lstatSync(join(dir, n), { bigint: true });
+    const o = i * LSTAT_FIELDS;
+    t.deepEqual([out[o], out[o + 1], out[o + 2], out[o + 3], BigInt.asIntN(64, out[o + 4]!), out[o + 5], out[o + 6], out[o + 7], out[o + 8], out[o + 11], BigInt.asIntN(64, out[o + 12]!), BigInt.asIntN(64, out[o + 13]!)], [st.mode, st.uid, st.gid, st.size, st.mtimeMs, st.nlink, st.dev, st.ino, st.rdev, 0n, st.mtimeNs, st.ctimeNs], n);
+  }
+  t.is(out[2 * LSTAT_FIELDS + 11], 2n, 'ENOENT');
+  const bare = new BigUint64Array(LSTAT_FIELDS);
+  t.is(fast.lstatBatch(`${dir}/`, ['f'], bare, false), 1);
+  t.is(bare[10], 0n, 'not asked');
+  t.is(bare[3], 5n);
+  // a NUL would cut the path short: refused, not another file's lstat
+  t.is(fast.lstatBatch(`${dir}/`, ['f\0x'], bare), 1);
+  t.is(bare[11], 22n);
+});
+
+test('readFileInto: a file\'s bytes at an offset; shorter and longer files say so; errors are negative errnos', async (t) => {
+  const fast = fastFs();
+  if (fast === undefined) return t.fail('the addon is not built');
+  const dir = await mkdtemp(join(tmpdir(), 'sys-read-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const data = randomBytes(70_000);
+  writeFileSync(join(dir, 'f'), data);
+  symlinkSync('f', join(dir, 'l'));
+  const buf = Buffer.alloc(100_000, 7);
+  t.is(fast.readFileInto(join(dir, 'f'), buf, 10, 70_000), 70_000);
+  t.true(buf.subarray(10, 70_010).equals(data));
+  t.is(buf[9], 7);
+  t.is(buf[70_010], 7, 'nothing written past the length');
+  t.is(fast.readFileInto(join(dir, 'f'), buf, 0, 80_000), 70_000, 'shorter');
+  buf.fill(7);
+  t.is(fast.readFileInto(join(dir, 'f'), buf, 0, 69_999), 70_000, 'longer: length + 1');
+  t.is(buf[69_999], 7, 'the extra byte is not put into the buffer');
+  t.is(fast.readFileInto(join(dir, 'missing'), buf, 0, 1), -2);
+  t.is(fast.readFileInto(join(dir, 'l'), buf, 0, 1), -40, 'ELOOP: a symlink is not followed');
+  t.is(fast.readFileInto(`${join(dir, 'f')}\0x`, buf, 0, 1), -22, 'EINVAL: a NUL in the path');
+  t.throws(() => fast.readFileInto(join(dir, 'f'), buf, 99_999, 2), { instanceOf: TypeError });
+});
+
+test('poolSha256: node:crypto\'s digests; pieces hashed in order, each one\'s callback after it is hashed', async (t) => {
+  if (poolSha256() === undefined) return t.fail('no sha256 on the pool (addon not built, or node exports no SHA256_Init)');
+  const data = randomBytes(3_000_017);
+  for (const cuts of [[], [0], [1, 63, 64, 65], [1_048_576, 2_097_152], [5, 2_999_999]]) {
+    const h = poolSha256()!;
+    const hashed: number[] = [];
+    let at = 0;
+    for (const [i, cut] of [...cuts, data.length].entries()) {
+      h.update(data.subarray(at, cut), () => hashed.push(i));
+      at = cut;
+    }
+    t.is((await h.digest()).toString('hex'), createHash('sha256').update(data).digest('hex'), cuts.join(','));
+    t.deepEqual(hashed, [...cuts, 0].map((_, i) => i));
+  }
+  // updates queued while a job runs are taken by the next one; a digest waits for all of them
+  const h = poolSha256()!;
+  for (let i = 0; i < 50; i++) h.update(data.subarray(i * 60_000, (i + 1) * 60_000));
+  t.is((await h.digest()).toString('hex'), createHash('sha256').update(data.subarray(0, 3_000_000)).digest('hex'));
+  t.is((await poolSha256()!.digest()).toString('hex'), createHash('sha256').digest('hex'));
+});
+
+test('sha256 state checks: a buffer that is no state is a TypeError, not a crash', (t) => {
+  const raw = sysAddon() as { sha256Init(s: Buffer): void; sha256Update(s: Buffer, d: unknown): void; sha256UpdateAsync(s: Buffer, d: unknown, cb: unknown): void };
+  t.throws(() => raw.sha256Update(Buffer.alloc(111), Buffer.from('x')), { instanceOf: TypeError });
+  const state = Buffer.alloc(112);
+  raw.sha256Init(state);
+  state.writeUInt32LE(64, 104); // num: bytes buffered, below 64 in any real state
+  t.throws(() => raw.sha256Update(state, Buffer.from('x')), { instanceOf: TypeError, message: /not a sha256 state/ });
+  raw.sha256Init(state);
+  t.throws(() => raw.sha256Update(state, 'text'), { instanceOf: TypeError });
+  t.throws(() => raw.sha256UpdateAsync(state, ['text'], () => undefined), { instanceOf: TypeError });
+  t.throws(() => raw.sha256UpdateAsync(state, [Buffer.from('x')], undefined), { instanceOf: TypeError });
+});
+
+test('linkBatch: links in order on the thread pool, each errno reported (EEXIST, ENOENT) without stopping', async (t) => {
+  const fast = fastFs();
+  if (fast === undefined) return t.fail('the addon is not built');
+  const dir = await mkdtemp(join(tmpdir(), 'sys-link-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'a'), 'a');
+  writeFileSync(join(dir, 'taken'), 't');
+  const errnos = await fast.linkBatch([join(dir, 'a'), join(dir, 'a'), join(dir, 'missing'), join(dir, 'a')], [join(dir, 'b'), join(dir, 'taken'), join(dir, 'c'), join(dir, 'd')]);
+  t.deepEqual([...errnos], [0, 17, 2, 0]);
+  t.is(lstatSync(join(dir, 'b')).ino, lstatSync(join(dir, 'a')).ino);
+  t.is(lstatSync(join(dir, 'a')).nlink, 3);
+  t.is(readFileSync(join(dir, 'taken'), 'utf8'), 't');
+  await t.throwsAsync(fast.linkBatch([join(dir, 'a')], [`${join(dir, 'e')}\0x`]), { instanceOf: TypeError });
+  await t.throwsAsync(fast.linkBatch([join(dir, 'a')], []), { instanceOf: TypeError });
+  t.deepEqual([...(await fast.linkBatch([], []))], []);
 });

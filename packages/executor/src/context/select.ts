@@ -2,6 +2,7 @@ import { lstatSync, readdirSync, readlinkSync, type BigIntStats, type Dirent } f
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import { compareUtf8, TimeSlices } from '@tsbuild/layer-store';
+import { fastFs, LSTAT_FIELDS, type FastFs } from '@tsbuild/sys';
 import { ContextError } from './errors.js';
 import type { IgnoreMatcher } from './dockerignore.js';
 import { BadPatternError, goMatch, hasWildcards, validatePattern } from './match.js';
@@ -114,6 +115,58 @@ function entryOrNameError(host: string, rel: string, rootRel: string): SourceEnt
   }
 }
 
+/** Names per native lstat call of the walk (bounds its output buffer). */
+const STAT_BATCH = 256;
+const S_IFMT = 0o170000n;
+const TYPE_OF_FORMAT = new Map<bigint, EntryType>([
+  [0o100000n, 'file'],
+  [0o040000n, 'dir'],
+  [0o120000n, 'symlink'],
+]);
+
+/**
+ * The entries of `listed` (children of the directory `host`), appended to `out`: their lstats by
+ * the addon's batched call where it is built (Node's bigint lstatSync per name cost 150-180 ms
+ * for 20,000 files here, against 51-65 ms for the system calls alone), else {@link entryOrNameError}.
+ * A name the batch could not stat is done by entryOrNameError, which throws the usual error.
+ */
+function entriesOf(host: string, listed: ReadonlyArray<[string, string, string]>, rootRel: string, fast: FastFs | undefined, fields: BigUint64Array, out: SourceEntry[]): void {
+  if (fast === undefined) {
+    for (const [childHost, childRel] of listed) out.push(entryOrNameError(childHost, childRel, rootRel));
+    return;
+  }
+  const base = host.endsWith('/') ? host : `${host}/`;
+  for (let c = 0; c < listed.length; c += STAT_BATCH) {
+    const part = listed.slice(c, c + STAT_BATCH);
+    const done = fast.lstatBatch(base, part.map(([, , name]) => name), fields, false);
+    for (let k = 0; k < part.length; k++) {
+      const [childHost, childRel] = part[k]!;
+      const o = k * LSTAT_FIELDS;
+      if (k >= done || fields[o + 11] !== 0n) {
+        out.push(entryOrNameError(childHost, childRel, rootRel));
+        continue;
+      }
+      const type = TYPE_OF_FORMAT.get(fields[o]! & S_IFMT) ?? 'other';
+      const linkTarget = type === 'symlink' ? readlinkSync(childHost) : undefined;
+      out.push({
+        rel: childRel,
+        hostPath: childHost,
+        type,
+        mode: Number(fields[o]! & 0o7777n),
+        uid: Number(fields[o + 1]!),
+        gid: Number(fields[o + 2]!),
+        size: type === 'file' ? Number(fields[o + 3]!) : 0,
+        dev: fields[o + 6]!,
+        ino: fields[o + 7]!,
+        nlink: Number(fields[o + 5]!),
+        mtimeNs: BigInt.asIntN(64, fields[o + 12]!),
+        ctimeNs: BigInt.asIntN(64, fields[o + 13]!),
+        ...(linkTarget !== undefined ? { linkTarget } : {}),
+      });
+    }
+  }
+}
+
 /** Path of `rel` under `base` relative to the root, for ignore matching. */
 function joinRel(base: string, rel: string): string {
   if (base === '.') return rel;
@@ -130,6 +183,8 @@ function joinRel(base: string, rel: string): string {
 async function walk(dirHost: string, rootRel: string, ignore: IgnoreMatcher | undefined, signal?: AbortSignal): Promise<SourceEntry[]> {
   const out: SourceEntry[] = [await entryOf(dirHost, '')];
   const stack: Array<[string, string]> = [[dirHost, '']];
+  const fast = fastFs();
+  const fields = new BigUint64Array(STAT_BATCH * LSTAT_FIELDS);
   const slices = new TimeSlices(signal);
   while (stack.length > 0) {
     if (slices.due()) await slices.yield();
@@ -140,6 +195,7 @@ async function walk(dirHost: string, rootRel: string, ignore: IgnoreMatcher | un
     } catch (cause) {
       throw new ContextError('E_CONTEXT_READ', `reading directory ${host}`, { cause });
     }
+    const listed: Array<[childHost: string, childRel: string, name: string]> = [];
     for (const d of dirents) {
       const childRel = rel === '' ? d.name : `${rel}/${d.name}`;
       const childHost = path.join(host, d.name);
@@ -147,9 +203,10 @@ async function walk(dirHost: string, rootRel: string, ignore: IgnoreMatcher | un
       // An ignored directory is still walked when exceptions might re-include something below
       // it; it is then not listed itself (Docker's context tar holds only the included files).
       if (ignored && !(d.isDirectory() && ignore!.hasExceptions)) continue;
-      if (!ignored) out.push(entryOrNameError(childHost, childRel, rootRel));
+      if (!ignored) listed.push([childHost, childRel, d.name]);
       if (d.isDirectory()) stack.push([childHost, childRel]);
     }
+    entriesOf(host, listed, rootRel, fast, fields, out);
   }
   out.sort((a, b) => compareUtf8(a.rel, b.rel));
   return out;

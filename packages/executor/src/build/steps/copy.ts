@@ -336,17 +336,28 @@ export async function copyStep(ctx: BuildContext, state: ImageState, step: CopyS
     } finally {
       await dest.unmount();
     }
-    const linked = reuse !== undefined && reuse.deferred.size > 0 ? await linkReused(reuse, signal) : undefined;
-    let order: SourceSlot[] | undefined;
-    if (urls.length > 0 && sources.length > 0 && src === undefined && options.contextDir !== null) {
-      // which selected sources each local pattern gave (a wildcard may give none or several)
-      const ignore = await contextIgnore(ctx, options.contextDir);
-      order = [];
-      for (const s of step.sources) {
-        order.push(isUrl(s) ? 'url' : (await selectSources(options.contextDir, [s], { allowEmptyWildcard: true, instruction: step.kind, ...(ignore ? { ignore } : {}), ...(signal ? { signal } : {}) })).length);
+    /** The sources' hash for the history (Docker's `file:…`/`dir:…`), made while the links are. */
+    const historyHash = async (): Promise<string> => {
+      let order: SourceSlot[] | undefined;
+      if (urls.length > 0 && sources.length > 0 && src === undefined && options.contextDir !== null) {
+        // which selected sources each local pattern gave (a wildcard may give none or several)
+        const ignore = await contextIgnore(ctx, options.contextDir);
+        order = [];
+        for (const s of step.sources) {
+          order.push(isUrl(s) ? 'url' : (await selectSources(options.contextDir, [s], { allowEmptyWildcard: true, instruction: step.kind, ...(ignore ? { ignore } : {}), ...(signal ? { signal } : {}) })).length);
+        }
       }
-    }
-    const hash = await sourceHash(sources, step.heredocs, urlHashes, signal, statIndex, context, order);
+      return sourceHash(sources, step.heredocs, urlHashes, signal, statIndex, context, order);
+    };
+    // the links are made on the thread pool (where the addon is built) while the main thread hashes
+    const linking = reuse !== undefined && reuse.deferred.size > 0 ? linkReused(reuse, signal) : undefined;
+    // handled at once: a failure is thrown where it is awaited below, not first reported as unhandled
+    linking?.catch(() => undefined);
+    const [linked, hash] = await Promise.all([linking, historyHash()]).catch(async (err: unknown) => {
+      // nothing is removed (finally, below) under links still being made
+      await linking?.catch(() => undefined);
+      throw err;
+    });
     const chownComment = step.chown !== undefined && step.chown !== '' ? `--chown=${step.chown}` : '';
     // Docker's format string is "%s %s%s in %s " (no space after --chown=…, a trailing space).
     // with the stage's SHELL in front, as for every other `#(nop)` entry
