@@ -368,7 +368,8 @@ async function copyEntries(host: string, entries: readonly SourceEntry[], st: Co
   for (const e of entries) {
     signal?.throwIfAborted();
     if (slices.due()) await slices.yield();
-    const target = path.join(host, ...e.rel.split('/'));
+    // (e.rel is a clean relative slash path: joining is concatenating, without path.join's work)
+    const target = host.endsWith('/') ? host + e.rel : `${host}/${e.rel}`;
     // Parents not listed (ignored directories re-entered through a "!" exception) become plain dirs.
     const parentRel = e.rel.includes('/') ? e.rel.slice(0, e.rel.lastIndexOf('/')) : '';
     if (!dirs.has(parentRel)) {
@@ -437,10 +438,10 @@ function deferLink(e: SourceEntry, host: string, target: string, st: CopyState, 
   const mode = st.chmod ?? e.mode;
   if ((mode & 0o7000) !== 0) return false;
   if (!reuse.sameContent(e, st.sourceRel)) return false;
-  const rel = path.relative(st.rootfs, target);
+  const rel = target.startsWith(`${st.rootfs}/`) ? target.slice(st.rootfs.length + 1) : path.relative(st.rootfs, target);
   // the earlier file, reached through real directories only (a symlink there could point anywhere)
   if (!realDirChain(reuse.previous, path.dirname(rel), st.previousDirs)) return false;
-  const old = path.join(reuse.previous, rel);
+  const old = `${reuse.previous}/${rel}`;
   const o = lstatReused(old, st);
   if (o === undefined || !o.isFile()) return false;
   const owner = ownerOf(e, st);
