@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip, constants as zlibConstants } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { getSystemErrorName } from 'node:util';
 import { availableParallelism } from 'node:os';
 import { finished } from 'node:stream/promises';
 import { performance } from 'node:perf_hooks';
@@ -25,7 +26,7 @@ import { TimeSlices } from './slices.js';
 import { ContentSizeCounter, recordContentSize } from './layer-size.js';
 import { openBlockSource, recordBlockIndex, type BlockSource } from './gzip-blocks.js';
 import { defaultBlockEngine, type BlockEngine } from './deflate-engine.js';
-import { fastFs, LSTAT_FIELDS, poolSha256, type FastFs } from '@tsbuild/sys';
+import { fastFs, LSTAT_FIELDS, poolSha256, type BlockPiece, type FastFs, type PieceProblem } from '@tsbuild/sys';
 import { sortUtf8 } from './order.js';
 
 /** Options of `layerTarStream` / `writeLayer`. */
@@ -403,11 +404,37 @@ const ZEROS = Buffer.alloc(1024);
  * costs open, one read, close and a copy of its header. Synchronous: the caller pulls one block at
  * a time, so the event loop is held for a few milliseconds at most, and there is no thread-pool
  * round trip per file (which cost ~1 ms per entry on a loaded machine).
+ *
+ * With `pieces`, file contents are not read here: each block is yielded with its headers and
+ * padding in place, right after `pieces` got where its file contents go (`FastFs.fillBlock`
+ * reads them, on the thread pool, while the walk goes on).
  */
-function* tarBlocks(items: Iterable<Item>, opts: LayerTarOptions, blockSize: number, allocate: () => Buffer, sizes?: ContentSizeCounter, fast?: FastFs): Generator<Buffer> {
+function* tarBlocks(items: Iterable<Item>, opts: LayerTarOptions, blockSize: number, allocate: () => Buffer, sizes?: ContentSizeCounter, fast?: FastFs, pieces?: (block: Buffer, list: BlockPiece[]) => void): Generator<Buffer> {
   let block = allocate();
   let fill = 0;
   const oneByte = Buffer.alloc(1);
+  let list: BlockPiece[] = [];
+  /** Hands the block over (its pieces first, with `pieces`) and starts the next one. */
+  function* full(): Generator<Buffer> {
+    if (pieces !== undefined) {
+      pieces(block, list);
+      list = [];
+    }
+    yield block;
+    block = allocate();
+    fill = 0;
+  }
+  /** With `pieces`: where the content of the regular file `path` of `size` bytes goes, yielding each block it fills. */
+  function* place(path: string, size: number): Generator<Buffer> {
+    let n = 0;
+    while (n < size) {
+      const length = Math.min(size - n, blockSize - fill);
+      list.push({ path, size, from: n, at: fill, length });
+      n += length;
+      fill += length;
+      if (fill === blockSize) yield* full();
+    }
+  }
   /** Copies `src` in, yielding each block it fills. */
   function* put(src: Buffer): Generator<Buffer> {
     let off = 0;
@@ -416,11 +443,7 @@ function* tarBlocks(items: Iterable<Item>, opts: LayerTarOptions, blockSize: num
       src.copy(block, fill, off, off + n);
       fill += n;
       off += n;
-      if (fill === blockSize) {
-        yield block;
-        block = allocate();
-        fill = 0;
-      }
+      if (fill === blockSize) yield* full();
     }
   }
   /** Reads the regular file `path` of `size` bytes in, yielding each block it fills. */
@@ -451,11 +474,7 @@ function* tarBlocks(items: Iterable<Item>, opts: LayerTarOptions, blockSize: num
         n += r;
         fill += r;
         atEnd = n === size && r < want;
-        if (fill === blockSize) {
-          yield block;
-          block = allocate();
-          fill = 0;
-        }
+        if (fill === blockSize) yield* full();
       }
       if (!atEnd && readSync(fd, oneByte, 0, 1, null) > 0) throw changedError(path, size, size + 1);
     } finally {
@@ -481,7 +500,8 @@ function* tarBlocks(items: Iterable<Item>, opts: LayerTarOptions, blockSize: num
         yield* put(hdr);
       }
       if (item.content === undefined || h.type !== 'file' || h.name !== item.header.name || h.size === 0) continue;
-      yield* content(item.content, h.size);
+      if (pieces !== undefined) yield* place(item.content, h.size);
+      else yield* content(item.content, h.size);
       const pad = padding(h.size).length;
       if (pad < blockSize - fill) {
         block.fill(0, fill, fill + pad);
@@ -492,7 +512,9 @@ function* tarBlocks(items: Iterable<Item>, opts: LayerTarOptions, blockSize: num
     }
   }
   yield* put(ZEROS); // end of archive: two zero blocks
-  yield block.subarray(0, fill);
+  const last = block.subarray(0, fill);
+  pieces?.(last, list);
+  yield last;
 }
 
 /**
@@ -563,6 +585,21 @@ export interface WrittenLayer extends Layer {
   readonly gzipBlocks?: { total: number; reused: number };
 }
 
+/** Blocks whose file contents are being read on the thread pool ahead of the one hashed and compressed. */
+const FILL_AHEAD = 4;
+
+/**
+ * Throws for a piece `FastFs.fillBlock` could not read: the file changed size (E_FILE_CHANGED),
+ * or Node's own error for the call that failed (opened again to get it).
+ */
+function pieceError(piece: BlockPiece, problem: PieceProblem): never {
+  if (problem.kind === 'short') throw changedError(piece.path, piece.size, problem.end);
+  if (problem.kind === 'long') throw changedError(piece.path, piece.size, piece.size + 1);
+  const fd = openSync(piece.path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  closeSync(fd);
+  throw new StoreError(`reading ${piece.path}: ${getSystemErrorName(-problem.errno)}`, { code: 'E_READ', hint: 'the directory changed while its layer was written' });
+}
+
 /** A running sha256 whose updates are hashed later (`hashed` then) or at once. */
 interface RunningHash {
   update(b: Buffer, hashed?: () => void): void;
@@ -631,7 +668,8 @@ async function writeTarBlob(dir: string, opts: LayerTarOptions, out: Writable, l
   if (gz) await emit(gz.header());
   const slices = new TimeSlices(opts.signal);
   const fast = fastFs();
-  for (const block of tarBlocks(walk(dir, opts, fast), opts, CHUNK, allocate, sizes, fast)) {
+  /** Hashes and compresses (or writes) the next block of the tar, in order. */
+  const consume = async (block: Buffer): Promise<void> => {
     unhashed.add(block);
     tarHash.update(block, () => {
       unhashed.delete(block);
@@ -647,9 +685,30 @@ async function writeTarBlob(dir: string, opts: LayerTarOptions, out: Writable, l
         if (input.length === CHUNK) recycle(input);
       }
     }
+  };
+  // File contents are read into each block on the thread pool while the walk makes the next ones
+  // (the walk and the reads of 20,000 small files took ~600 ms on the main thread here).
+  const filling: Array<{ block: Buffer; pieces: BlockPiece[]; read: Promise<PieceProblem | undefined> | undefined }> = [];
+  let handed: BlockPiece[] = [];
+  const settle = async (head: (typeof filling)[number]): Promise<void> => {
+    const problem = await head.read;
+    if (problem !== undefined) pieceError(head.pieces[problem.piece]!, problem);
+    await consume(head.block);
+  };
+  for (const block of tarBlocks(walk(dir, opts, fast), opts, CHUNK, allocate, sizes, fast, fast !== undefined ? (_, list) => (handed = list) : undefined)) {
+    if (fast === undefined) {
+      await consume(block);
+    } else {
+      const read = handed.length > 0 ? fast.fillBlock(block, handed) : undefined;
+      // (a rejection is met where it is awaited, in order; not reported as unhandled before)
+      read?.catch(() => undefined);
+      filling.push({ block, pieces: handed, read });
+      while (filling.length > FILL_AHEAD) await settle(filling.shift()!);
+    }
     // Let timers, I/O callbacks and an abort run now and then while the pool is keeping up.
     if (slices.due()) await slices.yield();
   }
+  while (filling.length > 0) await settle(filling.shift()!);
   if (gz) {
     while (gz.pending > 0) await emit((await gz.next()).output);
     await emit(gz.trailer());

@@ -291,6 +291,145 @@ static napi_value js_link_batch_async(napi_env env, napi_callback_info info) {
   return u;
 }
 
+typedef struct {
+  napi_async_work work;
+  napi_ref block_ref, spec_ref, out_ref, cb_ref;
+  char *block;
+  size_t block_len;
+  uint32_t count;
+  char **paths;
+  const double *spec; /* per piece: file size, offset in the file, offset in the block, length */
+  double *out;        /* per piece: 0 done, -1 the file ends early (then [count + i]: its length), -2 it goes on past its size, errno > 0 */
+} fill_job;
+
+static void fill_job_free(napi_env env, fill_job *j) {
+  for (uint32_t i = 0; j->paths != NULL && i < j->count; i++) free(j->paths[i]);
+  free(j->paths);
+  napi_ref refs[] = {j->block_ref, j->spec_ref, j->out_ref, j->cb_ref};
+  for (size_t i = 0; i < 4; i++)
+    if (refs[i] != NULL) napi_delete_reference(env, refs[i]);
+  if (j->work != NULL) napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+static void fill_execute(napi_env env, void *data) {
+  fill_job *j = data;
+  for (uint32_t i = 0; i < j->count; i++) {
+    const double *p = j->spec + (size_t)i * 4;
+    int64_t size = (int64_t)p[0], from = (int64_t)p[1], at = (int64_t)p[2], length = (int64_t)p[3];
+    j->out[i] = 0;
+    int fd = open(j->paths[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      j->out[i] = errno;
+      continue;
+    }
+    int64_t n = 0;
+    while (n < length) {
+      ssize_t k = pread(fd, j->block + at + n, (size_t)(length - n), from + n);
+      if (k < 0) {
+        if (errno == EINTR) continue;
+        j->out[i] = errno;
+        break;
+      }
+      if (k == 0) {
+        j->out[i] = -1;
+        j->out[j->count + i] = (double)(from + n);
+        break;
+      }
+      n += k;
+    }
+    if (j->out[i] == 0 && from + length == size) {
+      /* the file's last piece: does the file go on? */
+      char more;
+      ssize_t k;
+      do k = pread(fd, &more, 1, size);
+      while (k < 0 && errno == EINTR);
+      if (k < 0) j->out[i] = errno;
+      else if (k > 0) j->out[i] = -2;
+    }
+    close(fd);
+  }
+}
+
+static void fill_complete(napi_env env, napi_status status, void *data) {
+  fill_job *j = data;
+  napi_value cb, undef, argv[1];
+  napi_get_reference_value(env, j->cb_ref, &cb);
+  napi_get_undefined(env, &undef);
+  napi_get_boolean(env, status == napi_ok, &argv[0]);
+  fill_job_free(env, j);
+  napi_call_function(env, undef, cb, 1, argv, NULL);
+}
+
+/*
+ * fillBlockAsync(block: Buffer, paths: string[], spec: Float64Array, out: Float64Array, done: (ok: boolean) => void): void
+ * On the thread pool, reads each piece i of a regular file (O_NOFOLLOW) into the block: spec[4i ..]
+ * is the file's size, the piece's offset in the file, its offset in the block and its length. For
+ * a piece that ends the file, one byte more is asked for (does the file go on?). out[i] gets 0,
+ * -1 when the file ends early (out[count + i]: where), -2 when it goes on past its size, or the
+ * errno of a failed call; then done(true) (false: cancelled). Nothing may touch the block, spec or
+ * out until then. out holds 2 * count numbers.
+ */
+static napi_value js_fill_block_async(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], name;
+  bool is_buf = false, is_arr = false;
+  uint32_t count = 0;
+  napi_typedarray_type t1, t2;
+  size_t spec_len, out_len;
+  void *spec, *out, *block;
+  size_t block_len;
+  napi_valuetype cb_type;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 5 || napi_is_buffer(env, argv[0], &is_buf) != napi_ok || !is_buf ||
+      napi_get_buffer_info(env, argv[0], &block, &block_len) != napi_ok || napi_is_array(env, argv[1], &is_arr) != napi_ok || !is_arr ||
+      napi_get_array_length(env, argv[1], &count) != napi_ok || napi_get_typedarray_info(env, argv[2], &t1, &spec_len, &spec, NULL, NULL) != napi_ok ||
+      t1 != napi_float64_array || spec_len < (size_t)count * 4 || napi_get_typedarray_info(env, argv[3], &t2, &out_len, &out, NULL, NULL) != napi_ok ||
+      t2 != napi_float64_array || out_len < (size_t)count * 2 || napi_typeof(env, argv[4], &cb_type) != napi_ok || cb_type != napi_function) {
+    napi_throw_type_error(env, "E_SYS_ARGS", "fillBlockAsync(block: Buffer, paths: string[], spec: Float64Array(4n), out: Float64Array(2n), done: function)");
+    return NULL;
+  }
+  const double *sp = spec;
+  for (uint32_t i = 0; i < count; i++) {
+    const double *p = sp + (size_t)i * 4;
+    /* whole, non-negative numbers, and the piece inside the block */
+    int bad = 0;
+    for (int k = 0; k < 4; k++) bad |= !(p[k] >= 0 && p[k] <= 9007199254740991.0 && p[k] == (double)(int64_t)p[k]);
+    if (bad || p[2] + p[3] > (double)block_len || p[1] + p[3] > p[0]) {
+      napi_throw_range_error(env, "E_SYS_ARGS", "fillBlockAsync: a piece lies outside its block or its file");
+      return NULL;
+    }
+  }
+  fill_job *j = calloc(1, sizeof *j);
+  if (j == NULL) {
+    napi_throw_error(env, "E_SYS_NOMEM", "out of memory");
+    return NULL;
+  }
+  j->block = block;
+  j->block_len = block_len;
+  j->count = count;
+  j->spec = spec;
+  j->out = out;
+  j->paths = calloc(count > 0 ? count : 1, sizeof *j->paths);
+  int ok = j->paths != NULL;
+  for (uint32_t i = 0; ok && i < count; i++) ok = (j->paths[i] = path_at(env, argv[1], i)) != NULL;
+  if (!ok) {
+    fill_job_free(env, j);
+    napi_throw_type_error(env, "E_SYS_ARGS", "fillBlockAsync: every path must be a non-empty string without NUL");
+    return NULL;
+  }
+  napi_create_string_utf8(env, "tsbuild:fillBlock", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_reference(env, argv[0], 1, &j->block_ref) != napi_ok || napi_create_reference(env, argv[2], 1, &j->spec_ref) != napi_ok ||
+      napi_create_reference(env, argv[3], 1, &j->out_ref) != napi_ok || napi_create_reference(env, argv[4], 1, &j->cb_ref) != napi_ok ||
+      napi_create_async_work(env, NULL, name, fill_execute, fill_complete, j, &j->work) != napi_ok || napi_queue_async_work(env, j->work) != napi_ok) {
+    fill_job_free(env, j);
+    napi_throw_error(env, "E_SYS_QUEUE", "could not queue the reads");
+    return NULL;
+  }
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
 napi_value tsbuild_hash_init(napi_env env, napi_value exports);
 
 /* Adds lstatBatch and readFileInto (and hash.c's functions) to the addon's exports (deflate.c's init calls it). */
@@ -299,6 +438,7 @@ napi_value tsbuild_walk_init(napi_env env, napi_value exports) {
       {"lstatBatch", NULL, js_lstat_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readFileInto", NULL, js_read_file_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"linkBatchAsync", NULL, js_link_batch_async, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fillBlockAsync", NULL, js_fill_block_async, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return tsbuild_hash_init(env, exports); /* hash.c */

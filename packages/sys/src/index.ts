@@ -184,7 +184,22 @@ interface FastFsAddon {
   lstatBatch(base: string, names: readonly string[], out: BigUint64Array, xattrs?: boolean): number;
   readFileInto(path: string, buffer: Uint8Array, offset: number, length: number): number;
   linkBatchAsync(from: readonly string[], to: readonly string[], errnos: Int32Array, done: (ok: boolean) => void): void;
+  fillBlockAsync(block: Buffer, paths: readonly string[], spec: Float64Array, out: Float64Array, done: (ok: boolean) => void): void;
 }
+
+/** A piece of a regular file to read into a block (see {@link FastFs.fillBlock}). */
+export interface BlockPiece {
+  readonly path: string;
+  /** The file's size as stat'ed: a piece that ends there also checks the file ends there. */
+  readonly size: number;
+  /** Where the piece starts in the file, and in the block; its length. */
+  readonly from: number;
+  readonly at: number;
+  readonly length: number;
+}
+
+/** Why a piece could not be read: the file ended early (at `end`), went on past its size, or a call failed. */
+export type PieceProblem = { piece: number; kind: 'short'; end: number } | { piece: number; kind: 'long' } | { piece: number; kind: 'errno'; errno: number };
 
 /**
  * File system calls for tight synchronous loops (the layer tar writer, the context walk, a COPY
@@ -212,6 +227,12 @@ export interface FastFs {
    * rejects with a TypeError otherwise).
    */
   linkBatch(from: readonly string[], to: readonly string[]): Promise<Int32Array>;
+  /**
+   * Reads each of `pieces` into `block` on libuv's thread pool (open O_NOFOLLOW, pread, close); a
+   * piece that ends its file also checks the file has no byte more. Resolves with the first
+   * problem, or undefined when all were read. The block must stay untouched until then.
+   */
+  fillBlock(block: Buffer, pieces: readonly BlockPiece[]): Promise<PieceProblem | undefined>;
 }
 
 /** Fields per name of {@link FastFs.lstatBatch}'s output. */
@@ -223,8 +244,8 @@ export const LSTAT_FIELDS = 14;
  */
 export function fastFs(): FastFs | undefined {
   const addon = loadAddon() as (Addon & Partial<FastFsAddon>) | undefined;
-  if (addon?.lstatBatch === undefined || addon.readFileInto === undefined || addon.linkBatchAsync === undefined) return undefined;
-  const { linkBatchAsync } = addon as FastFsAddon;
+  if (addon?.lstatBatch === undefined || addon.readFileInto === undefined || addon.linkBatchAsync === undefined || addon.fillBlockAsync === undefined) return undefined;
+  const { linkBatchAsync, fillBlockAsync } = addon as FastFsAddon;
   return {
     lstatBatch: addon.lstatBatch,
     readFileInto: addon.readFileInto,
@@ -232,6 +253,28 @@ export function fastFs(): FastFs | undefined {
       new Promise((resolve, reject) => {
         const errnos = new Int32Array(from.length);
         linkBatchAsync(from, to, errnos, (ok) => (ok ? resolve(errnos) : reject(new Error('linkBatch: the work was cancelled'))));
+      }),
+    fillBlock: (block, pieces) =>
+      new Promise((resolve, reject) => {
+        const n = pieces.length;
+        const spec = new Float64Array(n * 4);
+        for (let i = 0; i < n; i++) {
+          const p = pieces[i]!;
+          spec[4 * i] = p.size;
+          spec[4 * i + 1] = p.from;
+          spec[4 * i + 2] = p.at;
+          spec[4 * i + 3] = p.length;
+        }
+        const out = new Float64Array(n * 2);
+        fillBlockAsync(block, pieces.map((p) => p.path), spec, out, (ok) => {
+          if (!ok) return reject(new Error('fillBlock: the work was cancelled'));
+          for (let i = 0; i < n; i++) {
+            const r = out[i]!;
+            if (r === 0) continue;
+            return resolve(r === -1 ? { piece: i, kind: 'short', end: out[n + i]! } : r === -2 ? { piece: i, kind: 'long' } : { piece: i, kind: 'errno', errno: r });
+          }
+          resolve(undefined);
+        });
       }),
   };
 }

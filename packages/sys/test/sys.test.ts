@@ -46,7 +46,7 @@ const mountPoints = (): string[] => readFileSync('/proc/self/mounts', 'utf8').sp
 test('the addon is built, loads, and has every call (an addon built from older sources lacks some)', (t) => {
   t.not(sysCalls(), undefined);
   const raw = sysAddon() as Record<string, unknown>;
-  for (const f of ['flock', 'mount', 'umount2', 'umount2Async', 'strerror', 'gzipMember', 'gzipMemberSync', 'libdeflateLoaded', 'libdeflatePath', 'lstatBatch', 'readFileInto', 'linkBatchAsync', 'sha256Available', 'sha256Init', 'sha256Update', 'sha256Digest', 'sha256UpdateAsync']) t.is(typeof raw[f], 'function', f);
+  for (const f of ['flock', 'mount', 'umount2', 'umount2Async', 'strerror', 'gzipMember', 'gzipMemberSync', 'libdeflateLoaded', 'libdeflatePath', 'lstatBatch', 'readFileInto', 'linkBatchAsync', 'fillBlockAsync', 'sha256Available', 'sha256Init', 'sha256Update', 'sha256Digest', 'sha256UpdateAsync']) t.is(typeof raw[f], 'function', f);
 });
 
 test('flock: a free lock is taken at once; a conflicting one is refused without waiting, shared ones coexist', async (t) => {
@@ -256,4 +256,31 @@ test('linkBatch: links in order on the thread pool, each errno reported (EEXIST,
   await t.throwsAsync(fast.linkBatch([join(dir, 'a')], [`${join(dir, 'e')}\0x`]), { instanceOf: TypeError });
   await t.throwsAsync(fast.linkBatch([join(dir, 'a')], []), { instanceOf: TypeError });
   t.deepEqual([...(await fast.linkBatch([], []))], []);
+});
+
+test('fillBlock: pieces of files read into a block on the thread pool; short, long and missing files are problems', async (t) => {
+  const fast = fastFs();
+  if (fast === undefined) return t.fail('the addon is not built');
+  const dir = await mkdtemp(join(tmpdir(), 'sys-fill-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const a = randomBytes(3000);
+  const b = randomBytes(10);
+  writeFileSync(join(dir, 'a'), a);
+  writeFileSync(join(dir, 'b'), b);
+  symlinkSync('a', join(dir, 'l'));
+  const block = Buffer.alloc(4096, 9);
+  const pa = join(dir, 'a');
+  t.is(await fast.fillBlock(block, [{ path: pa, size: 3000, from: 1000, at: 0, length: 2000 }, { path: join(dir, 'b'), size: 10, from: 0, at: 2000, length: 10 }]), undefined);
+  t.true(block.subarray(0, 2000).equals(a.subarray(1000)));
+  t.true(block.subarray(2000, 2010).equals(b));
+  t.is(block[2010], 9, 'nothing past the pieces');
+  // a piece in the middle of a file does not check its end; the last one does
+  t.is(await fast.fillBlock(block, [{ path: pa, size: 3000, from: 0, at: 0, length: 100 }]), undefined);
+  t.deepEqual(await fast.fillBlock(block, [{ path: pa, size: 2999, from: 0, at: 0, length: 2999 }]), { piece: 0, kind: 'long' });
+  t.deepEqual(await fast.fillBlock(block, [{ path: pa, size: 3001, from: 2000, at: 0, length: 1001 }]), { piece: 0, kind: 'short', end: 3000 });
+  t.deepEqual(await fast.fillBlock(block, [{ path: join(dir, 'b'), size: 10, from: 0, at: 0, length: 10 }, { path: join(dir, 'missing'), size: 1, from: 0, at: 10, length: 1 }]), { piece: 1, kind: 'errno', errno: 2 });
+  t.deepEqual(await fast.fillBlock(block, [{ path: join(dir, 'l'), size: 1, from: 0, at: 0, length: 1 }]), { piece: 0, kind: 'errno', errno: 40 });
+  await t.throwsAsync(fast.fillBlock(block, [{ path: pa, size: 3000, from: 0, at: 4000, length: 100 }]), { instanceOf: RangeError });
+  await t.throwsAsync(fast.fillBlock(block, [{ path: pa, size: 10, from: 5, at: 0, length: 10 }]), { instanceOf: RangeError });
+  await t.throwsAsync(fast.fillBlock(block, [{ path: `${pa}\0`, size: 1, from: 0, at: 0, length: 1 }]), { instanceOf: TypeError });
 });
