@@ -62,7 +62,8 @@ interface EntryStat {
   size: number;
   rdev: number;
   nlink: number;
-  identity: Omit<FileIdentity, 'hostPath'>;
+  /** With the entry's host path when it is a walked entry (then the stat index finds its identity string kept on it). */
+  identity: Omit<FileIdentity, 'hostPath'> & { hostPath?: string };
 }
 
 const TYPEFLAGS: Record<EntryStat['kind'], string> = { file: '0', dir: '5', symlink: '2', char: '3', block: '4', fifo: '6', socket: '6' };
@@ -76,7 +77,7 @@ const TYPE_BITS = { file: 0o100000, dir: 0o040000, symlink: 0o120000 } as const;
 
 function entryStatOf(e: SourceEntry): EntryStat | undefined {
   if (e.type !== 'file' && e.type !== 'dir') return undefined;
-  return { kind: e.type, uid: e.uid, gid: e.gid, mode: TYPE_BITS[e.type] | e.mode, size: e.size, rdev: 0, nlink: e.nlink, identity: { dev: e.dev, ino: e.ino, size: e.size, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs } };
+  return { kind: e.type, uid: e.uid, gid: e.gid, mode: TYPE_BITS[e.type] | e.mode, size: e.size, rdev: 0, nlink: e.nlink, identity: e };
 }
 
 /**
@@ -135,7 +136,9 @@ function tarsumOf(ctx: DockerHashContext, rel: string, st: EntryStat): string {
     `name${st.kind === 'dir' ? `${rel}/` : rel}mode${st.mode}uid${uid}gid${gid}size${st.kind === 'file' ? st.size : 0}typeflag${TYPEFLAGS[st.kind]}` +
     `linknameuname${uname}gname${gname}devmajor${major}devminor${minor}`;
   if (st.kind !== 'file') return sha256Hex(header);
-  const id = { hostPath: path.join(ctx.root, rel), ...st.identity };
+  // the walked entry itself when it is this path (most are: no second path.join, object or identity string)
+  const given = st.identity.hostPath;
+  const id: FileIdentity = given !== undefined && given.length === ctx.root.length + 1 + rel.length && given.endsWith(rel) && given.startsWith(ctx.root) && given[ctx.root.length] === '/' ? (st.identity as FileIdentity) : { ...st.identity, hostPath: path.join(ctx.root, rel) };
   const known = ctx.index.lookupTarsum(id);
   if (known !== undefined) return known;
   let content: Buffer;
