@@ -280,9 +280,11 @@ export class BuildCache {
     }
     const local = step.sources.filter((s) => !isUrl(s));
     if (local.length === 0 || ctx.options.contextDir === null) return { inputs };
+    // the stat index is read (thread pool) while the context is walked
+    const index = this.#index();
     const sources = await this.#select(ctx, ctx.options.contextDir, local, step.kind);
     // owners aside: Docker's CLI sends the context with every owner 0:0 (a chown alone is a hit)
-    inputs.sources = await hashSources(sources, { statIndex: await this.#index(), owners: false, ...(ctx.options.signal ? { signal: ctx.options.signal } : {}) });
+    inputs.sources = await hashSources(sources, { statIndex: await index, owners: false, ...(ctx.options.signal ? { signal: ctx.options.signal } : {}) });
     return { inputs, sources };
   }
 

@@ -115,14 +115,16 @@ function entryOrNameError(host: string, rel: string, rootRel: string): SourceEnt
   }
 }
 
+/** Field `i` of `fields` as a signed 64-bit BigInt (`words`: the same memory in 32-bit halves). */
+function signed(fields: BigUint64Array, words: Uint32Array, i: number): bigint {
+  return (words[2 * i + 1]! & 0x80000000) === 0 ? fields[i]! : BigInt.asIntN(64, fields[i]!);
+}
+
+/** Whether 64-bit fields keep their low 32 bits first (entriesOf reads them in halves). */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Names per native lstat call of the walk (bounds its output buffer). */
 const STAT_BATCH = 256;
-const S_IFMT = 0o170000n;
-const TYPE_OF_FORMAT = new Map<bigint, EntryType>([
-  [0o100000n, 'file'],
-  [0o040000n, 'dir'],
-  [0o120000n, 'symlink'],
-]);
 
 /**
  * The entries of `listed` (children of the directory `host`), appended to `out`: their lstats by
@@ -131,6 +133,8 @@ const TYPE_OF_FORMAT = new Map<bigint, EntryType>([
  * A name the batch could not stat is done by entryOrNameError, which throws the usual error.
  */
 function entriesOf(host: string, listed: ReadonlyArray<[string, string, string]>, rootRel: string, fast: FastFs | undefined, fields: BigUint64Array, out: SourceEntry[]): void {
+  // (little-endian: the low half of field i is words[2i])
+  const words = new Uint32Array(fields.buffer, fields.byteOffset, fields.length * 2);
   if (fast === undefined) {
     for (const [childHost, childRel] of listed) out.push(entryOrNameError(childHost, childRel, rootRel));
     return;
@@ -146,23 +150,27 @@ function entriesOf(host: string, listed: ReadonlyArray<[string, string, string]>
         out.push(entryOrNameError(childHost, childRel, rootRel));
         continue;
       }
-      const type = TYPE_OF_FORMAT.get(fields[o]! & S_IFMT) ?? 'other';
+      // the small fields as numbers through 32-bit halves (no BigInt made and converted per field)
+      const w = 2 * o;
+      const mode = words[w]!;
+      const format = mode & 0o170000;
+      const type: EntryType = format === 0o100000 ? 'file' : format === 0o040000 ? 'dir' : format === 0o120000 ? 'symlink' : 'other';
       const linkTarget = type === 'symlink' ? readlinkSync(childHost) : undefined;
-      out.push({
+      const entry: SourceEntry = {
         rel: childRel,
         hostPath: childHost,
         type,
-        mode: Number(fields[o]! & 0o7777n),
-        uid: Number(fields[o + 1]!),
-        gid: Number(fields[o + 2]!),
-        size: type === 'file' ? Number(fields[o + 3]!) : 0,
+        mode: mode & 0o7777,
+        uid: words[w + 2]!,
+        gid: words[w + 4]!,
+        size: type === 'file' ? words[w + 6]! + words[w + 7]! * 2 ** 32 : 0,
         dev: fields[o + 6]!,
         ino: fields[o + 7]!,
-        nlink: Number(fields[o + 5]!),
-        mtimeNs: BigInt.asIntN(64, fields[o + 12]!),
-        ctimeNs: BigInt.asIntN(64, fields[o + 13]!),
-        ...(linkTarget !== undefined ? { linkTarget } : {}),
-      });
+        nlink: words[w + 10]! + words[w + 11]! * 2 ** 32,
+        mtimeNs: signed(fields, words, o + 12),
+        ctimeNs: signed(fields, words, o + 13),
+      };
+      out.push(linkTarget !== undefined ? { ...entry, linkTarget } : entry);
     }
   }
 }
@@ -183,7 +191,7 @@ function joinRel(base: string, rel: string): string {
 async function walk(dirHost: string, rootRel: string, ignore: IgnoreMatcher | undefined, signal?: AbortSignal): Promise<SourceEntry[]> {
   const out: SourceEntry[] = [await entryOf(dirHost, '')];
   const stack: Array<[string, string]> = [[dirHost, '']];
-  const fast = fastFs();
+  const fast = LITTLE_ENDIAN ? fastFs() : undefined;
   const fields = new BigUint64Array(STAT_BATCH * LSTAT_FIELDS);
   const slices = new TimeSlices(signal);
   while (stack.length > 0) {
