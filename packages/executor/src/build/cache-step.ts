@@ -180,6 +180,9 @@ export class BuildCache {
     // the last build of this step with the same inputs but its sources: COPY links unchanged files from it
     const prior = sameText !== undefined && sameInputsBut(sameText.inputs, inputs, ['sources', 'files', 'text']) ? sameText : undefined;
     const next = await run(state, prior);
+    // a COPY or ADD from the context recorded its files' digests: the stat index is written while
+    // the build goes on (the build's end waits for it, and writes what changed after)
+    if (sources !== undefined) void this.saveStatIndex().catch(() => undefined);
     const added = next.layers.slice(state.layers.length);
     const addedDiffIDs = next.image.rootfs.diff_ids.slice(state.image.rootfs.diff_ids.length);
     const record: CacheRecord = {
@@ -323,8 +326,9 @@ export class BuildCache {
   }
 
   /**
-   * Writes the stat index back when this build changed it (new digests and tarsums): once per
-   * build, since a large context's index is megabytes (0.1-0.2 s to write and fsync here).
+   * Writes the stat index back when this build changed it (new digests and tarsums) since it was
+   * last written: after a step that hashed context files (in the background) and at the build's
+   * end, since a large context's index is megabytes (0.1-0.2 s to write and fsync here).
    */
   async saveStatIndex(): Promise<void> {
     if (this.#statIndex !== undefined) await (await this.#statIndex).save();

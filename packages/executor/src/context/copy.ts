@@ -538,7 +538,7 @@ export async function linkReused(reuse: CopyReuse, signal?: AbortSignal): Promis
       const part = todo.slice(c, c + LINK_BATCH);
       const errnos = await fast.linkBatch(
         part.map(([, old]) => old),
-        part.map(([rel]) => path.join(reuse.upper, rel)),
+        part.map(([rel]) => `${reuse.upper}/${rel}`),
       );
       for (let k = 0; k < part.length; k++) {
         const [rel, old, stats] = part[k]!;

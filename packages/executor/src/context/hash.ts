@@ -137,26 +137,45 @@ export class StatIndex {
   }
 
   /** Writes the index back to its file (temp file, fsync, rename) when it changed. */
-  async save(): Promise<void> {
+  /**
+   * Writes the index back (temp file, fsync, rename) when it changed since the last write. Saves
+   * run one after another: a save asked for while one is writing waits, then writes what was
+   * recorded meanwhile, so the file never goes back to an older state.
+   */
+  save(): Promise<void> {
+    const next = this.#saving.then(() => this.#write());
+    this.#saving = next.catch(() => undefined);
+    return next;
+  }
+
+  #saving: Promise<void> = Promise.resolve();
+
+  async #write(): Promise<void> {
     if (this.#file === undefined || !this.#dirty) return;
-    await mkdir(dirname(this.#file), { recursive: true });
-    const tmp = `${this.#file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    // what is recorded from here on makes it dirty again, for the next save
     const parts: string[] = [INDEX_MAGIC];
     for (const [p, [id, sha, tarsum]] of this.#records) parts.push(`${id}\t${sha}\t${tarsum}\t${escapePath(p)}`);
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(`${parts.join('\n')}\n`);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(tmp, this.#file);
-    } catch (cause) {
-      await unlink(tmp).catch(() => undefined);
-      throw new ContextError('E_STAT_INDEX_WRITE', `writing the stat index ${this.#file}`, { cause });
-    }
     this.#dirty = false;
+    try {
+      await mkdir(dirname(this.#file), { recursive: true });
+      const tmp = `${this.#file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+      const fh = await open(tmp, 'w', 0o600);
+      try {
+        await fh.writeFile(`${parts.join('\n')}\n`);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      try {
+        await rename(tmp, this.#file);
+      } catch (cause) {
+        await unlink(tmp).catch(() => undefined);
+        throw new ContextError('E_STAT_INDEX_WRITE', `writing the stat index ${this.#file}`, { cause });
+      }
+    } catch (err) {
+      this.#dirty = true;
+      throw err;
+    }
   }
 }
 
