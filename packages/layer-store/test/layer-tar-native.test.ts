@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setAttribute } from 'fs-xattr';
 import { fastFs } from '@tsbuild/sys';
-import { layerTarStream, type LayerTarOptions } from '../src/index.js';
+import { layerTarStream, Store, writeLayer, type LayerTarOptions } from '../src/index.js';
 import { layerTarStreamNodeFs } from '../src/layer-tar.js';
 import { StoreError } from '../src/errors.js';
 import { sh, tempDir } from './helpers.js';
@@ -123,5 +123,27 @@ test('a file longer or shorter than its lstat said fails the same way on both pa
       t.is((err as StoreError).code, 'E_FILE_CHANGED');
       t.regex(err!.message, message);
     }
+  }
+});
+
+test('writeLayer, whose file contents are read on the thread pool, gives the stream\'s tar and fails alike on a file that changed size', async (t) => {
+  const dir = await tempDir(t, 'tar-native-pool-');
+  const src = join(dir, 'src');
+  await mkdir(src);
+  await fixture(src);
+  await writeFile(join(src, 'big'), Buffer.alloc(3 * 1024 * 1024 + 17, 3)); // spans blocks
+  const store = await Store.open(join(dir, 'store'));
+  const layer = await writeLayer(store, src, { kind: 'rootfs', compression: 'none' });
+  const { createHash } = await import('node:crypto');
+  t.is(layer.diffID as string, `sha256:${createHash('sha256').update(await bytes(layerTarStream(src, { kind: 'rootfs' }))).digest('hex')}`);
+  const st = lstatSync(join(src, 'big'), { bigint: true }) as BigIntStats;
+  for (const [size, message] of [
+    [st.size - 1n, /changed size while it was being archived \(3145744 → 3145745\+ bytes\)/],
+    [st.size + 1n, /changed size while it was being archived \(3145746 → 3145745 bytes\)/],
+  ] as const) {
+    const told = new Map([['big', Object.assign(Object.create(Object.getPrototypeOf(st) as object) as BigIntStats, st, { size })]]);
+    const err = await t.throwsAsync(writeLayer(store, src, { kind: 'rootfs', knownStats: told }));
+    t.is((err as StoreError).code, 'E_FILE_CHANGED', String(err));
+    t.regex(err!.message, message);
   }
 });
