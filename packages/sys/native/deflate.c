@@ -15,6 +15,7 @@
 #define _GNU_SOURCE /* dladdr */
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include "job.h"
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -83,8 +84,7 @@ static size_t gzip_member(const uint8_t *in, size_t n, uint8_t *out, size_t room
 }
 
 typedef struct {
-  napi_async_work work;
-  napi_ref in_ref, out_ref, cb_ref;
+  tsb_job base; /* holds the input and output buffers */
   const uint8_t *in;
   size_t n;
   uint8_t *out;
@@ -93,23 +93,15 @@ typedef struct {
   size_t result;
 } job_t;
 
-static void job_execute(napi_env env, void *data) {
-  job_t *j = data;
+static void job_execute(tsb_job *job) {
+  job_t *j = (job_t *)job;
   j->result = gzip_member(j->in, j->n, j->out, j->room, j->level);
 }
 
-static void job_complete(napi_env env, napi_status status, void *data) {
-  job_t *j = data;
-  napi_value cb, undef, argv[1];
-  napi_get_reference_value(env, j->cb_ref, &cb);
-  napi_get_undefined(env, &undef);
-  napi_create_int64(env, status == napi_ok ? (int64_t)j->result : -1, &argv[0]);
-  napi_delete_reference(env, j->in_ref);
-  napi_delete_reference(env, j->out_ref);
-  napi_delete_reference(env, j->cb_ref);
-  napi_delete_async_work(env, j->work);
-  free(j);
-  napi_call_function(env, undef, cb, 1, argv, NULL);
+static napi_value job_result(napi_env env, tsb_job *job, napi_status status) {
+  napi_value length;
+  napi_create_int64(env, status == napi_ok ? (int64_t)((job_t *)job)->result : -1, &length);
+  return length;
 }
 
 /*
@@ -120,7 +112,7 @@ static void job_complete(napi_env env, napi_status status, void *data) {
  */
 static napi_value js_gzip_member(napi_env env, napi_callback_info info) {
   size_t argc = 4;
-  napi_value argv[4], name;
+  napi_value argv[4];
   int32_t level;
   void *in, *out;
   size_t n, room;
@@ -133,7 +125,7 @@ static napi_value js_gzip_member(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_valuetype cb_type;
-  if (napi_typeof(env, argv[3], &cb_type) != napi_ok || cb_type != napi_function || (uint8_t *)in < (uint8_t *)out + room && (uint8_t *)out < (uint8_t *)in + n) {
+  if (napi_typeof(env, argv[3], &cb_type) != napi_ok || cb_type != napi_function || ((uint8_t *)in < (uint8_t *)out + room && (uint8_t *)out < (uint8_t *)in + n)) {
     napi_throw_type_error(env, "E_SYS_ARGS", "gzipMember: done must be a function, and input and output must not overlap");
     return NULL;
   }
@@ -146,21 +138,15 @@ static napi_value js_gzip_member(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "E_SYS_NOMEM", "out of memory");
     return NULL;
   }
+  j->base.execute = job_execute;
+  j->base.result = job_result;
   j->in = in;
   j->n = n;
   j->out = out;
   j->room = room;
   j->level = level;
-  int refs_ok = napi_create_reference(env, argv[0], 1, &j->in_ref) == napi_ok;
-  refs_ok = napi_create_reference(env, argv[2], 1, &j->out_ref) == napi_ok && refs_ok;
-  refs_ok = napi_create_reference(env, argv[3], 1, &j->cb_ref) == napi_ok && refs_ok;
-  napi_create_string_utf8(env, "tsbuild:gzipMember", NAPI_AUTO_LENGTH, &name);
-  if (!refs_ok || napi_create_async_work(env, NULL, name, job_execute, job_complete, j, &j->work) != napi_ok || napi_queue_async_work(env, j->work) != napi_ok) {
-    if (j->work != NULL) napi_delete_async_work(env, j->work);
-    if (j->in_ref != NULL) napi_delete_reference(env, j->in_ref);
-    if (j->out_ref != NULL) napi_delete_reference(env, j->out_ref);
-    if (j->cb_ref != NULL) napi_delete_reference(env, j->cb_ref);
-    free(j);
+  if (tsb_job_hold(env, &j->base, argv[0]) != 0 || tsb_job_hold(env, &j->base, argv[2]) != 0 || tsb_job_queue(env, &j->base, "tsbuild:gzipMember", argv[3]) != 0) {
+    tsb_job_free(env, &j->base);
     napi_throw_error(env, "E_SYS_QUEUE", "could not queue the compression");
     return NULL;
   }

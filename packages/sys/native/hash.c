@@ -14,6 +14,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <node_api.h>
+#include "job.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,28 +96,6 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   return undefined_value(env);
 }
 
-/* sha256Update(state: Buffer(112), data: Uint8Array): void */
-static napi_value js_update(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || !sha_ready()) {
-    napi_throw_error(env, "E_SYS_SHA256", "sha256Update(state, data): OpenSSL's SHA256 is not available");
-    return NULL;
-  }
-  sha_ctx *c = state_arg(env, argv[0], 0);
-  if (c == NULL) return NULL;
-  bool is_ta = false;
-  napi_typedarray_type type;
-  size_t length;
-  void *data;
-  if (napi_is_typedarray(env, argv[1], &is_ta) != napi_ok || !is_ta || napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
-    napi_throw_type_error(env, "E_SYS_ARGS", "sha256Update: data must be a Buffer or Uint8Array");
-    return NULL;
-  }
-  if (length > 0) p_update(c, data, length);
-  return undefined_value(env);
-}
-
 /* sha256Digest(state: Buffer(112)): Buffer(32) — the digest of what the state has seen; the state itself is left as it is. */
 static napi_value js_digest(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -136,39 +115,23 @@ static napi_value js_digest(napi_env env, napi_callback_info info) {
 }
 
 typedef struct {
-  napi_async_work work;
+  tsb_job base; /* holds the state and each data buffer */
   sha_ctx *ctx;
   size_t count;
   const void **data;
   size_t *len;
-  napi_ref *refs; /* the state, each data buffer, the callback (last) */
-  size_t nrefs;
 } update_job;
 
-static void update_free(napi_env env, update_job *j) {
-  for (size_t i = 0; i < j->nrefs; i++)
-    if (j->refs[i] != NULL) napi_delete_reference(env, j->refs[i]);
-  if (j->work != NULL) napi_delete_async_work(env, j->work);
+static void update_release(tsb_job *job) {
+  update_job *j = (update_job *)job;
   free(j->data);
   free(j->len);
-  free(j->refs);
-  free(j);
 }
 
-static void update_execute(napi_env env, void *data) {
-  update_job *j = data;
+static void update_execute(tsb_job *job) {
+  update_job *j = (update_job *)job;
   for (size_t i = 0; i < j->count; i++)
     if (j->len[i] > 0) p_update(j->ctx, j->data[i], j->len[i]);
-}
-
-static void update_complete(napi_env env, napi_status status, void *data) {
-  update_job *j = data;
-  napi_value cb, undef, argv[1];
-  napi_get_reference_value(env, j->refs[j->nrefs - 1], &cb);
-  napi_get_undefined(env, &undef);
-  napi_get_boolean(env, status == napi_ok, &argv[0]);
-  update_free(env, j);
-  napi_call_function(env, undef, cb, 1, argv, NULL);
 }
 
 /*
@@ -179,7 +142,7 @@ static void update_complete(napi_env env, napi_status status, void *data) {
  */
 static napi_value js_update_async(napi_env env, napi_callback_info info) {
   size_t argc = 3;
-  napi_value argv[3], name;
+  napi_value argv[3];
   bool is_array = false;
   uint32_t count = 0;
   napi_valuetype cb_type;
@@ -199,39 +162,37 @@ static napi_value js_update_async(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "E_SYS_NOMEM", "out of memory");
     return NULL;
   }
+  j->base.execute = update_execute;
+  j->base.result = tsb_job_ran;
+  j->base.release = update_release;
   j->ctx = c;
   j->count = count;
   j->data = calloc(count > 0 ? count : 1, sizeof *j->data);
   j->len = calloc(count > 0 ? count : 1, sizeof *j->len);
-  j->refs = calloc((size_t)count + 2, sizeof *j->refs);
-  j->nrefs = (size_t)count + 2;
-  if (j->data == NULL || j->len == NULL || j->refs == NULL) {
-    update_free(env, j);
+  if (j->data == NULL || j->len == NULL || tsb_job_hold(env, &j->base, argv[0]) != 0) {
+    tsb_job_free(env, &j->base);
     napi_throw_error(env, "E_SYS_NOMEM", "out of memory");
     return NULL;
   }
-  int ok = napi_create_reference(env, argv[0], 1, &j->refs[0]) == napi_ok;
+  int ok = 1;
   for (uint32_t i = 0; ok && i < count; i++) {
     napi_value v;
     bool is_ta = false;
     napi_typedarray_type type;
-    size_t length;
-    void *p;
+    size_t length = 0;
+    void *p = NULL;
     ok = napi_get_element(env, argv[1], i, &v) == napi_ok && napi_is_typedarray(env, v, &is_ta) == napi_ok && is_ta &&
-         napi_get_typedarray_info(env, v, &type, &length, &p, NULL, NULL) == napi_ok && type == napi_uint8_array &&
-         napi_create_reference(env, v, 1, &j->refs[i + 1]) == napi_ok;
+         napi_get_typedarray_info(env, v, &type, &length, &p, NULL, NULL) == napi_ok && type == napi_uint8_array && tsb_job_hold(env, &j->base, v) == 0;
     j->data[i] = p;
     j->len[i] = length;
   }
   if (!ok) {
-    update_free(env, j);
+    tsb_job_free(env, &j->base);
     napi_throw_type_error(env, "E_SYS_ARGS", "sha256UpdateAsync: data must be an array of Buffers or Uint8Arrays");
     return NULL;
   }
-  napi_create_string_utf8(env, "tsbuild:sha256", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_reference(env, argv[2], 1, &j->refs[j->nrefs - 1]) != napi_ok ||
-      napi_create_async_work(env, NULL, name, update_execute, update_complete, j, &j->work) != napi_ok || napi_queue_async_work(env, j->work) != napi_ok) {
-    update_free(env, j);
+  if (tsb_job_queue(env, &j->base, "tsbuild:sha256", argv[2]) != 0) {
+    tsb_job_free(env, &j->base);
     napi_throw_error(env, "E_SYS_QUEUE", "could not queue the hashing");
     return NULL;
   }
@@ -243,7 +204,6 @@ napi_value tsbuild_hash_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sha256Available", NULL, js_available, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sha256Init", NULL, js_init, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"sha256Update", NULL, js_update, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sha256Digest", NULL, js_digest, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sha256UpdateAsync", NULL, js_update_async, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -7,6 +7,7 @@
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include "job.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,35 +104,31 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
 /* umount2 on the thread pool: unmounting an overlay can take tens of milliseconds or more (its
  * dentries are freed, and without `volatile` its upper filesystem is synced). */
 typedef struct {
-  napi_async_work work;
-  napi_ref cb_ref;
+  tsb_job base;
   char *target;
   int flags;
   int result;
 } umount_job_t;
 
-static void umount_execute(napi_env env, void *data) {
-  umount_job_t *j = data;
+static void umount_execute(tsb_job *job) {
+  umount_job_t *j = (umount_job_t *)job;
   j->result = umount2(j->target, j->flags) == 0 ? 0 : errno;
 }
 
-static void umount_complete(napi_env env, napi_status status, void *data) {
-  umount_job_t *j = data;
-  napi_value cb, undef, argv[1];
-  napi_get_reference_value(env, j->cb_ref, &cb);
-  napi_get_undefined(env, &undef);
-  napi_create_int32(env, status == napi_ok ? j->result : ECANCELED, &argv[0]);
-  napi_delete_reference(env, j->cb_ref);
-  napi_delete_async_work(env, j->work);
-  free(j->target);
-  free(j);
-  napi_call_function(env, undef, cb, 1, argv, NULL);
+static napi_value umount_result(napi_env env, tsb_job *job, napi_status status) {
+  napi_value errnum;
+  napi_create_int32(env, status == napi_ok ? ((umount_job_t *)job)->result : ECANCELED, &errnum);
+  return errnum;
+}
+
+static void umount_release(tsb_job *job) {
+  free(((umount_job_t *)job)->target);
 }
 
 /* umount2Async(target, flags, done: (errno) => void) */
 static napi_value js_umount2_async(napi_env env, napi_callback_info info) {
   size_t argc = 3;
-  napi_value argv[3], name;
+  napi_value argv[3];
   int32_t flags;
   napi_valuetype t;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -141,29 +138,16 @@ static napi_value js_umount2_async(napi_env env, napi_callback_info info) {
   if (t != napi_function) CHECK(napi_invalid_arg);
   umount_job_t *j = calloc(1, sizeof *j);
   if (j == NULL) CHECK(napi_generic_failure);
+  j->base.execute = umount_execute;
+  j->base.result = umount_result;
+  j->base.release = umount_release;
+  j->flags = flags;
   if (string_arg(env, argv[0], &j->target) != 0 || j->target == NULL) {
-    free(j->target);
-    free(j);
+    tsb_job_free(env, &j->base);
     CHECK(napi_invalid_arg);
   }
-  j->flags = flags;
-  if (napi_create_reference(env, argv[2], 1, &j->cb_ref) != napi_ok) {
-    free(j->target);
-    free(j);
-    CHECK(napi_generic_failure);
-  }
-  if (napi_create_string_utf8(env, "tsbuild:umount2", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, umount_execute, umount_complete, j, &j->work) != napi_ok) {
-    napi_delete_reference(env, j->cb_ref);
-    free(j->target);
-    free(j);
-    CHECK(napi_generic_failure);
-  }
-  if (napi_queue_async_work(env, j->work) != napi_ok) {
-    napi_delete_async_work(env, j->work);
-    napi_delete_reference(env, j->cb_ref);
-    free(j->target);
-    free(j);
+  if (tsb_job_queue(env, &j->base, "tsbuild:umount2", argv[2]) != 0) {
+    tsb_job_free(env, &j->base);
     CHECK(napi_generic_failure);
   }
   return NULL;

@@ -14,6 +14,7 @@
 #define NAPI_VERSION 8
 #define _GNU_SOURCE
 #include <node_api.h>
+#include "job.h"
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -189,39 +190,25 @@ static napi_value js_read_file_into(napi_env env, napi_callback_info info) {
 }
 
 typedef struct {
-  napi_async_work work;
-  napi_ref cb_ref, errs_ref;
+  tsb_job base; /* holds the errno array */
   char **from, **to;
   int32_t *errs;
   uint32_t count;
 } link_job;
 
-static void link_job_free(napi_env env, link_job *j) {
+static void link_release(tsb_job *job) {
+  link_job *j = (link_job *)job;
   for (uint32_t i = 0; i < j->count; i++) {
     if (j->from != NULL) free(j->from[i]);
     if (j->to != NULL) free(j->to[i]);
   }
   free(j->from);
   free(j->to);
-  if (j->cb_ref != NULL) napi_delete_reference(env, j->cb_ref);
-  if (j->errs_ref != NULL) napi_delete_reference(env, j->errs_ref);
-  if (j->work != NULL) napi_delete_async_work(env, j->work);
-  free(j);
 }
 
-static void link_execute(napi_env env, void *data) {
-  link_job *j = data;
+static void link_execute(tsb_job *job) {
+  link_job *j = (link_job *)job;
   for (uint32_t i = 0; i < j->count; i++) j->errs[i] = link(j->from[i], j->to[i]) == 0 ? 0 : errno;
-}
-
-static void link_complete(napi_env env, napi_status status, void *data) {
-  link_job *j = data;
-  napi_value cb, undef, argv[1];
-  napi_get_reference_value(env, j->cb_ref, &cb);
-  napi_get_undefined(env, &undef);
-  napi_get_boolean(env, status == napi_ok, &argv[0]);
-  link_job_free(env, j);
-  napi_call_function(env, undef, cb, 1, argv, NULL);
 }
 
 /* A JS string array element as a malloc'ed C string without a NUL inside, or NULL. */
@@ -244,7 +231,7 @@ static char *path_at(napi_env env, napi_value array, uint32_t i) {
  */
 static napi_value js_link_batch_async(napi_env env, napi_callback_info info) {
   size_t argc = 4;
-  napi_value argv[4], name;
+  napi_value argv[4];
   bool a1 = false, a2 = false;
   uint32_t n1 = 0, n2 = 0;
   napi_typedarray_type type;
@@ -264,6 +251,9 @@ static napi_value js_link_batch_async(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "E_SYS_NOMEM", "out of memory");
     return NULL;
   }
+  j->base.execute = link_execute;
+  j->base.result = tsb_job_ran;
+  j->base.release = link_release;
   j->count = n1;
   j->errs = errs;
   j->from = calloc(n1 > 0 ? n1 : 1, sizeof *j->from);
@@ -275,14 +265,12 @@ static napi_value js_link_batch_async(napi_env env, napi_callback_info info) {
     ok = j->from[i] != NULL && j->to[i] != NULL;
   }
   if (!ok) {
-    link_job_free(env, j);
+    tsb_job_free(env, &j->base);
     napi_throw_type_error(env, "E_SYS_ARGS", "linkBatchAsync: every path must be a non-empty string without NUL");
     return NULL;
   }
-  napi_create_string_utf8(env, "tsbuild:linkBatch", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_reference(env, argv[2], 1, &j->errs_ref) != napi_ok || napi_create_reference(env, argv[3], 1, &j->cb_ref) != napi_ok ||
-      napi_create_async_work(env, NULL, name, link_execute, link_complete, j, &j->work) != napi_ok || napi_queue_async_work(env, j->work) != napi_ok) {
-    link_job_free(env, j);
+  if (tsb_job_hold(env, &j->base, argv[2]) != 0 || tsb_job_queue(env, &j->base, "tsbuild:linkBatch", argv[3]) != 0) {
+    tsb_job_free(env, &j->base);
     napi_throw_error(env, "E_SYS_QUEUE", "could not queue the links");
     return NULL;
   }
@@ -292,8 +280,7 @@ static napi_value js_link_batch_async(napi_env env, napi_callback_info info) {
 }
 
 typedef struct {
-  napi_async_work work;
-  napi_ref block_ref, spec_ref, out_ref, cb_ref;
+  tsb_job base; /* holds the block, spec and out */
   char *block;
   size_t block_len;
   uint32_t count;
@@ -302,18 +289,14 @@ typedef struct {
   double *out;        /* per piece: 0 done, -1 the file ends early (then [count + i]: its length), -2 it goes on past its size, errno > 0 */
 } fill_job;
 
-static void fill_job_free(napi_env env, fill_job *j) {
+static void fill_release(tsb_job *job) {
+  fill_job *j = (fill_job *)job;
   for (uint32_t i = 0; j->paths != NULL && i < j->count; i++) free(j->paths[i]);
   free(j->paths);
-  napi_ref refs[] = {j->block_ref, j->spec_ref, j->out_ref, j->cb_ref};
-  for (size_t i = 0; i < 4; i++)
-    if (refs[i] != NULL) napi_delete_reference(env, refs[i]);
-  if (j->work != NULL) napi_delete_async_work(env, j->work);
-  free(j);
 }
 
-static void fill_execute(napi_env env, void *data) {
-  fill_job *j = data;
+static void fill_execute(tsb_job *job) {
+  fill_job *j = (fill_job *)job;
   for (uint32_t i = 0; i < j->count; i++) {
     const double *p = j->spec + (size_t)i * 4;
     int64_t size = (int64_t)p[0], from = (int64_t)p[1], at = (int64_t)p[2], length = (int64_t)p[3];
@@ -351,16 +334,6 @@ static void fill_execute(napi_env env, void *data) {
   }
 }
 
-static void fill_complete(napi_env env, napi_status status, void *data) {
-  fill_job *j = data;
-  napi_value cb, undef, argv[1];
-  napi_get_reference_value(env, j->cb_ref, &cb);
-  napi_get_undefined(env, &undef);
-  napi_get_boolean(env, status == napi_ok, &argv[0]);
-  fill_job_free(env, j);
-  napi_call_function(env, undef, cb, 1, argv, NULL);
-}
-
 /*
  * fillBlockAsync(block: Buffer, paths: string[], spec: Float64Array, out: Float64Array, done: (ok: boolean) => void): void
  * On the thread pool, reads each piece i of a regular file (O_NOFOLLOW) into the block: spec[4i ..]
@@ -372,7 +345,7 @@ static void fill_complete(napi_env env, napi_status status, void *data) {
  */
 static napi_value js_fill_block_async(napi_env env, napi_callback_info info) {
   size_t argc = 5;
-  napi_value argv[5], name;
+  napi_value argv[5];
   bool is_buf = false, is_arr = false;
   uint32_t count = 0;
   napi_typedarray_type t1, t2;
@@ -404,6 +377,9 @@ static napi_value js_fill_block_async(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "E_SYS_NOMEM", "out of memory");
     return NULL;
   }
+  j->base.execute = fill_execute;
+  j->base.result = tsb_job_ran;
+  j->base.release = fill_release;
   j->block = block;
   j->block_len = block_len;
   j->count = count;
@@ -413,15 +389,13 @@ static napi_value js_fill_block_async(napi_env env, napi_callback_info info) {
   int ok = j->paths != NULL;
   for (uint32_t i = 0; ok && i < count; i++) ok = (j->paths[i] = path_at(env, argv[1], i)) != NULL;
   if (!ok) {
-    fill_job_free(env, j);
+    tsb_job_free(env, &j->base);
     napi_throw_type_error(env, "E_SYS_ARGS", "fillBlockAsync: every path must be a non-empty string without NUL");
     return NULL;
   }
-  napi_create_string_utf8(env, "tsbuild:fillBlock", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_reference(env, argv[0], 1, &j->block_ref) != napi_ok || napi_create_reference(env, argv[2], 1, &j->spec_ref) != napi_ok ||
-      napi_create_reference(env, argv[3], 1, &j->out_ref) != napi_ok || napi_create_reference(env, argv[4], 1, &j->cb_ref) != napi_ok ||
-      napi_create_async_work(env, NULL, name, fill_execute, fill_complete, j, &j->work) != napi_ok || napi_queue_async_work(env, j->work) != napi_ok) {
-    fill_job_free(env, j);
+  if (tsb_job_hold(env, &j->base, argv[0]) != 0 || tsb_job_hold(env, &j->base, argv[2]) != 0 || tsb_job_hold(env, &j->base, argv[3]) != 0 ||
+      tsb_job_queue(env, &j->base, "tsbuild:fillBlock", argv[4]) != 0) {
+    tsb_job_free(env, &j->base);
     napi_throw_error(env, "E_SYS_QUEUE", "could not queue the reads");
     return NULL;
   }

@@ -283,7 +283,6 @@ export function fastFs(): FastFs | undefined {
 interface HashAddon {
   sha256Available(): boolean;
   sha256Init(state: Buffer): void;
-  sha256Update(state: Buffer, data: Uint8Array): void;
   sha256Digest(state: Buffer): Buffer;
   sha256UpdateAsync(state: Buffer, data: Uint8Array[], done: (ok: boolean) => void): void;
 }
