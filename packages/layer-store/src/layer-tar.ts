@@ -735,8 +735,8 @@ export async function writeLayer(store: Store, dir: string, opts: WriteLayerOpti
     let written: WrittenBlob;
     let engine: BlockEngine = 'zlib';
     const sizes = new ContentSizeCounter();
+    const out = fileSink(fh);
     try {
-      const out = fileSink(fh);
       if (gzip && opts.gzipEngine === 'zlib') {
         const tarHash = hashing();
         const blobHash = hashing();
@@ -755,6 +755,12 @@ export async function writeLayer(store: Store, dir: string, opts: WriteLayerOpti
         }
       }
       await fh.sync();
+    } catch (err) {
+      // writes the sink still holds would go to a closed file, an error no one listens to (a
+      // crash): a failed layer writes nothing more
+      out.on('error', () => undefined);
+      out.destroy();
+      throw err;
     } finally {
       await fh.close();
     }
